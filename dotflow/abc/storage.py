@@ -1,0 +1,70 @@
+"""The `Storage` contract every checkpoint backend implements.
+
+Required: `post`, `get` and `key`. Optional, with working or refusing defaults: `read_checkpoint`
+(one read returning value and fingerprint), `delete`, `delete_prefix`, `list_keys`, `atomic_swap`
+and `clear`. The engine only ever calls `key`, `post` (once per successful task), `read_checkpoint`
+(once per task it looks up on resume) and `clear` (on_input_change="reset").
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from dotflow.core.context import Context
+
+__all__ = ["Checkpoint", "Storage"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What one read of a stored key gives back: the value and the input fingerprint it was written with."""
+
+    context: Context
+    fingerprint: str | None = None
+
+
+class Storage(ABC):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    @abstractmethod
+    def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
+        """Store `context` under `key`, replacing any earlier value and its ttl/fingerprint."""
+
+    @abstractmethod
+    def get(self, key: str) -> Context:
+        """Return the stored Context, or an empty `Context()` (storage None) when the key is missing."""
+
+    @abstractmethod
+    def key(self, task: Any) -> str:
+        """The key of a task's checkpoint: stable for the same workflow id and task id."""
+
+    def read_checkpoint(self, key: str) -> Checkpoint | None:
+        """One read of `key`: None when missing, else its Context and fingerprint.
+
+        This default cannot tell a stored None from a missing key and knows no fingerprint;
+        backends that can, override it.
+        """
+        context = self.get(key=key)
+        if context.storage is None:
+            return None
+        return Checkpoint(context=context)
+
+    def clear(self, workflow_id: str) -> None:
+        self.delete_prefix(f"{workflow_id}-")
+
+    def delete(self, key: str) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} does not implement delete")
+
+    def delete_prefix(self, prefix: str) -> int:
+        raise NotImplementedError(f"{type(self).__name__} does not implement delete_prefix")
+
+    def list_keys(self, prefix: str = "") -> Iterable[str]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement list_keys")
+
+    def atomic_swap(
+        self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
+    ) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} does not implement atomic_swap")

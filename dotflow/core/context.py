@@ -1,0 +1,82 @@
+"""`Context`: the value a step receives and returns, with the ids of the task that made it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+__all__ = ["Context", "ContextInstance"]
+
+
+class ContextInstance:
+    """Attribute holder kept for compatibility with dotflow 1.0.1 (`Context` is its only subclass)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._time: datetime | None = None
+        self._task_id: str | None = None
+        self._workflow_id: UUID | None = None
+        self._storage: Any = None
+
+
+class Context(ContextInstance):
+    """A step's value (`storage`) plus when and by which task/workflow it was made.
+
+    Assigning a Context to `storage` unwraps it: the outer Context copies the inner one's
+    storage, time and ids, so a Context never directly holds another Context.
+    """
+
+    def __init__(self, storage: Any = None, task_id: str | None = "", workflow_id: UUID | str | None = None) -> None:
+        super().__init__()
+        self.time = datetime.now()
+        self.task_id = task_id
+        self.workflow_id = workflow_id
+        self.storage = storage
+
+    @property
+    def time(self) -> datetime | None:
+        return self._time
+
+    @time.setter
+    def time(self, value: datetime | None) -> None:
+        self._time = value
+
+    @property
+    def task_id(self) -> str | None:
+        return self._task_id
+
+    @task_id.setter
+    def task_id(self, value: str | None) -> None:
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"task_id must be a str or None, not {type(value).__name__}")
+        self._task_id = value
+
+    @property
+    def workflow_id(self) -> UUID | None:
+        return self._workflow_id
+
+    @workflow_id.setter
+    def workflow_id(self, value: UUID | str | None) -> None:
+        if value is None or isinstance(value, UUID):
+            self._workflow_id = value
+        elif isinstance(value, str):
+            try:
+                self._workflow_id = UUID(value)
+            except ValueError:
+                raise ValueError(f"Invalid workflow_id: '{value}' is not a valid UUID format.") from None
+        else:
+            raise TypeError(f"workflow_id must be a UUID, a UUID string or None, not {type(value).__name__}")
+
+    @property
+    def storage(self) -> Any:
+        return self._storage
+
+    @storage.setter
+    def storage(self, value: Any) -> None:
+        if isinstance(value, Context):
+            self._storage = value.storage
+            self._time = value.time
+            self._task_id = value.task_id
+            self._workflow_id = value.workflow_id
+        else:
+            self._storage = value

@@ -1,0 +1,3 @@
+from dotflow.core.types import TypeStatus, TypeStorage
+
+__all__ = ["TypeStatus", "TypeStorage"]
