@@ -1,0 +1,11 @@
+"""dotflow with transactional checkpoints: the dotflow 1.0.1 API, persisted through a unit of work."""
+
+from dotflow.core.action import Action as action
+from dotflow.core.config import Config
+from dotflow.core.context import Context
+from dotflow.core.dotflow import DotFlow
+from dotflow.core.task import Task
+
+__version__ = "1.0.1"
+
+__all__ = ["DotFlow", "action", "Context", "Config", "Task"]

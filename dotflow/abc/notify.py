@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+__all__ = ["Notify"]
+
+
+class Notify(ABC):
+    """Receives every status change of every task."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    @abstractmethod
+    def hook_status_task(self, task: Any) -> None: ...

@@ -1,0 +1,124 @@
+"""The `action` decorator: marks a function or class as a workflow step and carries its retry options.
+
+A step receives, by parameter name only, `initial_context` and/or `previous_context` (each a
+Context); every other parameter keeps its default. Its return value is wrapped in a Context
+stamped with the task's ids. `async def` steps are run to completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from dotflow.core.context import Context
+
+__all__ = ["Action", "injectable_names", "call_step"]
+
+INJECTABLE = ("initial_context", "previous_context")
+
+
+def injectable_names(func: Any) -> tuple[str, ...]:
+    """The injectable parameters a step declares (read from its code object, as 1.0.1 does)."""
+    code = getattr(func, "__code__", None)
+    if code is None and type(func) is type:
+        code = getattr(func.__init__, "__code__", None)
+    if code is None:
+        return ()
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    return tuple(name for name in INJECTABLE if name in names)
+
+
+def call_step(func: Callable[..., Any], args: tuple, contexts: dict[str, Context]) -> Any:
+    """Call `func` with the contexts it asks for, awaiting it if it is a coroutine function."""
+    kwargs = {name: contexts[name] for name in injectable_names(func) if name in contexts}
+    if inspect.iscoroutinefunction(func):
+        return _run_coroutine(func(*args, **kwargs))
+    return func(*args, **kwargs)
+
+
+def _run_coroutine(coroutine: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    # A loop already runs in this thread: run ours in a worker thread and wait for it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _step_context(result: Any, task: Any) -> Context:
+    if task is None:
+        return Context(storage=result)
+    return Context(storage=result, task_id=task.task_id, workflow_id=task.workflow_id)
+
+
+def _contexts(initial_context: Any, previous_context: Any) -> dict[str, Context]:
+    return {
+        "initial_context": Context(initial_context),
+        "previous_context": Context(previous_context),
+    }
+
+
+class Action:
+    """`@action` or `@action(retry=3, timeout=10, retry_delay=1, backoff=True)`.
+
+    retry: total attempts (at least 1). timeout: seconds per attempt (0 = none; a timed-out
+    attempt is not retried). retry_delay: seconds before the next attempt. backoff: double the
+    delay after each wait.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any] | None = None,
+        task: Any = None,
+        retry: int = 1,
+        timeout: float = 0,
+        retry_delay: float = 1,
+        backoff: bool = False,
+    ) -> None:
+        self.func = func
+        self.task = task
+        self.retry = retry
+        self.timeout = timeout
+        self.retry_delay = retry_delay
+        self.backoff = backoff
+        self.params = injectable_names(func) if func is not None else ()
+        if func is not None:
+            self.__name__ = getattr(func, "__name__", type(func).__name__)
+            self.__qualname__ = getattr(func, "__qualname__", self.__name__)
+            self.__doc__ = getattr(func, "__doc__", None)
+            self.__wrapped__ = func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.func is not None:
+            return self._run(self.func, args, kwargs)
+        # `@action(...)`: we are the options; wrap the function now.
+        (func,) = args
+        return self._wrap(func)
+
+    def _wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        options = self
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            return options._run(func, args, kwargs)
+
+        step.retry = self.retry  # type: ignore[attr-defined]
+        step.timeout = self.timeout  # type: ignore[attr-defined]
+        step.retry_delay = self.retry_delay  # type: ignore[attr-defined]
+        step.backoff = self.backoff  # type: ignore[attr-defined]
+        step.func = func  # type: ignore[attr-defined]
+        step.params = injectable_names(func)  # type: ignore[attr-defined]
+        step.__name__ = getattr(func, "__name__", "step")
+        step.__qualname__ = getattr(func, "__qualname__", step.__name__)
+        step.__doc__ = getattr(func, "__doc__", None)
+        step.__wrapped__ = func  # type: ignore[attr-defined]
+        # `step.__module__` stays "dotflow.core.action": Task checks it as the @action marker.
+        return step
+
+    @staticmethod
+    def _run(func: Callable[..., Any], args: tuple, kwargs: dict) -> Context:
+        task = kwargs.get("task")
+        contexts = _contexts(kwargs.get("initial_context"), kwargs.get("previous_context"))
+        return _step_context(call_step(func, args, contexts), task)

@@ -1,0 +1,73 @@
+"""`DotFlow`: a workflow: its config, its id, its queue of tasks (`task`) and `start`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from functools import partial
+from typing import Any
+from uuid import uuid4
+
+from dotflow.core.config import Config
+from dotflow.core.task import TaskBuilder
+from dotflow.core.workflow import Manager
+
+__all__ = ["DotFlow"]
+
+logger = logging.getLogger("dotflow")
+
+RESERVED_START_ARGUMENTS = ("tasks", "workflow_id", "config")
+
+
+def _hostname() -> str:
+    try:
+        return socket.gethostname() or "local"
+    except OSError:
+        return "local"
+
+
+class DotFlow:
+    """`DotFlow(config=None, workflow_id=None, name=None)`.
+
+    Give a fixed `workflow_id` (a UUID or UUID string) to resume across runs: checkpoint keys are
+    `<workflow_id>-<task_id>`, and task ids are stable for the same steps in the same order.
+    """
+
+    def __init__(self, config: Config | None = None, workflow_id: Any = None, name: str | None = None) -> None:
+        given = workflow_id or os.getenv("WORKFLOW_ID")
+        self.workflow_id = given or uuid4()
+        self.name = name or _hostname()
+        self._config = config if config is not None else Config()
+        self.task = TaskBuilder(config=self._config, workflow_id=self.workflow_id, workflow_name=self.name)
+        self.schedule = partial(self._config.scheduler.start, workflow=self.start)
+        self._manager: Manager | None = None
+        self._signature: tuple[str, ...] | None = None
+        if not given:
+            self._config.server.create_workflow(workflow=self)
+
+    def start(self, **kwargs: Any) -> Manager:
+        """Run the queued tasks. Accepts on_success, on_failure, mode, keep_going, resume,
+        on_input_change and fingerprint. Starting again with the same tasks returns the first run."""
+        for name in RESERVED_START_ARGUMENTS:
+            if name in kwargs:
+                raise TypeError(f"DotFlow.start() got an unexpected keyword argument {name!r}")
+        signature = tuple(task.task_id for task in self.task.queue)
+        if self._manager is not None and signature == self._signature:
+            logger.warning("workflow %s already ran with these tasks; returning the earlier run", self.workflow_id)
+            return self._manager
+        self._manager = Manager(tasks=self.task.queue, workflow_id=self.workflow_id, config=self._config, **kwargs)
+        self._signature = signature
+        return self._manager
+
+    def result_task(self) -> list[Any]:
+        return self.task.queue
+
+    def result_context(self) -> list[Any]:
+        return [task.current_context for task in self.task.queue]
+
+    def result_storage(self) -> list[Any]:
+        return [task.current_context.storage for task in self.task.queue]
+
+    def result(self) -> dict:
+        return self.task.result()

@@ -1,0 +1,197 @@
+"""`TaskEngine`: runs one task, attempt by attempt, each attempt inside its own unit of work.
+
+Per task: a successful attempt commits the checkpoint once (1 write, 0 reads); a failed attempt
+commits nothing. A failed commit never re-runs the step: the commit alone is retried for
+transient storage errors, then the task ends FAILED with `CheckpointNotSaved`.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from contextlib import contextmanager
+from datetime import datetime
+from types import FunctionType
+from typing import Any, Iterator
+
+from uow import CommitError, UnitOfWork
+
+from dotflow.core.action import call_step
+from dotflow.core.context import Context
+from dotflow.core.exception import CheckpointNotSaved, TaskError
+from dotflow.core.types import TypeStatus
+
+__all__ = ["TaskEngine", "COMMIT_ATTEMPTS", "COMMIT_RETRY_DELAY"]
+
+COMMIT_ATTEMPTS = 3  # tries of one checkpoint commit before the task fails
+COMMIT_RETRY_DELAY = 0.2  # seconds before the 2nd try; doubles after each
+ACTION_MODULE = "dotflow.core.action"
+
+# Storage errors that retrying cannot fix: an unencodable value, a bad key.
+PERMANENT_COMMIT_ERRORS = (TypeError, ValueError)
+
+
+class TaskEngine:
+    VALID_OBJECTS = [
+        str, int, float, complex, dict, list, tuple, set, frozenset, range, bool,
+        FunctionType, type(None), bytes, bytearray, memoryview,
+    ]  # fmt: skip
+
+    def __init__(self, task: Any, workflow_id: Any, previous_context: Any = None, fingerprint: str | None = None) -> None:
+        self.task = task
+        self.workflow_id = workflow_id
+        self.previous_context = previous_context
+        self.fingerprint = fingerprint
+
+    @contextmanager
+    def start(self) -> Iterator[TaskEngine]:
+        """Marks the task IN_PROGRESS, then COMPLETED, or FAILED with the error that ended it."""
+        task = self.task
+        config = task.config
+        task.workflow_id = self.workflow_id
+        task.previous_context = self.previous_context
+        config.tracer.start_task(task=task)
+        task.started_at = datetime.now()
+        task.status = TypeStatus.IN_PROGRESS
+        try:
+            yield self
+        except Exception as error:
+            task.errors = error
+            task.status = TypeStatus.FAILED
+        else:
+            if task.status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
+                task.status = TypeStatus.COMPLETED
+        finally:
+            task.finished_at = datetime.now()
+            task.duration = (task.finished_at - task.started_at).total_seconds()
+            config.tracer.end_task(task=task)
+            config.server.update_task(task=task)
+
+    def execute(self) -> Context:
+        """One attempt, no retry."""
+        return self._attempt(number=1)
+
+    def execute_with_retry(self) -> Context:
+        step = self.task.step
+        attempts = max(1, int(getattr(step, "retry", 1) or 1))
+        delay = float(getattr(step, "retry_delay", 0) or 0)
+        backoff = bool(getattr(step, "backoff", False))
+        for number in range(1, attempts + 1):
+            try:
+                return self._attempt(number)
+            except CheckpointNotSaved:
+                raise  # the step succeeded; running it again would not save the checkpoint
+            except (TimeoutError, FutureTimeoutError):
+                raise  # a timed-out attempt may still be running: never start a second copy
+            except Exception as error:
+                if number == attempts:
+                    raise
+                self.task.retry_count += 1
+                self.task.errors = TaskError(error, attempt=number)
+                self.task.status = TypeStatus.RETRY
+                if delay > 0:
+                    time.sleep(delay)
+                if backoff:
+                    delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- one attempt ----------------------------------------------------------------------------
+
+    def _attempt(self, number: int) -> Context:
+        unit = self._unit(number)
+        try:
+            context = self._run_step()
+        except BaseException:
+            unit.rollback()
+            raise
+        self.task.current_context = context
+        key = self.task.config.storage.key(task=self.task)
+        unit.put(key, self.task.current_context, fingerprint=self.fingerprint)
+        self._commit(unit, key, number)
+        return self.task.current_context
+
+    def _unit(self, attempt: int) -> UnitOfWork:
+        task = self.task
+        return UnitOfWork(
+            task.config.storage,
+            journal=task.config.journal,
+            workflow_id=str(self.workflow_id) if self.workflow_id is not None else None,
+            task_id=task.task_id,
+            attempt=attempt,
+        )
+
+    def _commit(self, unit: UnitOfWork, key: str, attempt: int) -> None:
+        delay = COMMIT_RETRY_DELAY
+        for commit_try in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                unit.commit()
+                return
+            except CommitError as error:
+                cause = error.__cause__ or error
+                if isinstance(cause, PERMANENT_COMMIT_ERRORS) or commit_try == COMMIT_ATTEMPTS:
+                    raise CheckpointNotSaved(self.task.task_id, key, cause) from cause
+            time.sleep(delay)
+            delay *= 2
+            # The failed unit is closed; stage the same checkpoint in a fresh one.
+            unit = self._unit(attempt)
+            unit.put(key, self.task.current_context, fingerprint=self.fingerprint)
+
+    def _run_step(self) -> Context:
+        step = self.task.step
+        timeout = getattr(step, "timeout", 0) or 0
+        if not timeout:
+            return self._call()
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
+            return pool.submit(self._call).result(timeout=timeout)
+        except FutureTimeoutError:
+            raise TimeoutError(f"step of task {self.task.task_id!r} timed out after {timeout} s") from None
+        finally:
+            pool.shutdown(wait=False)
+
+    def _call(self) -> Context:
+        task = self.task
+        context = task.step(
+            initial_context=task.initial_context,
+            previous_context=task.previous_context,
+            task=task,
+        )
+        return self._collect_class_actions(context)
+
+    # -- class-based steps --------------------------------------------------------------------
+
+    def _collect_class_actions(self, context: Context) -> Context:
+        """A step that is a class: run its @action methods in definition order, chaining contexts."""
+        instance = context.storage
+        if type(instance) in self.VALID_OBJECTS or isinstance(instance, Context):
+            return context
+        methods = action_methods(type(instance))
+        if not methods:
+            return context
+        task = self.task
+        previous = task.previous_context
+        results: list[Context] = []
+        for name, method in methods:
+            contexts = {"initial_context": Context(task.initial_context), "previous_context": Context(previous)}
+            value = call_step(getattr(method, "func", method), (instance,), contexts)
+            sub = Context(storage=value, task_id=f"{task.task_id}.{name}", workflow_id=context.workflow_id)
+            if not sub.task_id:
+                sub.task_id = f"{task.task_id}.{name}"
+            results.append(sub)
+            previous = sub
+        return Context(storage=results, task_id=task.task_id, workflow_id=context.workflow_id)
+
+
+def action_methods(cls: type) -> list[tuple[str, Any]]:
+    """@action methods of `cls` and its bases, base classes first, each in definition order."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for name, attribute in vars(klass).items():
+            if name.startswith("__"):
+                continue
+            if callable(attribute) and getattr(attribute, "__module__", None) == ACTION_MODULE:
+                found[name] = attribute
+            elif name in found:
+                del found[name]  # overridden by a plain method
+    return list(found.items())

@@ -1,0 +1,310 @@
+"""`Task` (one step of a workflow and its state) and `TaskBuilder` (the workflow's queue of tasks).
+
+No property of a Task does storage I/O: checkpoints are committed by `TaskEngine` through a
+unit of work, once per successful attempt.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from datetime import datetime
+from typing import Any, Callable
+
+from dotflow.core.context import Context
+from dotflow.core.exception import MissingActionDecorator, NotCallableObject, TaskError
+from dotflow.core.module import Module
+from dotflow.core.types import TypeStatus
+
+__all__ = ["Task", "TaskBuilder", "TaskError", "TaskInstance", "basic_callback", "step_name"]
+
+ACTION_MODULE = "dotflow.core.action"
+TASK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+
+
+def basic_callback(*args: Any, **kwargs: Any) -> None:
+    """The default task and workflow callback: does nothing."""
+
+
+def step_name(step: Any) -> str:
+    """A readable, key-safe name for a step: its function or class name."""
+    name = getattr(step, "__name__", None) or type(step).__name__
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "step"
+
+
+class TaskInstance:
+    """Attribute holder kept for compatibility with dotflow 1.0.1 (`Task` is its only subclass)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._task_id: str = ""
+        self._workflow_id: Any = None
+        self._step: Any = None
+        self._callback: Any = basic_callback
+        self._config: Any = None
+        self._group_name = "default"
+        self._initial_context: Context | None = None
+        self._previous_context: Context | None = None
+        self._current_context: Context | None = None
+        self._status: str | None = None
+        self._errors: list[TaskError] | None = None
+        self._duration: float | None = None
+        self.retry_count = 0
+        self.restored = False
+        self.created_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.finished_at: datetime | None = None
+
+
+class Task(TaskInstance):
+    def __init__(
+        self,
+        task_id: str,
+        step: Callable[..., Any] | str,
+        callback: Callable[..., Any] | str = basic_callback,
+        initial_context: Any = None,
+        workflow_id: Any = None,
+        config: Any = None,
+        group_name: str = "default",
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self.group_name = group_name
+        self.task_id = task_id
+        self.workflow_id = workflow_id
+        self.step = step
+        self.callback = callback
+        self.initial_context = initial_context
+        self.created_at = datetime.now()
+        self.status = TypeStatus.NOT_STARTED
+        self.config.server.create_task(task=self)
+
+    # -- identity -------------------------------------------------------------------------------
+
+    @property
+    def task_id(self) -> str:
+        return self._task_id
+
+    @task_id.setter
+    def task_id(self, value: str) -> None:
+        if not isinstance(value, str) or not TASK_ID_PATTERN.match(value):
+            raise ValueError(
+                f"Invalid task_id {value!r}: use 1-200 characters among letters, digits, '_', '.', '-', "
+                "starting with a letter or digit"
+            )
+        self._task_id = value
+
+    @property
+    def workflow_id(self) -> Any:
+        return self._workflow_id
+
+    @workflow_id.setter
+    def workflow_id(self, value: Any) -> None:
+        self._workflow_id = value
+
+    @property
+    def group_name(self) -> str:
+        return self._group_name
+
+    @group_name.setter
+    def group_name(self, value: str) -> None:
+        self._group_name = value
+
+    @property
+    def config(self) -> Any:
+        # Created once, so a Task without config keeps one storage (1.0.1 made a new one per access).
+        if self._config is None:
+            from dotflow.core.config import Config
+
+            self._config = Config()
+        return self._config
+
+    # -- step and callback ----------------------------------------------------------------------
+
+    @property
+    def step(self) -> Any:
+        return self._step
+
+    @step.setter
+    def step(self, value: Any) -> None:
+        step = Module(value)
+        if getattr(step, "__module__", None) != ACTION_MODULE:
+            raise MissingActionDecorator()
+        self._step = step
+
+    @property
+    def callback(self) -> Any:
+        return self._callback
+
+    @callback.setter
+    def callback(self, value: Any) -> None:
+        callback = Module(value)
+        if not callable(callback):
+            raise NotCallableObject(name=str(value))
+        self._callback = callback
+
+    # -- contexts: plain state, no I/O -------------------------------------------------------
+
+    @property
+    def initial_context(self) -> Context:
+        return self._initial_context if self._initial_context is not None else Context()
+
+    @initial_context.setter
+    def initial_context(self, value: Any) -> None:
+        self._initial_context = Context(value)
+
+    @property
+    def previous_context(self) -> Context:
+        return self._previous_context if self._previous_context is not None else Context()
+
+    @previous_context.setter
+    def previous_context(self, value: Any) -> None:
+        self._previous_context = Context(value)
+
+    @property
+    def current_context(self) -> Context:
+        return self._current_context if self._current_context is not None else Context()
+
+    @current_context.setter
+    def current_context(self, value: Any) -> None:
+        context = Context(storage=value, task_id=self.task_id, workflow_id=self._context_workflow_id())
+        # A step that returned a bare Context() still belongs to this task.
+        if not context.task_id:
+            context.task_id = self.task_id
+        if context.workflow_id is None:
+            context.workflow_id = self._context_workflow_id()
+        self._current_context = context
+
+    def _context_workflow_id(self) -> Any:
+        try:
+            return Context(workflow_id=self.workflow_id).workflow_id
+        except (TypeError, ValueError):
+            return None
+
+    # -- status and errors ------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        return self._status or TypeStatus.NOT_STARTED
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = value
+        config = self.config
+        config.notify.hook_status_task(task=self)
+        if value == TypeStatus.FAILED:
+            config.log.error(task=self)
+            config.metrics.task_failed(task=self)
+        elif value == TypeStatus.RETRY:
+            config.log.warning(task=self)
+            config.metrics.task_retried(task=self)
+        elif value == TypeStatus.COMPLETED:
+            config.log.info(task=self)
+            config.metrics.task_completed(task=self)
+        else:
+            config.log.info(task=self)
+
+    @property
+    def errors(self) -> list[TaskError]:
+        if self._errors is None:
+            self._errors = []
+        return self._errors
+
+    @errors.setter
+    def errors(self, value: Any) -> None:
+        if isinstance(value, list):
+            self._errors = value
+        elif isinstance(value, TaskError):
+            self.errors.append(value)
+        elif isinstance(value, Exception):
+            self.errors.append(TaskError(value))
+
+    @property
+    def error(self) -> TaskError:
+        warnings.warn("Task.error is deprecated; use Task.errors", DeprecationWarning, stacklevel=2)
+        return self.errors[-1] if self.errors else TaskError()
+
+    @error.setter
+    def error(self, value: Any) -> None:
+        warnings.warn("Task.error is deprecated; use Task.errors", DeprecationWarning, stacklevel=2)
+        self.errors = value
+
+    @property
+    def duration(self) -> float | None:
+        return self._duration
+
+    @duration.setter
+    def duration(self, value: float | None) -> None:
+        self._duration = value
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def schema(self, max: int | None = None) -> Any:
+        from dotflow.core.serializers import SerializerTask
+
+        return SerializerTask(self, max=max)
+
+    def result(self, max: int | None = None) -> dict:
+        return self.schema(max=max).model_dump()
+
+
+class TaskBuilder:
+    """The queue of a workflow's tasks. `add` is chainable.
+
+    Task ids are stable for the same workflow definition: `<position>-<step name>` (e.g.
+    `0-extract`), unless `add` gets an explicit `task_id`. So checkpoint keys of a re-run match.
+    """
+
+    def __init__(self, config: Any, workflow_id: Any = None, workflow_name: str | None = None) -> None:
+        self.queue: list[Task] = []
+        self.workflow_id = workflow_id
+        self.workflow_name = workflow_name
+        self.config = config
+
+    def add(
+        self,
+        step: Any,
+        callback: Callable[..., Any] | str = basic_callback,
+        initial_context: Any = None,
+        group_name: str = "default",
+        task_id: str | None = None,
+    ) -> TaskBuilder:
+        if isinstance(step, list):
+            if task_id is not None:
+                raise ValueError("an explicit task_id cannot be given with a list of steps")
+            for item in step:
+                self.add(step=item, callback=callback, initial_context=initial_context, group_name=group_name)
+            return self
+        resolved = Module(step)
+        if task_id is None:
+            task_id = f"{len(self.queue)}-{step_name(resolved)}"
+        if any(task.task_id == task_id for task in self.queue):
+            raise ValueError(f"task_id {task_id!r} is already used in this workflow")
+        self.queue.append(
+            Task(
+                task_id=task_id,
+                step=resolved,
+                callback=Module(callback),
+                initial_context=initial_context,
+                workflow_id=self.workflow_id,
+                config=self.config,
+                group_name=group_name,
+            )
+        )
+        return self
+
+    def count(self) -> int:
+        return len(self.queue)
+
+    def clear(self) -> None:
+        self.queue.clear()
+
+    def reverse(self) -> None:
+        self.queue.reverse()
+
+    def schema(self) -> Any:
+        from dotflow.core.serializers import SerializerWorkflow
+
+        return SerializerWorkflow(self)
+
+    def result(self) -> dict:
+        return self.schema().model_dump()

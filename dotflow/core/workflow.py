@@ -1,0 +1,239 @@
+"""`Manager` runs a workflow's tasks in one of four modes and then calls the workflow callbacks.
+
+- sequential: tasks in order in the calling thread, each fed its predecessor's context from
+  memory. With several groups it runs as sequential_group.
+- sequential_group: one child process per group, all groups at once; sequential inside a group.
+- background: the sequential loop in a daemon thread; `Manager` returns at once.
+- parallel: one child process per task; every task starts from an empty previous context.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any, Callable
+from uuid import uuid4
+
+from dotflow.abc.flow import Flow
+from dotflow.core.context import Context
+from dotflow.core.engine import TaskEngine
+from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
+from dotflow.core.fingerprint import fingerprint_of
+from dotflow.core.processes import run_in_processes
+from dotflow.core.resume import plan_restore
+from dotflow.core.task import basic_callback
+from dotflow.core.types import VALID_POLICIES, TypeStatus, WorkflowStatus
+
+__all__ = ["Background", "Manager", "Parallel", "Sequential", "SequentialGroup", "grouper"]
+
+MODES = ("sequential", "sequential_group", "background", "parallel")
+
+
+def grouper(tasks: list[Any]) -> dict[str, list[Any]]:
+    """group_name -> tasks, groups in order of first appearance."""
+    groups: dict[str, list[Any]] = {}
+    for task in tasks:
+        groups.setdefault(task.group_name, []).append(task)
+    return groups
+
+
+def run_sequence(
+    tasks: list[Any],
+    workflow_id: Any,
+    ignore: bool,
+    restored: dict[str, Context],
+    fingerprint: str | None,
+    report: Callable[[Any], None],
+) -> None:
+    """The sequential loop: restore or run each task, hand its context to the next in memory."""
+    previous = Context(workflow_id=workflow_id)
+    for task in tasks:
+        if task.task_id in restored:
+            restore_task(task, restored[task.task_id], previous)
+        else:
+            engine = TaskEngine(task=task, workflow_id=workflow_id, previous_context=previous, fingerprint=fingerprint)
+            with engine.start():
+                engine.execute_with_retry()
+            task.callback(task=task)
+        report(task)
+        previous = task.current_context
+        if task.status == TypeStatus.FAILED and not ignore:
+            break
+
+
+def restore_task(task: Any, context: Context, previous: Context) -> None:
+    """Mark a task done from its checkpoint: no step, no callback, no storage write."""
+    task.previous_context = previous
+    task.current_context = context
+    task.restored = True
+    task.status = TypeStatus.COMPLETED
+
+
+class Sequential(Flow):
+    def setup_queue(self) -> None:
+        self.queue: list[Any] = []
+
+    def run(self) -> None:
+        if len(self.groups) > 1:
+            self.queue = SequentialGroup(
+                self.tasks, self.workflow_id, self.ignore, self.groups, self.resume, self.restored, self.fingerprint
+            ).get_tasks()
+            return
+        run_sequence(self.tasks, self.workflow_id, self.ignore, self.restored, self.fingerprint, self.queue.append)
+
+    def get_tasks(self) -> list[Any]:
+        return self.queue
+
+
+class Background(Flow):
+    """The sequential loop in a daemon thread (groups are ignored). `thread` is that worker."""
+
+    def setup_queue(self) -> None:
+        self.queue: list[Any] = []
+
+    def run(self) -> None:
+        self.thread = threading.Thread(
+            target=run_sequence,
+            args=(self.tasks, self.workflow_id, self.ignore, self.restored, self.fingerprint, self.queue.append),
+            daemon=True,
+        )
+        self.thread.start()
+
+    def get_tasks(self) -> list[Any]:
+        return self.tasks
+
+
+class SequentialGroup(Flow):
+    def setup_queue(self) -> None:
+        self.queue: list[Any] = []
+
+    def run(self) -> None:
+        def work(batch: list[Any], report: Callable[[Any], None]) -> None:
+            run_sequence(batch, self.workflow_id, self.ignore, self.restored, self.fingerprint, report)
+
+        self.queue = run_in_processes(list(self.groups.values()), work)
+
+    def get_tasks(self) -> list[Any]:
+        return self.queue
+
+
+class Parallel(Flow):
+    def setup_queue(self) -> None:
+        self.queue: list[Any] = []
+
+    def run(self) -> None:
+        pending = []
+        for task in self.tasks:
+            if task.task_id in self.restored:
+                restore_task(task, self.restored[task.task_id], Context(workflow_id=self.workflow_id))
+            else:
+                pending.append(task)
+        def work(batch: list[Any], report: Callable[[Any], None]) -> None:
+            run_sequence(batch, self.workflow_id, True, {}, self.fingerprint, report)
+
+        ran = run_in_processes([[task] for task in pending], work)
+        done = {task.task_id for task in ran} | set(self.restored)
+        self.queue = [task for task in self.tasks if task.task_id in done]
+
+    def get_tasks(self) -> list[Any]:
+        return self.queue
+
+
+class Manager:
+    """Runs the workflow in its constructor; `tasks` holds the tasks that ran or were restored."""
+
+    def __init__(
+        self,
+        tasks: list[Any],
+        on_success: Callable[..., Any] = basic_callback,
+        on_failure: Callable[..., Any] = basic_callback,
+        mode: str = "sequential",
+        keep_going: bool = False,
+        workflow_id: Any = None,
+        resume: bool = False,
+        on_input_change: str = "reuse",
+        fingerprint: Any = None,
+        config: Any = None,
+    ) -> None:
+        self.workflow_id = workflow_id or uuid4()
+        self.started = datetime.now()
+        self.on_success = on_success
+        self.on_failure = on_failure
+        self.mode = mode
+        if on_input_change not in VALID_POLICIES:
+            raise InvalidOnInputChange(value=on_input_change)
+        if mode not in MODES:
+            raise ExecutionModeNotExist()
+        Context(workflow_id=self.workflow_id)  # a workflow_id that is not a UUID fails here, clearly
+        self.config = config
+        self.fingerprint = self._fingerprint(tasks, fingerprint)
+        groups = grouper(tasks)
+        restored: dict[str, Context] = {}
+        if resume and tasks:
+            sequences = [[task] for task in tasks] if mode == "parallel" else self._sequences(mode, tasks, groups)
+            restored = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change)
+
+        if config is not None:
+            config.tracer.start_workflow(workflow_id=self.workflow_id, mode=mode, tasks_count=len(tasks))
+            config.metrics.workflow_started(workflow_id=self.workflow_id, mode=mode)
+            config.server.update_workflow(workflow=self.workflow_id, status=WorkflowStatus.IN_PROGRESS)
+
+        strategy = {
+            "sequential": Sequential,
+            "sequential_group": SequentialGroup,
+            "background": Background,
+            "parallel": Parallel,
+        }[mode]
+        flow = strategy(tasks, self.workflow_id, keep_going, groups, resume, restored, self.fingerprint)
+        if mode == "background":
+            self.thread = flow.thread
+            self.tasks = flow.get_tasks()
+            threading.Thread(target=self._finish_background, daemon=True).start()
+            return
+        self.tasks = flow.get_tasks()
+        self._finish()
+
+    @staticmethod
+    def _fingerprint(tasks: list[Any], explicit: Any) -> str:
+        if explicit is not None:
+            return str(explicit)
+        return fingerprint_of([task.initial_context.storage for task in tasks])
+
+    @staticmethod
+    def _sequences(mode: str, tasks: list[Any], groups: dict[str, list[Any]]) -> list[list[Any]]:
+        if mode == "background" or len(groups) == 1:
+            return [list(tasks)]
+        return list(groups.values())
+
+    def _finish_background(self) -> None:
+        self.thread.join()
+        self._finish()
+
+    def _finish(self) -> None:
+        failed = any(task.status == TypeStatus.FAILED for task in self.tasks)
+        duration = (datetime.now() - self.started).total_seconds()
+        config = self.config
+        if config is not None:
+            config.tracer.end_workflow(workflow_id=self.workflow_id, duration=duration, failed=failed)
+            if failed:
+                config.metrics.workflow_failed(self.workflow_id, duration)
+            else:
+                config.metrics.workflow_completed(self.workflow_id, duration)
+            status = WorkflowStatus.FAILED if failed else WorkflowStatus.COMPLETED
+            config.server.update_workflow(workflow=self.workflow_id, status=status)
+        if failed:
+            self.on_failure(tasks=self.tasks)
+        else:
+            self.on_success(tasks=self.tasks)
+
+    def sequential(self, **kwargs: Any) -> list[Any]:
+        return Sequential(**kwargs).get_tasks()
+
+    def sequential_group(self, **kwargs: Any) -> list[Any]:
+        return SequentialGroup(**kwargs).get_tasks()
+
+    def background(self, **kwargs: Any) -> list[Any]:
+        return Background(**kwargs).get_tasks()
+
+    def parallel(self, **kwargs: Any) -> list[Any]:
+        return Parallel(**kwargs).get_tasks()

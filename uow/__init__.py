@@ -1,0 +1,48 @@
+"""A generic unit of work for checkpoint storages: stage changes, commit them once, or roll back.
+
+`uow` knows nothing about dotflow: values are opaque and the storage is any object with
+`post(key=, context=, ttl=, fingerprint=)` and `get(key=)` (optionally `delete` and
+`read_checkpoint`).
+"""
+
+from __future__ import annotations
+
+from uow.errors import (
+    CommitError,
+    ConflictError,
+    HookError,
+    JournalError,
+    NestingError,
+    UnitClosedError,
+    UnitOfWorkError,
+)
+from uow.unit_of_work import (
+    ACTIVE,
+    COMMITTED,
+    DELETE,
+    FAILED,
+    ROLLED_BACK,
+    Change,
+    Delete,
+    Put,
+    UnitOfWork,
+)
+
+__all__ = [
+    "ACTIVE",
+    "COMMITTED",
+    "DELETE",
+    "FAILED",
+    "ROLLED_BACK",
+    "Change",
+    "CommitError",
+    "ConflictError",
+    "Delete",
+    "HookError",
+    "JournalError",
+    "NestingError",
+    "Put",
+    "UnitClosedError",
+    "UnitOfWork",
+    "UnitOfWorkError",
+]

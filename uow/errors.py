@@ -1,0 +1,95 @@
+"""Every error the unit of work raises, in one small tree.
+
+    UnitOfWorkError            base class; catch this to catch them all
+    ├── UnitClosedError        the unit is no longer active (committed, rolled back or failed)
+    ├── NestingError           a nested unit is still active, or one is already open
+    ├── CommitError            the storage failed while the unit was writing (state "failed")
+    ├── HookError              an on_commit / on_rollback hook failed after a successful outcome
+    ├── JournalError           the journal could not record a successful outcome
+    └── ConflictError          reserved for optimistic concurrency (not raised yet)
+
+Errors from the storage, the hooks or the journal are never swallowed: they are attached as
+`__cause__` of the error raised here, or (when another error is already propagating) logged on the
+"uow" logger and added to that error as notes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CommitError",
+    "ConflictError",
+    "HookError",
+    "JournalError",
+    "NestingError",
+    "UnitClosedError",
+    "UnitOfWorkError",
+]
+
+
+class UnitOfWorkError(Exception):
+    """Base class of every error raised by `uow`."""
+
+
+class UnitClosedError(UnitOfWorkError):
+    """The unit was used after it was committed, rolled back or failed."""
+
+    def __init__(self, state: str, action: str) -> None:
+        super().__init__(f"cannot {action}: the unit of work is already {state}")
+        self.state = state
+        self.action = action
+
+
+class NestingError(UnitOfWorkError):
+    """The unit was asked to do something its active nested unit must finish first."""
+
+
+class CommitError(UnitOfWorkError):
+    """The storage raised while the unit was writing; the storage's error is the `__cause__`.
+
+    `key` is the key whose write (or before-image read) failed, `written` the keys written before
+    it, `restored` whether every written key was put back as it was, and `unrestored` the keys
+    that could not be.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        written: Sequence[str] = (),
+        *,
+        restored: bool = True,
+        unrestored: Sequence[str] = (),
+        reason: str = "writing",
+    ) -> None:
+        message = f"commit failed {reason} {key!r}"
+        if written:
+            message += f" after writing {list(written)!r}"
+            message += "; all restored" if restored else f"; not restored: {list(unrestored)!r}"
+        super().__init__(message)
+        self.key = key
+        self.written = list(written)
+        self.restored = restored
+        self.unrestored = list(unrestored)
+
+
+class HookError(UnitOfWorkError):
+    """One or more hooks failed after a successful outcome; every hook still ran.
+
+    The first hook error is the `__cause__`; `errors` holds all of them, in the order they ran.
+    """
+
+    def __init__(self, errors: Sequence[Exception]) -> None:
+        super().__init__(f"{len(errors)} hook(s) failed: " + "; ".join(repr(e) for e in errors))
+        self.errors = list(errors)
+
+
+class JournalError(UnitOfWorkError):
+    """The journal failed to record a successful outcome; the outcome itself stands."""
+
+
+class ConflictError(UnitOfWorkError):
+    """Reserved: a key the unit read or overwrites was changed by someone else since.
+
+    Optimistic concurrency is added by a later change; nothing raises this error yet.
+    """
