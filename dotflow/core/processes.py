@@ -192,8 +192,9 @@ def _child_main(connection: Connection, batch: list[Any], work: Callable) -> Non
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             error = WorkerError(f"result of task {task.task_id!r} cannot be sent back to the parent process: {exc}")
             state["_current_context"] = Context(storage=None, task_id=task.task_id)
-            state["_errors"] = list(task.errors) + [TaskError(error)]
-            state["_status"] = TypeStatus.FAILED
+            if task.status != TypeStatus.FAILED:  # else its error already says why
+                state["_errors"] = list(task.errors) + [TaskError(error)]
+                state["_status"] = TypeStatus.FAILED
             connection.send(("task", task.task_id, state))
 
     try:
