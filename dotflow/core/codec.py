@@ -1,0 +1,401 @@
+"""The JSON encoding of checkpoint values: language-neutral, exact, and never executable.
+
+A value is encoded to a tree of plain JSON values; `dumps` writes that tree as compact JSON text
+(keys in their original order, non-ASCII characters as \\u escapes so any str survives a UTF-8
+file, NaN and infinities never written bare), and `loads` reads it back.
+Nothing is ever unpickled or evaluated: decoding only builds the types listed below.
+
+Native JSON forms (written as is):
+
+    null, true/false, integers, finite floats, strings, arrays (Python list),
+    objects (Python dict) whose keys are all strings and none starts with "$".
+
+Integers are plain JSON numbers of any size; a reader in a language whose numbers are doubles needs
+a big-integer aware JSON parser to keep integers beyond 2**53 exact.
+
+Tagged forms are JSON objects with exactly one key, the tag, which starts with "$":
+
+    {"$tuple": [...]}                 tuple, items encoded in order
+    {"$set": [...]}                   set, and frozenset: items in natural order when they are
+    {"$frozenset": [...]}             all strings or all numbers, else by their encoded JSON text
+    {"$bytes": "<base64>"}            bytes, and bytearray: standard base64 alphabet, padded
+    {"$bytearray": "<base64>"}
+    {"$datetime": "<ISO 8601>"}       datetime.isoformat(): naive, or with its UTC offset
+    {"$date": "YYYY-MM-DD"}           date
+    {"$time": "<ISO 8601>"}           time, naive or with its UTC offset
+    {"$timedelta": [d, s, us]}        timedelta(days, seconds, microseconds)
+    {"$decimal": "<str>"}             Decimal, via str() (keeps exponent, sign, NaN, Infinity)
+    {"$uuid": "<canonical str>"}      UUID
+    {"$float": "nan"|"inf"|"-inf"}    the floats JSON cannot hold
+    {"$dict": [[k, v], ...]}          a dict with a non-str key or a key starting with "$",
+                                      pairs in insertion order (so {1: "a"} keeps its int key and
+                                      a user dict can never be mistaken for a tag)
+    {"$context": {"storage": <value>, "task_id": str|null,
+                  "workflow_id": "<uuid>"|null, "time": "<ISO 8601>"|null}}
+                                      a dotflow Context; all four keys are required
+
+Only the exact types above are accepted: subclasses (namedtuple, IntEnum, str subclasses,
+OrderedDict, defaultdict, ...) and every other type raise `UnencodableValueError`, whose message
+names the type and where it sits in the value (e.g. ``value['rows'][3]``). Datetimes and times must
+be naive or carry a plain `datetime.timezone` (a fixed offset, unnamed): zone objects such as
+`zoneinfo.ZoneInfo` would come back as a bare offset, so they are refused rather than altered.
+The `fold` attribute of a datetime or time is not kept. Shared references are written once per
+occurrence and read back as separate objects; a value that contains itself is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+from uuid import UUID
+
+from dotflow.core.context import Context
+
+__all__ = ["MAX_DEPTH", "DecodeError", "UnencodableValueError", "decode", "dumps", "encode", "loads"]
+
+# Nesting limit: deep enough for real data, shallow enough to stay far from Python's recursion limit
+# (a tuple costs two JSON levels once written).
+MAX_DEPTH = 256
+
+_SEPARATORS = (",", ":")
+
+
+class UnencodableValueError(TypeError):
+    """A value (or a part of it) has a type the checkpoint encoding cannot store exactly.
+
+    Attributes: `type_name` (the offending type), `path` (where it sits, e.g. ``value['rows'][3]``),
+    `reason` (what is wrong) and `key` (the storage key being written, when known).
+    """
+
+    def __init__(self, type_name: str, path: str, reason: str = "", key: str | None = None) -> None:
+        self.type_name = type_name
+        self.path = path
+        self.reason = reason or f"type '{type_name}' is not supported by the checkpoint encoding"
+        self.key = key
+        where = f"cannot store key {key!r}: " if key is not None else "cannot encode "
+        shown = path if len(path) <= 200 else f"{path[:100]}...{path[-97:]}"
+        super().__init__(f"{where}{shown} ({type_name}): {self.reason}")
+
+    def for_key(self, key: str) -> UnencodableValueError:
+        """The same error, with the storage key named in the message."""
+        return UnencodableValueError(self.type_name, self.path, self.reason, key=key)
+
+
+class DecodeError(ValueError):
+    """Text or a JSON tree that is not a valid encoding (unknown tag, malformed tagged form, ...)."""
+
+
+# --------------------------------------------------------------------------------------------- encode
+
+
+def encode(value: Any) -> Any:
+    """Return the JSON-compatible tree that represents `value` exactly (see the module docstring)."""
+    try:
+        return _Encoder().encode(value, "value", 0)
+    except RecursionError:
+        raise UnencodableValueError(type(value).__name__, "value", "nested too deeply to encode") from None
+
+
+def dumps(value: Any) -> str:
+    """Encode `value` and write it as compact JSON text (ASCII: any str, even a lone surrogate, survives)."""
+    return json.dumps(encode(value), separators=_SEPARATORS, allow_nan=False)
+
+
+class _Encoder:
+    def __init__(self) -> None:
+        self.active: set[int] = set()  # ids of the containers on the current path (cycle guard)
+
+    def encode(self, value: Any, path: str, depth: int) -> Any:
+        kind = type(value)
+        if value is None or kind is bool or kind is int or kind is str:
+            return value
+        if kind is float:
+            if math.isfinite(value):
+                return value
+            return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+        scalar = _SCALARS.get(kind)
+        if scalar is not None:
+            return scalar(value, path)
+        if kind in (list, tuple, set, frozenset, dict, Context):
+            return self._container(value, path, depth)
+        raise _refuse(value, path)
+
+    def _container(self, value: Any, path: str, depth: int) -> Any:
+        kind = type(value)
+        if depth >= MAX_DEPTH:
+            raise UnencodableValueError(kind.__name__, path, f"nested deeper than {MAX_DEPTH} levels")
+        if id(value) in self.active:
+            raise UnencodableValueError(kind.__name__, path, "the value contains itself (recursive reference)")
+        self.active.add(id(value))
+        try:
+            depth += 1
+            if kind is list:
+                return [self.encode(item, f"{path}[{i}]", depth) for i, item in enumerate(value)]
+            if kind is tuple:
+                return {"$tuple": [self.encode(item, f"{path}[{i}]", depth) for i, item in enumerate(value)]}
+            if kind is set or kind is frozenset:
+                return {f"${kind.__name__}": self._set_items(value, path, depth)}
+            if kind is dict:
+                return self._dict(value, path, depth)
+            return self._context(value, path, depth)
+        finally:
+            self.active.discard(id(value))
+
+    def _set_items(self, value: set[Any] | frozenset[Any], path: str, depth: int) -> list[Any]:
+        items = list(value)
+        if all(type(x) is str for x in items) or all(type(x) in (int, float) and x == x for x in items):
+            return [self.encode(x, f"{path}{{#{i}}}", depth) for i, x in enumerate(sorted(items))]
+        encoded = [self.encode(x, f"{path}{{#{i}}}", depth) for i, x in enumerate(items)]
+        # Mixed or unorderable items: order by their JSON text, which is deterministic across processes.
+        return sorted(encoded, key=lambda e: json.dumps(e, separators=_SEPARATORS))
+
+    def _dict(self, value: dict[Any, Any], path: str, depth: int) -> Any:
+        if all(type(k) is str and not k.startswith("$") for k in value):
+            return {k: self.encode(v, f"{path}[{_short_repr(k)}]", depth) for k, v in value.items()}
+        pairs = []
+        for i, (k, v) in enumerate(value.items()):
+            key = self.encode(k, f"{path}.keys()[{i}]", depth)
+            pairs.append([key, self.encode(v, f"{path}[{_short_repr(k)}]", depth)])
+        return {"$dict": pairs}
+
+    def _context(self, value: Context, path: str, depth: int) -> Any:
+        stamp = value.time
+        if stamp is not None and type(stamp) is not datetime:
+            raise _refuse(stamp, f"{path}.time", "a Context's time must be a datetime or None")
+        workflow_id = value.workflow_id
+        return {
+            "$context": {
+                "storage": self.encode(value.storage, f"{path}.storage", depth),
+                "task_id": value.task_id,
+                "workflow_id": None if workflow_id is None else str(workflow_id),
+                "time": None if stamp is None else _iso_with_plain_offset(stamp, f"{path}.time"),
+            }
+        }
+
+
+def _iso_with_plain_offset(value: datetime | time, path: str) -> str:
+    tz = value.tzinfo
+    # Only an unnamed fixed offset comes back identical from the ISO text.
+    if tz is not None and (type(tz) is not timezone or tz.tzname(None) != timezone(tz.utcoffset(None)).tzname(None)):
+        raise UnencodableValueError(
+            type(value).__name__,
+            path,
+            f"its tzinfo {type(tz).__name__} {tz!s} would not round-trip; "
+            "use a datetime.timezone offset or a naive value",
+        )
+    return value.isoformat()
+
+
+def _b64(value: bytes | bytearray) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+_SCALARS: dict[type, Callable[[Any, str], Any]] = {
+    bytes: lambda v, p: {"$bytes": _b64(v)},
+    bytearray: lambda v, p: {"$bytearray": _b64(v)},
+    datetime: lambda v, p: {"$datetime": _iso_with_plain_offset(v, p)},
+    date: lambda v, p: {"$date": v.isoformat()},
+    time: lambda v, p: {"$time": _iso_with_plain_offset(v, p)},
+    timedelta: lambda v, p: {"$timedelta": [v.days, v.seconds, v.microseconds]},
+    Decimal: lambda v, p: {"$decimal": str(v)},
+    UUID: lambda v, p: {"$uuid": str(v)},
+}
+
+_SUPPORTED = (
+    "None, bool, int, float, str, list, tuple, set, frozenset, dict, bytes, bytearray, "
+    "datetime, date, time, timedelta, Decimal, UUID, Context"
+)
+
+
+def _refuse(value: Any, path: str, reason: str = "") -> UnencodableValueError:
+    kind = type(value)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    if not reason:
+        bases = [base.__name__ for base in kind.__mro__[1:] if base in _EXACT_TYPES]
+        if bases:
+            reason = f"subclasses are not stored (it is a subclass of {bases[0]}); convert it to a plain {bases[0]}"
+        else:
+            reason = f"the checkpoint encoding supports only these exact types: {_SUPPORTED}"
+    return UnencodableValueError(name, path, reason)
+
+
+_EXACT_TYPES = frozenset({bool, int, float, str, list, tuple, set, frozenset, dict, Context, *_SCALARS})
+
+
+def _short_repr(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------------------------- decode
+
+
+def loads(text: str | bytes) -> Any:
+    """Read JSON text written by `dumps` back into the value it encodes."""
+    try:
+        tree = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise DecodeError("cannot decode: JSON nested too deeply") from None
+    except DecodeError:
+        raise
+    except ValueError as exc:  # invalid JSON or invalid UTF-8
+        raise DecodeError(f"cannot decode: not valid JSON ({exc})") from exc
+    return decode(tree)
+
+
+def decode(obj: Any) -> Any:
+    """Rebuild a value from its JSON tree (the inverse of `encode`).
+
+    Raises `DecodeError` (a ValueError) for an unknown "$tag", a malformed tagged form, or a non-JSON node.
+    """
+    try:
+        return _decode(obj)
+    except RecursionError:
+        raise DecodeError("cannot decode: value nested too deeply") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise DecodeError(f"cannot decode: {name} is not valid JSON (non-finite floats are written as {{\"$float\": ...}})")
+
+
+def _decode(obj: Any) -> Any:
+    kind = type(obj)
+    if obj is None or kind is bool or kind is int or kind is str:
+        return obj
+    if kind is float:
+        if not math.isfinite(obj):
+            raise DecodeError("cannot decode: a non-finite float must be written as {\"$float\": ...}")
+        return obj
+    if kind is list:
+        return _items(obj)
+    if kind is dict:
+        tags = [k for k in obj if k.startswith("$")]
+        if not tags:
+            result = {}
+            for k, v in obj.items():
+                result[k] = _decode(v)
+            return result
+        if len(obj) != 1:
+            raise DecodeError(f"cannot decode: an object with the key {tags[0]!r} must have no other key")
+        tag = tags[0]
+        handler = _TAGS.get(tag)
+        if handler is None:
+            raise DecodeError(f"cannot decode: unknown tag {tag!r}")
+        try:
+            return handler(obj[tag])
+        except DecodeError:
+            raise  # already names the innermost tag
+        except _Malformed as exc:
+            raise DecodeError(f"cannot decode {tag!r}: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise DecodeError(f"cannot decode {tag!r}: {exc}") from exc
+    raise DecodeError(f"cannot decode a {kind.__name__}: not a JSON value")
+
+
+class _Malformed(Exception):
+    """A tag's payload has the wrong shape; `_decode` turns it into a ValueError naming the tag."""
+
+
+def _expect(payload: Any, kind: type, what: str) -> Any:
+    if type(payload) is not kind:
+        raise _Malformed(f"expected {what}, got {type(payload).__name__}")
+    return payload
+
+
+def _items(payload: Any) -> list[Any]:
+    out = []
+    for item in _expect(payload, list, "an array"):
+        out.append(_decode(item))
+    return out
+
+
+def _hashables(payload: Any) -> list[Any]:
+    items = _items(payload)
+    for item in items:
+        try:
+            hash(item)
+        except TypeError:
+            raise _Malformed(f"item of type {type(item).__name__} is not hashable") from None
+    return items
+
+
+def _b64decode(payload: Any) -> bytes:
+    try:
+        return base64.b64decode(_expect(payload, str, "a base64 string"), validate=True)
+    except ValueError as exc:  # binascii.Error is a ValueError
+        raise _Malformed(f"invalid base64: {exc}") from None
+
+
+def _decode_float(payload: Any) -> float:
+    names = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+    if payload not in names:
+        raise _Malformed(f"expected one of 'nan', 'inf', '-inf', got {payload!r}")
+    return names[payload]
+
+
+def _decode_timedelta(payload: Any) -> timedelta:
+    parts = _expect(payload, list, "[days, seconds, microseconds]")
+    if len(parts) != 3 or any(type(p) is not int for p in parts):
+        raise _Malformed("expected [days, seconds, microseconds] as three integers")
+    return timedelta(days=parts[0], seconds=parts[1], microseconds=parts[2])
+
+
+def _decode_decimal(payload: Any) -> Decimal:
+    try:
+        return Decimal(_expect(payload, str, "a string"))
+    except InvalidOperation:
+        raise _Malformed(f"invalid decimal {payload!r}") from None
+
+
+def _decode_dict(payload: Any) -> dict[Any, Any]:
+    result: dict[Any, Any] = {}
+    for pair in _expect(payload, list, "an array of [key, value] pairs"):
+        if type(pair) is not list or len(pair) != 2:
+            raise _Malformed("expected an array of [key, value] pairs")
+        key = _decode(pair[0])
+        try:
+            hash(key)
+        except TypeError:
+            raise _Malformed(f"key of type {type(key).__name__} is not hashable") from None
+        result[key] = _decode(pair[1])
+    return result
+
+
+_CONTEXT_FIELDS = ("storage", "task_id", "workflow_id", "time")
+
+
+def _decode_context(payload: Any) -> Context:
+    fields = _expect(payload, dict, "an object")
+    if sorted(fields) != sorted(_CONTEXT_FIELDS):
+        raise _Malformed(f"expected exactly the keys {', '.join(_CONTEXT_FIELDS)}, got {', '.join(fields)}")
+    for name in ("task_id", "workflow_id", "time"):
+        if fields[name] is not None and type(fields[name]) is not str:
+            raise _Malformed(f"{name} must be a string or null")
+    storage = _decode(fields["storage"])
+    if type(storage) is Context:
+        raise _Malformed("a Context cannot directly hold another Context")
+    context = Context(storage=storage, task_id=fields["task_id"], workflow_id=fields["workflow_id"])
+    context.time = None if fields["time"] is None else datetime.fromisoformat(fields["time"])
+    return context
+
+
+_TAGS: dict[str, Callable[[Any], Any]] = {
+    "$tuple": lambda p: tuple(_items(p)),
+    "$set": lambda p: set(_hashables(p)),
+    "$frozenset": lambda p: frozenset(_hashables(p)),
+    "$bytes": _b64decode,
+    "$bytearray": lambda p: bytearray(_b64decode(p)),
+    "$datetime": lambda p: datetime.fromisoformat(_expect(p, str, "an ISO 8601 string")),
+    "$date": lambda p: date.fromisoformat(_expect(p, str, "an ISO 8601 string")),
+    "$time": lambda p: time.fromisoformat(_expect(p, str, "an ISO 8601 string")),
+    "$timedelta": _decode_timedelta,
+    "$decimal": _decode_decimal,
+    "$uuid": lambda p: UUID(_expect(p, str, "a UUID string")),
+    "$float": _decode_float,
+    "$dict": _decode_dict,
+    "$context": _decode_context,
+}

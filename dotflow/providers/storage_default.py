@@ -1,0 +1,137 @@
+"""`StorageDefault`: checkpoints in the memory of one process.
+
+Each instance owns its own dictionary (nothing is shared between instances or kept on the class).
+Values are deep-copied on the way in and on the way out, so neither the caller that posted a Context
+nor a reader that mutates what it got can change a stored checkpoint. A ttl is measured on
+`time.monotonic()`; an expired key behaves as missing everywhere and is evicted when touched.
+Value, fingerprint and expiry are stored together and replaced together by every write.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dotflow.abc.storage import Checkpoint, Storage
+from dotflow.core.context import Context
+
+__all__ = ["StorageDefault"]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    context: Context
+    fingerprint: str | None
+    expires_at: float | None  # time.monotonic() deadline
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+class StorageDefault(Storage):
+    """In-memory storage, safe to share between threads (an RLock guards every access)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.RLock()
+
+    def key(self, task: Any) -> str:
+        return f"{task.workflow_id}-{task.task_id}"
+
+    def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
+        entry = self._new_entry(key, context, ttl, fingerprint)
+        with self._lock:
+            self._entries[key] = entry
+
+    def get(self, key: str) -> Context:
+        checkpoint = self.read_checkpoint(key)
+        return Context() if checkpoint is None else checkpoint.context
+
+    def read_checkpoint(self, key: str) -> Checkpoint | None:
+        with self._lock:
+            entry = self._live(key)
+            if entry is None:
+                return None
+            return Checkpoint(context=copy.deepcopy(entry.context), fingerprint=entry.fingerprint)
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            found = self._live(key) is not None
+            self._entries.pop(key, None)
+            return found
+
+    def delete_prefix(self, prefix: str) -> int:
+        _check_key(prefix, "prefix")
+        with self._lock:
+            now = time.monotonic()
+            doomed = [k for k in self._entries if k.startswith(prefix)]
+            live = sum(1 for k in doomed if not self._entries[k].expired(now))
+            for k in doomed:
+                del self._entries[k]
+            return live
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        _check_key(prefix, "prefix")
+        with self._lock:
+            self._evict_expired()
+            return sorted(k for k in self._entries if k.startswith(prefix))
+
+    def atomic_swap(
+        self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
+    ) -> bool:
+        entry = self._new_entry(key, new, ttl, fingerprint)
+        with self._lock:
+            current = self._live(key)
+            if (None if current is None else current.context.storage) != expected:
+                return False
+            self._entries[key] = entry
+            return True
+
+    # ----------------------------------------------------------------------------------------- helpers
+
+    def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> _Entry:
+        _check_key(key, "key")
+        _check_meta(ttl, fingerprint)
+        context = value if isinstance(value, Context) else Context(storage=value)
+        try:
+            stored = copy.deepcopy(context)
+        except Exception as exc:
+            raise TypeError(
+                f"cannot store key {key!r}: the value of type {type(context.storage).__name__} "
+                f"cannot be copied ({type(exc).__name__}: {exc})"
+            ) from exc
+        expires_at = None if ttl is None else time.monotonic() + ttl
+        return _Entry(context=stored, fingerprint=fingerprint, expires_at=expires_at)
+
+    def _live(self, key: str) -> _Entry | None:
+        """The entry under `key` unless missing or expired (an expired one is evicted). Hold the lock."""
+        _check_key(key, "key")
+        entry = self._entries.get(key)
+        if entry is not None and entry.expired(time.monotonic()):
+            del self._entries[key]
+            return None
+        return entry
+
+    def _evict_expired(self) -> None:
+        now = time.monotonic()
+        for k in [k for k, entry in self._entries.items() if entry.expired(now)]:
+            del self._entries[k]
+
+
+def _check_key(value: Any, what: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+
+
+def _check_meta(ttl: Any, fingerprint: Any) -> None:
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+        raise TypeError(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
+    if ttl is not None and not math.isfinite(ttl):
+        raise ValueError(f"ttl must be a finite number of seconds, not {ttl!r}")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise TypeError(f"fingerprint must be a str or None, not {type(fingerprint).__name__}")

@@ -1,0 +1,400 @@
+"""`StorageFile`: one JSON file per checkpoint in `<path>/tasks/`, replaced atomically.
+
+Key and file name
+    `key(task)` is ``f"{workflow_id}-{task_id}.json"`` and the file name is exactly the key. A key is
+    a plain file name: non-empty, at most 255 bytes, without "/", "\\" or NUL, not "." or "..", not
+    starting with "." (dot-files are this backend's temporary files) and not ending with ".meta"
+    (dotflow 1.0.1's sidecars). Any other key raises ValueError: a key cannot escape the folder.
+
+File format (version 1), one UTF-8 JSON object (ASCII in practice) written in a single file::
+
+    {"format": "dotflow-checkpoint",
+     "version": 1,
+     "value": {"$context": {"storage": ..., "task_id": ..., "workflow_id": ..., "time": ...}},
+     "fingerprint": "<str>" | null,
+     "expires_at": <unix time, float> | null}
+
+`value` is the whole Context in the encoding of `dotflow.core.codec` (storage value, ids and time),
+so values round-trip exactly and nothing read back is ever unpickled or evaluated. Value,
+fingerprint and expiry live in the same file and are replaced together by every write, so metadata
+never goes stale. A file whose `expires_at` has passed reads as missing and is deleted when touched.
+
+Writes
+    `post` encodes first (an unencodable value raises `UnencodableValueError`, a TypeError naming the
+    key and the type, and nothing is written), then writes a temp file ``.<key>.<random>.tmp`` in the
+    same folder, flushes and fsyncs it, renames it over the key's file with `os.replace` and fsyncs
+    the folder. Readers see the old file or the new one, never a torn one, even after a crash; a
+    crash can at worst leave a stray dot-file, which every method ignores. Files are created with
+    mode 0600 (private to the owner), as `tempfile.mkstemp` makes them.
+
+Files written by dotflow 1.0.1
+    Any other body is read as dotflow 1.0.1 did: a JSON array of strings, each ``json.dumps(payload)``.
+    No element, an empty or unparsable file, or a non-array → empty `Context()`; one element →
+    ``Context(storage=json.loads(e))`` (the raw string if it does not parse); several →
+    ``Context(storage=[Context(storage=v1), Context(storage=v2), ...])``. Their ``<key>.meta`` sidecar
+    (``{"fingerprint"?: str, "expires_at"?: unix time}``) is honoured for them only, and the next
+    `post` to the key replaces the file with the new format and removes the sidecar. Because 1.0.1
+    wrote ``null`` when a task failed, `read_checkpoint` treats a legacy file whose payload is None
+    (or a list of Contexts that are all None) as missing; `get` still returns what 1.0.1 returned.
+
+Concurrency
+    A process-local RLock serialises the read-modify-write paths (`atomic_swap`, expiry eviction,
+    `delete_prefix`). `atomic_swap` is therefore atomic between threads of one process only, not
+    between processes sharing the folder. Single writes are atomic across processes (rename).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dotflow.abc.storage import Checkpoint, Storage
+from dotflow.core import codec
+from dotflow.core.context import Context
+from dotflow.settings import Settings
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "StorageFile"]
+
+FORMAT = "dotflow-checkpoint"
+FORMAT_VERSION = 1
+_META_SUFFIX = ".meta"  # dotflow 1.0.1's sidecar, read for legacy files only
+_MAX_NAME_BYTES = 255
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A checkpoint file as read from disk, before its value is decoded."""
+
+    body: Any  # the parsed JSON, or None if the file did not parse
+    legacy: bool
+    expires_at: float | None
+    legacy_fingerprint: str | None
+    identity: tuple[int, int, int]  # (inode, mtime_ns, size): to avoid deleting a file replaced meanwhile
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and time.time() >= self.expires_at
+
+
+class StorageFile(Storage):
+    """Checkpoints as JSON files in `Path(path, "tasks")`, created (with parents) on construction."""
+
+    def __init__(self, *args: Any, path: str | os.PathLike[str] = Settings.START_PATH, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.path = Path(path, "tasks")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._root = self.path.resolve()
+        self._lock = threading.RLock()
+
+    def key(self, task: Any) -> str:
+        return f"{task.workflow_id}-{task.task_id}.json"
+
+    # ------------------------------------------------------------------------------------------ writes
+
+    def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
+        target = self._file(key)
+        data = _encode_file(key, context, ttl, fingerprint)
+        with self._lock:
+            self._replace(target, data)
+
+    def atomic_swap(
+        self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
+    ) -> bool:
+        """Compare-and-set on the stored payload; atomic between threads of this process only."""
+        target = self._file(key)
+        data = _encode_file(key, new, ttl, fingerprint)
+        with self._lock:
+            loaded = self._load(key, target)
+            current = None if loaded is None else loaded[0].storage
+            if current != expected:
+                return False
+            self._replace(target, data)
+            return True
+
+    def delete(self, key: str) -> bool:
+        target = self._file(key)
+        with self._lock:
+            raw = self._read(target)
+            if raw is None:
+                _unlink(_meta_of(target))
+                return False
+            self._remove(target)
+            return not raw.expired()
+
+    def delete_prefix(self, prefix: str) -> int:
+        _check_prefix(prefix)
+        removed = 0
+        with self._lock:
+            for name in self._names(prefix):
+                target = self._root / name
+                raw = self._read(target)
+                if raw is not None:
+                    self._remove(target)
+                    removed += 0 if raw.expired() else 1
+            # 1.0.1 sidecars left without their data file
+            with os.scandir(self._root) as entries:
+                sidecars = [entry.name for entry in entries if entry.name.endswith(_META_SUFFIX)]
+            for name in sidecars:
+                data_key = name[: -len(_META_SUFFIX)]
+                if data_key.startswith(prefix) and not data_key.startswith("."):
+                    _unlink(self._root / name)
+        return removed
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        _check_prefix(prefix)
+        keys = []
+        with self._lock:
+            for name in self._names(prefix):
+                target = self._root / name
+                raw = self._read(target)
+                if raw is None:
+                    continue
+                if raw.expired():
+                    self._remove_if_unchanged(target, raw)
+                    continue
+                keys.append(name)
+        return sorted(keys)
+
+    # ------------------------------------------------------------------------------------------- reads
+
+    def get(self, key: str) -> Context:
+        target = self._file(key)
+        with self._lock:
+            loaded = self._load(key, target)
+        return Context() if loaded is None else loaded[0]
+
+    def read_checkpoint(self, key: str) -> Checkpoint | None:
+        target = self._file(key)
+        with self._lock:
+            loaded = self._load(key, target)
+        if loaded is None:
+            return None
+        context, fingerprint, legacy = loaded
+        if legacy and _legacy_failure(context):
+            return None
+        return Checkpoint(context=context, fingerprint=fingerprint)
+
+    # ----------------------------------------------------------------------------------------- helpers
+
+    def _file(self, key: str) -> Path:
+        """The path of `key`'s file, after checking that the key cannot leave the folder."""
+        reason = _bad_key_reason(key)
+        if reason is None:
+            target = self._root / key
+            # Double check on the resolved path (catches symlinks pointing outside, odd platforms).
+            if target.resolve().parent != self._root or target.name != key:
+                reason = "it resolves to a path outside the storage folder"
+            else:
+                return target
+        raise ValueError(f"invalid storage key {key!r}: {reason}; a key cannot escape the storage folder")
+
+    def _names(self, prefix: str) -> list[str]:
+        """Names of the data files starting with `prefix` (no dot-files, no 1.0.1 sidecars)."""
+        with os.scandir(self._root) as entries:
+            return [
+                entry.name
+                for entry in entries
+                if entry.name.startswith(prefix)
+                and _bad_key_reason(entry.name) is None
+                and entry.is_file(follow_symlinks=False)  # a symlink could lead out of the folder
+            ]
+
+    def _read(self, target: Path) -> _Raw | None:
+        try:
+            with open(target, "rb") as fh:
+                stat = os.fstat(fh.fileno())
+                data = fh.read()
+        except FileNotFoundError:
+            return None
+        identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        try:
+            body = json.loads(data)
+        except (ValueError, RecursionError):
+            body = None  # 1.0.1 wrote in place: a torn legacy file reads as empty, as it did there
+        if type(body) is dict and body.get("format") == FORMAT:
+            expires_at = body.get("expires_at")
+            return _Raw(body, False, expires_at if _is_number(expires_at) else None, None, identity)
+        meta = _read_legacy_meta(_meta_of(target))
+        expires_at = meta.get("expires_at")
+        fingerprint = meta.get("fingerprint")
+        return _Raw(
+            body,
+            True,
+            expires_at if _is_number(expires_at) else None,
+            fingerprint if type(fingerprint) is str else None,
+            identity,
+        )
+
+    def _load(self, key: str, target: Path) -> tuple[Context, str | None, bool] | None:
+        """(context, fingerprint, is_legacy) of a live file, or None if missing or expired."""
+        raw = self._read(target)
+        if raw is None:
+            return None
+        if raw.expired():
+            self._remove_if_unchanged(target, raw)
+            return None
+        if raw.legacy:
+            return _legacy_context(raw.body), raw.legacy_fingerprint, True
+        return _decode_body(key, raw.body), raw.body.get("fingerprint"), False
+
+    def _replace(self, target: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self._root, prefix=f".{target.name[:100]}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            _unlink(Path(tmp))
+            raise
+        _unlink(_meta_of(target))  # a 1.0.1 sidecar must not outlive the file it described
+        self._sync_folder()
+
+    def _remove(self, target: Path) -> None:
+        _unlink(target)
+        _unlink(_meta_of(target))
+        self._sync_folder()
+
+    def _remove_if_unchanged(self, target: Path, raw: _Raw) -> None:
+        """Delete an expired file unless another writer has replaced it since it was read."""
+        try:
+            stat = os.stat(target)
+        except FileNotFoundError:
+            return
+        if (stat.st_ino, stat.st_mtime_ns, stat.st_size) == raw.identity:
+            self._remove(target)
+
+    def _sync_folder(self) -> None:
+        if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder to fsync it
+            return
+        fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _encode_file(key: str, value: Any, ttl: float | None, fingerprint: str | None) -> bytes:
+    """The bytes of a checkpoint file; raises before anything is written if the value cannot be stored."""
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+        raise TypeError(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
+    if ttl is not None and not math.isfinite(ttl):
+        raise ValueError(f"ttl must be a finite number of seconds, not {ttl!r}")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise TypeError(f"fingerprint must be a str or None, not {type(fingerprint).__name__}")
+    context = value if isinstance(value, Context) else Context(storage=value)
+    try:
+        encoded = codec.encode(context)
+    except codec.UnencodableValueError as exc:
+        raise exc.for_key(key) from exc
+    body = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "value": encoded,
+        "fingerprint": fingerprint,
+        "expires_at": None if ttl is None else time.time() + ttl,
+    }
+    return (json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n").encode("ascii")
+
+
+def _decode_body(key: str, body: dict[str, Any]) -> Context:
+    if body.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint file for key {key!r} has format version {body.get('version')!r}; "
+            f"this dotflow reads version {FORMAT_VERSION}"
+        )
+    fingerprint = body.get("fingerprint")
+    if fingerprint is not None and type(fingerprint) is not str:
+        raise ValueError(f"corrupt checkpoint file for key {key!r}: fingerprint is not a string")
+    expires_at = body.get("expires_at")
+    if expires_at is not None and not _is_number(expires_at):
+        raise ValueError(f"corrupt checkpoint file for key {key!r}: expires_at is not a number")
+    try:
+        context = codec.decode(body.get("value"))
+    except ValueError as exc:
+        raise ValueError(f"corrupt checkpoint file for key {key!r}: {exc}") from exc
+    if type(context) is not Context:
+        raise ValueError(f"corrupt checkpoint file for key {key!r}: its value is not a Context")
+    return context
+
+
+def _legacy_context(body: Any) -> Context:
+    """A dotflow 1.0.1 file body read exactly as 1.0.1 read it."""
+    if type(body) is not list or not body:
+        return Context()
+    values = [_legacy_value(element) for element in body]
+    if len(values) == 1:
+        return Context(storage=values[0])
+    return Context(storage=[Context(storage=value) for value in values])
+
+
+def _legacy_value(element: Any) -> Any:
+    if not isinstance(element, str):
+        return element
+    try:
+        return json.loads(element)
+    except (ValueError, RecursionError):
+        return element
+
+
+def _legacy_failure(context: Context) -> bool:
+    """1.0.1 wrote null for a failed task (appended, in group/parallel modes): not a checkpoint."""
+    storage = context.storage
+    if storage is None:
+        return True
+    return type(storage) is list and all(type(c) is Context and c.storage is None for c in storage)
+
+
+def _read_legacy_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return meta if type(meta) is dict else {}
+
+
+def _meta_of(target: Path) -> Path:
+    return target.with_name(target.name + _META_SUFFIX)
+
+
+def _bad_key_reason(key: Any) -> str | None:
+    if not isinstance(key, str):
+        return f"a key must be a str, not {type(key).__name__}"
+    if not key:
+        return "a key must not be empty"
+    if "/" in key or "\\" in key:
+        return "it contains a path separator"
+    if "\0" in key:
+        return "it contains a NUL character"
+    if key in (".", ".."):
+        return "it names a directory"
+    if key.startswith("."):
+        return "it starts with '.' (reserved for temporary files)"
+    if key.endswith(_META_SUFFIX):
+        return "it ends with '.meta' (reserved for dotflow 1.0.1 metadata files)"
+    if len(key.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        return f"it is longer than {_MAX_NAME_BYTES} bytes"
+    return None
+
+
+def _check_prefix(prefix: Any) -> None:
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

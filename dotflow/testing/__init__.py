@@ -1,0 +1,7 @@
+"""Test helpers for authors of dotflow storages: `StorageContract`, the tests every backend passes."""
+
+from __future__ import annotations
+
+from dotflow.testing.storage_contract import StorageContract
+
+__all__ = ["StorageContract"]

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import tempfile
+import unittest
+
+from dotflow.abc.storage import Storage
+from dotflow.providers.storage_file import StorageFile
+from dotflow.testing import StorageContract
+
+
+class TestStorageFile(StorageContract, unittest.TestCase):
+    def make_storage(self) -> Storage:
+        folder = tempfile.TemporaryDirectory()
+        self.addCleanup(folder.cleanup)
+        return StorageFile(path=folder.name)
