@@ -8,13 +8,24 @@ and `clear`. The engine only ever calls `key`, `post` (once per successful task)
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from dotflow.core.context import Context
 
-__all__ = ["Checkpoint", "Storage"]
+__all__ = ["Checkpoint", "Storage", "check_post_metadata"]
+
+
+def check_post_metadata(ttl: Any, fingerprint: Any) -> None:
+    """Refuse a ttl that is not a finite number of seconds, or a fingerprint that is not a str."""
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+        raise TypeError(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
+    if ttl is not None and not math.isfinite(ttl):
+        raise ValueError(f"ttl must be a finite number of seconds, not {ttl!r}")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise TypeError(f"fingerprint must be a str or None, not {type(fingerprint).__name__}")
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,12 @@ Value, fingerprint and expiry are stored together and replaced together by every
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from dotflow.abc.storage import Checkpoint, Storage
+from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
 from dotflow.core.context import Context
 
 __all__ = ["StorageDefault"]
@@ -96,7 +95,7 @@ class StorageDefault(Storage):
 
     def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> _Entry:
         _check_key(key, "key")
-        _check_meta(ttl, fingerprint)
+        check_post_metadata(ttl, fingerprint)
         context = value if isinstance(value, Context) else Context(storage=value)
         try:
             stored = copy.deepcopy(context)
@@ -127,11 +126,3 @@ def _check_key(value: Any, what: str) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
 
-
-def _check_meta(ttl: Any, fingerprint: Any) -> None:
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
-        raise TypeError(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
-    if ttl is not None and not math.isfinite(ttl):
-        raise ValueError(f"ttl must be a finite number of seconds, not {ttl!r}")
-    if fingerprint is not None and not isinstance(fingerprint, str):
-        raise TypeError(f"fingerprint must be a str or None, not {type(fingerprint).__name__}")

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dotflow.abc.storage import Checkpoint, Storage
+from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
 from dotflow.core import codec
 from dotflow.core.context import Context
 from dotflow.settings import Settings
@@ -283,12 +283,7 @@ class StorageFile(Storage):
 
 def _encode_file(key: str, value: Any, ttl: float | None, fingerprint: str | None) -> bytes:
     """The bytes of a checkpoint file; raises before anything is written if the value cannot be stored."""
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
-        raise TypeError(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
-    if ttl is not None and not math.isfinite(ttl):
-        raise ValueError(f"ttl must be a finite number of seconds, not {ttl!r}")
-    if fingerprint is not None and not isinstance(fingerprint, str):
-        raise TypeError(f"fingerprint must be a str or None, not {type(fingerprint).__name__}")
+    check_post_metadata(ttl, fingerprint)
     context = value if isinstance(value, Context) else Context(storage=value)
     try:
         encoded = codec.encode(context)
