@@ -347,7 +347,7 @@ class UnitOfWork:
         unrestored = [done for done in written if done in failures]
         error = CommitError(key, written, restored=not unrestored, unrestored=unrestored)
         for done in unrestored:
-            error.add_note(f"uow: could not restore {done!r}: {failures[done]!r}")
+            _add_note(error, f"uow: could not restore {done!r}: {failures[done]!r}")
         return error
 
     def _settle(self, state: str) -> list[Hook]:
@@ -395,4 +395,12 @@ class UnitOfWork:
 
 def _log_and_note(target: BaseException, what: str, error: Exception) -> None:
     logger.error("uow: %s: %r", what, error, exc_info=error)
-    target.add_note(f"uow: {what}: {error!r}")
+    _add_note(target, f"uow: {what}: {error!r}")
+
+
+def _add_note(target: BaseException, note: str) -> None:
+    """`BaseException.add_note`, which Python 3.10 lacks; there the note is kept in `__notes__` alone."""
+    if hasattr(target, "add_note"):
+        target.add_note(note)
+    else:  # pragma: no cover - Python 3.10
+        target.__notes__ = [*getattr(target, "__notes__", []), note]  # type: ignore[attr-defined]
