@@ -12,7 +12,7 @@ import inspect
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from dotflow.core.context import Context
+from dotflow.core.context import Context, workflow_uuid
 
 __all__ = ["Action", "injectable_names", "call_step"]
 
@@ -51,7 +51,7 @@ def _run_coroutine(coroutine: Any) -> Any:
 def _step_context(result: Any, task: Any) -> Context:
     if task is None:
         return Context(storage=result)
-    return Context(storage=result, task_id=task.task_id, workflow_id=task.workflow_id)
+    return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))
 
 
 def _contexts(initial_context: Any, previous_context: Any) -> dict[str, Context]:

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
-__all__ = ["Context", "ContextInstance"]
+__all__ = ["Context", "ContextInstance", "workflow_uuid"]
+
+WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+
+
+def workflow_uuid(workflow_id: Any) -> UUID | None:
+    """The UUID that Contexts carry for a workflow id.
+
+    A UUID (or UUID string) is itself. A name such as "nightly-etl" (letters, digits, '_', '.', '-')
+    gets a UUID derived from it, `uuid5(NAMESPACE_URL, "dotflow-workflow:<name>")`, so the same name
+    always gives the same UUID; its checkpoint keys use the name itself.
+    """
+    if workflow_id is None or isinstance(workflow_id, UUID):
+        return workflow_id
+    if not isinstance(workflow_id, str):
+        raise TypeError(f"workflow_id must be a UUID or a str, not {type(workflow_id).__name__}")
+    try:
+        return UUID(workflow_id)
+    except ValueError:
+        pass
+    if not WORKFLOW_NAME.match(workflow_id):
+        raise ValueError(
+            f"Invalid workflow_id {workflow_id!r}: use a UUID, or a name of 1-200 letters, digits, "
+            "'_', '.', '-' starting with a letter or digit"
+        )
+    return uuid5(NAMESPACE_URL, f"dotflow-workflow:{workflow_id}")
 
 
 class ContextInstance:

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import uuid4
 
 from dotflow.core.config import Config
+from dotflow.core.context import workflow_uuid
 from dotflow.core.task import TaskBuilder
 from dotflow.core.workflow import Manager
 
@@ -30,13 +31,15 @@ def _hostname() -> str:
 class DotFlow:
     """`DotFlow(config=None, workflow_id=None, name=None)`.
 
-    Give a fixed `workflow_id` (a UUID or UUID string) to resume across runs: checkpoint keys are
-    `<workflow_id>-<task_id>`, and task ids are stable for the same steps in the same order.
+    Give a fixed `workflow_id` (a UUID, or a name such as "nightly-etl") to resume across runs:
+    checkpoint keys are `<workflow_id>-<task_id>`, and task ids are stable for the same steps in
+    the same order.
     """
 
     def __init__(self, config: Config | None = None, workflow_id: Any = None, name: str | None = None) -> None:
         given = workflow_id or os.getenv("WORKFLOW_ID")
         self.workflow_id = given or uuid4()
+        workflow_uuid(self.workflow_id)  # refuse an unusable id now rather than at start
         self.name = name or _hostname()
         self._config = config if config is not None else Config()
         self.task = TaskBuilder(config=self._config, workflow_id=self.workflow_id, workflow_name=self.name)

@@ -34,14 +34,18 @@ def plan_restore(
             if changed and policy == TypeInputChange.RAISE:
                 raise InputChangedError(workflow_id=workflow_id)
             if changed and policy == TypeInputChange.RESET:
-                _clear(storage, workflow_id)
+                _delete_checkpoints(sequences)
                 return {}
             restored[task.task_id] = checkpoint.context
     return restored
 
 
-def _clear(storage: Any, workflow_id: Any) -> None:
-    try:
-        storage.clear(workflow_id=str(workflow_id))
-    except NotImplementedError:
-        pass  # cannot delete: the new run overwrites each checkpoint as its task commits
+def _delete_checkpoints(sequences: list[list[Any]]) -> None:
+    """Delete the checkpoint of every task of this run (exact keys: never another workflow's)."""
+    for tasks in sequences:
+        for task in tasks:
+            storage = task.config.storage
+            try:
+                storage.delete(key=storage.key(task=task))
+            except NotImplementedError:
+                return  # cannot delete: each checkpoint is overwritten as its task commits

@@ -11,7 +11,7 @@ import warnings
 from datetime import datetime
 from typing import Any, Callable
 
-from dotflow.core.context import Context
+from dotflow.core.context import Context, workflow_uuid
 from dotflow.core.exception import MissingActionDecorator, NotCallableObject, TaskError
 from dotflow.core.module import Module
 from dotflow.core.types import TypeStatus
@@ -176,7 +176,7 @@ class Task(TaskInstance):
 
     def _context_workflow_id(self) -> Any:
         try:
-            return Context(workflow_id=self.workflow_id).workflow_id
+            return workflow_uuid(self.workflow_id)
         except (TypeError, ValueError):
             return None
 

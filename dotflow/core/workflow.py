@@ -15,7 +15,7 @@ from typing import Any, Callable
 from uuid import uuid4
 
 from dotflow.abc.flow import Flow
-from dotflow.core.context import Context
+from dotflow.core.context import Context, workflow_uuid
 from dotflow.core.engine import TaskEngine
 from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
 from dotflow.core.fingerprint import fingerprint_of
@@ -46,7 +46,7 @@ def run_sequence(
     report: Callable[[Any], None],
 ) -> None:
     """The sequential loop: restore or run each task, hand its context to the next in memory."""
-    previous = Context(workflow_id=workflow_id)
+    previous = Context(workflow_id=workflow_uuid(workflow_id))
     for task in tasks:
         if task.task_id in restored:
             restore_task(task, restored[task.task_id], previous)
@@ -125,7 +125,7 @@ class Parallel(Flow):
         pending = []
         for task in self.tasks:
             if task.task_id in self.restored:
-                restore_task(task, self.restored[task.task_id], Context(workflow_id=self.workflow_id))
+                restore_task(task, self.restored[task.task_id], Context(workflow_id=workflow_uuid(self.workflow_id)))
             else:
                 pending.append(task)
         def work(batch: list[Any], report: Callable[[Any], None]) -> None:
@@ -164,7 +164,7 @@ class Manager:
             raise InvalidOnInputChange(value=on_input_change)
         if mode not in MODES:
             raise ExecutionModeNotExist()
-        Context(workflow_id=self.workflow_id)  # a workflow_id that is not a UUID fails here, clearly
+        workflow_uuid(self.workflow_id)  # an unusable workflow_id fails here, with a clear message
         self.config = config
         self.fingerprint = self._fingerprint(tasks, fingerprint)
         groups = grouper(tasks)

@@ -97,3 +97,15 @@ def test_fingerprint_matches_1_0_1_for_json_inputs_and_is_stable_otherwise():
     # repr of an object holds its address; the fingerprint must not
     assert fingerprint_of([Opaque()]) == fingerprint_of([Opaque()])
     assert fingerprint_of([{1, 2}]) != fingerprint_of([{1, 3}])
+
+
+def test_reset_deletes_only_this_workflows_checkpoints():
+    storage = StorageDefault()
+    run(storage, "orders", "v1")
+    run(storage, "orders-v2", "v1")  # its keys start with "orders-" too
+    RUNS.clear()
+    run(storage, "orders", "v2", on_input_change="reset")
+    assert RUNS == ["v2", "v2"]
+    RUNS.clear()
+    run(storage, "orders-v2", "v1", on_input_change="raise")
+    assert RUNS == []  # still restored: reset did not touch the other workflow

@@ -94,11 +94,19 @@ def test_config_refuses_a_provider_of_the_wrong_type():
         Config(storage=object())
 
 
-def test_workflow_id_that_is_not_a_uuid_fails_clearly_at_start():
+def test_a_named_workflow_id_works_and_contexts_carry_a_uuid_derived_from_it():
     flow = DotFlow(workflow_id="nightly-etl")
     flow.task.add(step=decorated)
-    with pytest.raises(ValueError, match="nightly-etl"):
-        flow.start()
+    flow.start()
+    context = flow.result_context()[0]
+    assert context.workflow_id == uuid.uuid5(uuid.NAMESPACE_URL, "dotflow-workflow:nightly-etl")
+    assert flow.task.queue[0].config.storage.key(task=flow.task.queue[0]) == "nightly-etl-0-decorated"
+
+
+@pytest.mark.parametrize("bad", ["nightly etl", "../etc", "", "-x", "a/b"])
+def test_an_unusable_workflow_id_is_refused_at_once(bad):
+    with pytest.raises(ValueError, match="Invalid workflow_id"):
+        DotFlow(workflow_id=bad or "x y")
 
 
 def test_action_options_are_kept():
