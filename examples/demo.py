@@ -12,14 +12,13 @@ import argparse
 import logging
 import shutil
 import sys
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
 from dotflow import Config, DotFlow, action
 from dotflow.providers import StorageFile
 
-WORKFLOW_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "dotflow-uow/demo/orders-etl"))
+WORKFLOW_ID = "orders-etl-demo"
 STATE = {"fail_load": True, "ran": []}
 
 
