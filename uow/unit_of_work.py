@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from uow.errors import CommitError, HookError, JournalError, NestingError, UnitClosedError
 
@@ -264,7 +264,7 @@ class UnitOfWork:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
         if self._state != ACTIVE:
             return False  # settled explicitly inside the block
         if exc is not None:
@@ -342,13 +342,13 @@ class UnitOfWork:
                     storage.delete(key=done)
                 else:
                     storage.post(key=done, context=image.context, ttl=None, fingerprint=image.fingerprint)
-            except Exception as error:
-                failures[done] = error
+            except Exception as restore_error:
+                failures[done] = restore_error
         unrestored = [done for done in written if done in failures]
-        error = CommitError(key, written, restored=not unrestored, unrestored=unrestored)
+        commit_error = CommitError(key, written, restored=not unrestored, unrestored=unrestored)
         for done in unrestored:
-            _add_note(error, f"uow: could not restore {done!r}: {failures[done]!r}")
-        return error
+            _add_note(commit_error, f"uow: could not restore {done!r}: {failures[done]!r}")
+        return commit_error
 
     def _settle(self, state: str) -> list[Hook]:
         """Close this unit (rolling back an active child first); return the hooks due, child's first."""
@@ -367,18 +367,18 @@ class UnitOfWork:
         for hook in hooks:
             try:
                 hook()
-            except Exception as error:
-                hook_errors.append(error)
+            except Exception as failure:
+                hook_errors.append(failure)
         if in_flight is not None:
             if journal_error is not None:
                 _log_and_note(in_flight, "the journal failed", journal_error)
-            for error in hook_errors:
-                _log_and_note(in_flight, "a hook failed", error)
+            for hook_error in hook_errors:
+                _log_and_note(in_flight, "a hook failed", hook_error)
             return
         if journal_error is not None:
             raised = JournalError(f"the journal could not record the {state} unit: {journal_error!r}")
-            for error in hook_errors:
-                _log_and_note(raised, "a hook failed", error)
+            for hook_error in hook_errors:
+                _log_and_note(raised, "a hook failed", hook_error)
             raise raised from journal_error
         if hook_errors:
             raise HookError(hook_errors) from hook_errors[0]

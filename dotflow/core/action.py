@@ -7,7 +7,6 @@ stamped with the task's ids. `async def` steps are run to completion.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -23,7 +22,7 @@ def injectable_names(func: Any) -> tuple[str, ...]:
     """The injectable parameters a step declares (read from its code object, as 1.0.1 does)."""
     code = getattr(func, "__code__", None)
     if code is None and type(func) is type:
-        code = getattr(func.__init__, "__code__", None)
+        code = getattr(getattr(func, "__init__"), "__code__", None)
     if code is None:
         return ()
     names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
@@ -39,6 +38,8 @@ def call_step(func: Callable[..., Any], args: tuple, contexts: dict[str, Context
 
 
 def _run_coroutine(coroutine: Any) -> Any:
+    import asyncio  # here, not at module level: it is a third of the import time
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -28,8 +28,12 @@ COMMIT_ATTEMPTS = 3  # tries of one checkpoint commit before the task fails
 COMMIT_RETRY_DELAY = 0.2  # seconds before the 2nd try; doubles after each
 ACTION_MODULE = "dotflow.core.action"
 
-# Storage errors that retrying cannot fix: an unencodable value, a bad key.
-PERMANENT_COMMIT_ERRORS = (TypeError, ValueError)
+# Commit errors that retrying cannot fix: an unencodable value, a bad key, a bug in a storage.
+# Anything else (connection, timeout, throttling, SDK errors) is retried.
+PERMANENT_COMMIT_ERRORS = (
+    TypeError, ValueError, AttributeError, NameError, LookupError, AssertionError,
+    NotImplementedError, ImportError,
+)  # fmt: skip
 
 
 class TaskEngine:
@@ -108,7 +112,11 @@ class TaskEngine:
         self.task.current_context = context
         key = self.task.config.storage.key(task=self.task)
         unit.put(key, self.task.current_context, fingerprint=self.fingerprint)
-        self._commit(unit, key, number)
+        try:
+            self._commit(unit, key, number)
+        except CheckpointNotSaved:
+            self.task.current_context = None  # a FAILED task has no result, whatever failed
+            raise
         return self.task.current_context
 
     def _unit(self, attempt: int) -> UnitOfWork:

@@ -13,7 +13,7 @@ import multiprocessing
 import pickle
 import traceback
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
@@ -117,7 +117,8 @@ def run_in_processes(
     reported: set[str] = set()
     finished: set[Connection] = set()
     while len(finished) < len(workers):
-        for connection in wait([c for c in workers if c not in finished]):
+        for ready in wait([c for c in workers if c not in finished]):
+            connection = cast(Connection, ready)
             if not _serve(connection, workers[connection][1], reported):
                 finished.add(connection)
 

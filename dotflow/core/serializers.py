@@ -69,14 +69,14 @@ class SerializerTask:
             "id": task.task_id,
             "error": errors[-1] if errors else None,
         }
-        return self._fit(data) if self.max is not None else data
+        return self._fit(data, self.max) if self.max is not None else data
 
     def model_dump_json(self) -> str:
         return json.dumps(self.model_dump())
 
-    def _fit(self, data: dict) -> dict:
-        """Shrink `data` until its JSON is at most `max` characters, dropping the biggest parts first."""
-        limit = self.max
+    @staticmethod
+    def _fit(data: dict, limit: int) -> dict:
+        """Shrink `data` until its JSON is at most `limit` characters, dropping the biggest parts first."""
 
         def size() -> int:
             return len(json.dumps(data))

@@ -178,7 +178,7 @@ class Manager:
             config.metrics.workflow_started(workflow_id=self.workflow_id, mode=mode)
             config.server.update_workflow(workflow=self.workflow_id, status=WorkflowStatus.IN_PROGRESS)
 
-        strategy = {
+        strategy: Any = {
             "sequential": Sequential,
             "sequential_group": SequentialGroup,
             "background": Background,

@@ -158,11 +158,23 @@ def test_commit_that_keeps_failing_fails_the_task_without_rerunning_the_step():
     assert first.errors[-1].exception == "CheckpointNotSaved"
     assert "could not be saved" in first.errors[-1].message
     assert "storage down" in first.errors[-1].message
+    assert first.current_context.storage is None  # a FAILED task has no result
     assert flow.result_task()[1].status == TypeStatus.NOT_STARTED
 
 
-def test_permanent_commit_error_is_not_retried():
-    storage = FlakyStorage(failures=100, error=TypeError("cannot encode object"))
+def test_after_an_unsaved_checkpoint_keep_going_hands_on_no_value():
+    storage = FlakyStorage(failures=3, error=ConnectionError("storage down"))
+    flow = flow_with(storage)
+    flow.task.add(step=produce).add(step=returns_none)
+    flow.start(keep_going=True)
+    first, second = flow.result_task()
+    assert first.status == TypeStatus.FAILED
+    assert second.previous_context.storage is None
+
+
+@pytest.mark.parametrize("error", [TypeError("cannot encode object"), AttributeError("bug in a storage")])
+def test_permanent_commit_error_is_not_retried(error):
+    storage = FlakyStorage(failures=100, error=error)
     flow = flow_with(storage)
     flow.task.add(step=produce)
     flow.start()
