@@ -19,7 +19,7 @@ from uow import CommitError, UnitOfWork
 
 from dotflow.core.action import call_step
 from dotflow.core.context import Context
-from dotflow.core.exception import CheckpointNotSaved, TaskError
+from dotflow.core.exception import CheckpointNotSaved, StepTimeoutError, TaskError
 from dotflow.core.types import TypeStatus
 
 __all__ = ["TaskEngine", "COMMIT_ATTEMPTS", "COMMIT_RETRY_DELAY"]
@@ -86,8 +86,8 @@ class TaskEngine:
                 return self._attempt(number)
             except CheckpointNotSaved:
                 raise  # the step succeeded; running it again would not save the checkpoint
-            except (TimeoutError, FutureTimeoutError):
-                raise  # a timed-out attempt may still be running: never start a second copy
+            except StepTimeoutError:
+                raise  # the timed-out attempt may still be running: never start a second copy
             except Exception as error:
                 if number == attempts:
                     raise
@@ -154,7 +154,7 @@ class TaskEngine:
         try:
             return pool.submit(self._call).result(timeout=timeout)
         except FutureTimeoutError:
-            raise TimeoutError(f"step of task {self.task.task_id!r} timed out after {timeout} s") from None
+            raise StepTimeoutError(self.task.task_id, timeout) from None
         finally:
             pool.shutdown(wait=False)
 

@@ -11,6 +11,7 @@
     ├── InputChangedError           on_input_change="raise" found a changed input
     ├── InvalidOnInputChange        on_input_change is not a known policy
     ├── CheckpointNotSaved          a step succeeded but its checkpoint could not be committed
+    ├── StepTimeoutError            an attempt ran past the step's timeout (also a TimeoutError)
     └── WorkerError                 a child process died or could not send its result back
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "ModuleNotFound",
     "NotCallableObject",
     "ProblemOrdering",
+    "StepTimeoutError",
     "TaskError",
     "WorkerError",
 ]
@@ -103,6 +105,15 @@ class CheckpointNotSaved(Exception):
             f"checkpoint of task {task_id!r} could not be saved to key {key!r}: "
             f"{type(cause).__name__}: {cause}"
         )
+
+
+class StepTimeoutError(TimeoutError):
+    """An attempt ran longer than its `@action(timeout=...)`; it is not retried, since it may still run."""
+
+    def __init__(self, task_id: str, timeout: float) -> None:
+        self.task_id = task_id
+        self.timeout = timeout
+        super().__init__(f"step of task {task_id!r} timed out after {timeout} s")
 
 
 class WorkerError(Exception):

@@ -124,8 +124,24 @@ def test_timeout_is_not_retried():
     flow.start()
     task = flow.result_task()[0]
     assert task.status == TypeStatus.FAILED
-    assert task.errors[-1].exception == "TimeoutError"
+    assert task.errors[-1].exception == "StepTimeoutError"
+    assert "timed out after 0.2 s" in task.errors[-1].message
     assert CALLS == ["too_slow"]
+
+
+def test_a_timeout_raised_by_the_step_itself_is_retried():
+    @action(retry=2, retry_delay=0)
+    def network_call():
+        CALLS.append("network_call")
+        if len(CALLS) == 1:
+            raise TimeoutError("read timed out")
+        return "ok"
+
+    flow = flow_with()
+    flow.task.add(step=network_call)
+    flow.start()
+    assert CALLS == ["network_call", "network_call"]
+    assert flow.result_storage() == ["ok"]
 
 
 def test_async_step_runs_to_completion():
