@@ -166,8 +166,8 @@ class Task(TaskInstance):
 
     @current_context.setter
     def current_context(self, value: Any) -> None:
-        context = Context(storage=value, task_id=self.task_id, workflow_id=self._context_workflow_id())
-        # A step that returned a bare Context() still belongs to this task.
+        context = Context(storage=value)
+        # Ids from a Context value win (1.0.1's rule); a bare Context() still belongs to this task.
         if not context.task_id:
             context.task_id = self.task_id
         if context.workflow_id is None:
