@@ -166,6 +166,8 @@ class Manager:
             raise ExecutionModeNotExist()
         workflow_uuid(self.workflow_id)  # an unusable workflow_id fails here, with a clear message
         self.config = config
+        for task in tasks:
+            task.workflow_id = self.workflow_id  # before any key is computed: resume looks keys up
         self.fingerprint = self._fingerprint(tasks, fingerprint)
         groups = grouper(tasks)
         restored: dict[str, Context] = {}

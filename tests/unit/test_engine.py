@@ -287,3 +287,22 @@ def test_context_returned_by_a_step_keeps_its_value():
     context = flow.result_context()[0]
     assert context.storage == {"k": 1}
     assert context.task_id == "0-wrapped"
+
+
+def test_hand_built_tasks_resume_under_the_managers_workflow_id():
+    from dotflow import Task
+    from dotflow.core.workflow import Manager
+
+    storage = StorageDefault()
+    config = Config(storage=storage)
+    workflow_id = str(uuid.uuid4())
+
+    def tasks():
+        return [Task(task_id="a", step=produce, config=config), Task(task_id="b", step=double, config=config)]
+
+    Manager(tasks=tasks(), workflow_id=workflow_id, config=config)
+    assert sorted(storage.list_keys()) == [f"{workflow_id}-a", f"{workflow_id}-b"]
+    CALLS.clear()
+    again = Manager(tasks=tasks(), workflow_id=workflow_id, config=config, resume=True)
+    assert CALLS == []
+    assert [task.restored for task in again.tasks] == [True, True]
