@@ -7,6 +7,7 @@ transient storage errors, then the task ends FAILED with `CheckpointNotSaved`.
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
@@ -15,7 +16,7 @@ from datetime import datetime
 from types import FunctionType
 from typing import Any, Iterator
 
-from uow import CommitError, UnitOfWork
+from uow import CommitError, UnitOfWork, UnitOfWorkError
 
 from dotflow.core.action import call_step
 from dotflow.core.context import Context
@@ -27,6 +28,7 @@ __all__ = ["TaskEngine", "COMMIT_ATTEMPTS", "COMMIT_RETRY_DELAY"]
 COMMIT_ATTEMPTS = 3  # tries of one checkpoint commit before the task fails
 COMMIT_RETRY_DELAY = 0.2  # seconds before the 2nd try; doubles after each
 ACTION_MODULE = "dotflow.core.action"
+logger = logging.getLogger("dotflow")
 
 # Commit errors that retrying cannot fix: an unencodable value, a bad key, a bug in a storage.
 # Anything else (connection, timeout, throttling, SDK errors) is retried.
@@ -139,6 +141,10 @@ class TaskEngine:
                 cause = error.__cause__ or error
                 if isinstance(cause, PERMANENT_COMMIT_ERRORS) or commit_try == COMMIT_ATTEMPTS:
                     raise CheckpointNotSaved(self.task.task_id, key, cause) from cause
+            except UnitOfWorkError as error:
+                # The checkpoint is saved; only what runs after it (journal, hooks) failed.
+                logger.warning("task %s: checkpoint %r saved, but %s", self.task.task_id, key, error)
+                return
             time.sleep(delay)
             delay *= 2
             # The failed unit is closed; stage the same checkpoint in a fresh one.

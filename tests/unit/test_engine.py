@@ -306,3 +306,25 @@ def test_hand_built_tasks_resume_under_the_managers_workflow_id():
     again = Manager(tasks=tasks(), workflow_id=workflow_id, config=config, resume=True)
     assert CALLS == []
     assert [task.restored for task in again.tasks] == [True, True]
+
+
+def test_a_journal_failure_after_the_commit_does_not_rerun_the_step(caplog):
+    class BrokenJournal:
+        def __init__(self):
+            self.records = 0
+
+        def record(self, unit):
+            self.records += 1
+            raise OSError("journal disk full")
+
+    journal = BrokenJournal()
+    storage = StorageDefault()
+    flow = DotFlow(config=Config(storage=storage, journal=journal), workflow_id=str(uuid.uuid4()))
+    flow.task.add(step=produce)
+    flow.start()
+    task = flow.result_task()[0]
+    assert CALLS == ["produce"]
+    assert task.status == TypeStatus.COMPLETED
+    assert journal.records == 1
+    assert storage.get(key=storage.key(task=task)).storage == {"rows": [1, 2, 3]}
+    assert "journal disk full" in caplog.text
