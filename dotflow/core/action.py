@@ -62,6 +62,15 @@ def _contexts(initial_context: Any, previous_context: Any) -> dict[str, Context]
     }
 
 
+def _take_identity(wrapper: Any, func: Any) -> None:
+    """Name, qualname, doc and `__wrapped__` of `func`; `__module__` stays "dotflow.core.action",
+    the marker Task checks for @action (so functools.wraps, which copies it, is not used)."""
+    wrapper.__name__ = getattr(func, "__name__", type(func).__name__)
+    wrapper.__qualname__ = getattr(func, "__qualname__", wrapper.__name__)
+    wrapper.__doc__ = getattr(func, "__doc__", None)
+    wrapper.__wrapped__ = func
+
+
 class Action:
     """`@action` or `@action(retry=3, timeout=10, retry_delay=1, backoff=True)`.
 
@@ -87,10 +96,7 @@ class Action:
         self.backoff = backoff
         self.params = injectable_names(func) if func is not None else ()
         if func is not None:
-            self.__name__ = getattr(func, "__name__", type(func).__name__)
-            self.__qualname__ = getattr(func, "__qualname__", self.__name__)
-            self.__doc__ = getattr(func, "__doc__", None)
-            self.__wrapped__ = func
+            _take_identity(self, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.func is not None:
@@ -111,11 +117,7 @@ class Action:
         step.backoff = self.backoff  # type: ignore[attr-defined]
         step.func = func  # type: ignore[attr-defined]
         step.params = injectable_names(func)  # type: ignore[attr-defined]
-        step.__name__ = getattr(func, "__name__", "step")
-        step.__qualname__ = getattr(func, "__qualname__", step.__name__)
-        step.__doc__ = getattr(func, "__doc__", None)
-        step.__wrapped__ = func  # type: ignore[attr-defined]
-        # `step.__module__` stays "dotflow.core.action": Task checks it as the @action marker.
+        _take_identity(step, func)
         return step
 
     @staticmethod

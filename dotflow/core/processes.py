@@ -105,24 +105,25 @@ def run_in_processes(
     A task whose child died before reporting it ends FAILED with a `WorkerError`.
     """
     context = multiprocessing.get_context("fork")
-    workers: dict[Connection, tuple[Any, list[Any]]] = {}
+    workers: dict[Connection, tuple[Any, list[Any], list[Any]]] = {}
     for batch in batches:
-        distinct_configs(batch)  # a task without config creates its own now, before the fork
+        configs = distinct_configs(batch)  # a task without config creates its own now, before the fork
         parent_end, child_end = context.Pipe()
         process = context.Process(target=_child_main, args=(child_end, batch, work), daemon=True)
         process.start()
         child_end.close()
-        workers[parent_end] = (process, batch)
+        workers[parent_end] = (process, batch, configs)
 
     reported: set[str] = set()
     finished: set[Connection] = set()
     while len(finished) < len(workers):
         for ready in wait([c for c in workers if c not in finished]):
             connection = cast(Connection, ready)
-            if not _serve(connection, workers[connection][1], reported):
+            _, batch, configs = workers[connection]
+            if not _serve(connection, batch, configs, reported):
                 finished.add(connection)
 
-    for connection, (process, batch) in workers.items():
+    for connection, (process, batch, _) in workers.items():
         process.join()
         connection.close()
         if process.exitcode != 0:
@@ -131,7 +132,7 @@ def run_in_processes(
     return [task for task in tasks if task.task_id in reported]
 
 
-def _serve(connection: Connection, batch: list[Any], reported: set[str]) -> bool:
+def _serve(connection: Connection, batch: list[Any], configs: list[Any], reported: set[str]) -> bool:
     """Handle one message from a child; False once the child is done or gone."""
     try:
         message = connection.recv()
@@ -140,7 +141,7 @@ def _serve(connection: Connection, batch: list[Any], reported: set[str]) -> bool
     kind = message[0]
     if kind == "call":
         _, index, method, kwargs = message
-        storage = distinct_configs(batch)[index].storage
+        storage = configs[index].storage
         if method not in RELAYED_CALLS:
             reply: tuple = ("error", WorkerError(f"storage method {method!r} cannot be relayed"))
         else:
