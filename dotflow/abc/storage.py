@@ -3,7 +3,7 @@
 Required: `post`, `get` and `key`. Optional, with working or refusing defaults: `read_checkpoint`
 (one read returning value and fingerprint), `delete`, `delete_prefix`, `list_keys`, `atomic_swap`
 and `clear`. The engine only ever calls `key`, `post` (once per successful task), `read_checkpoint`
-(once per task it looks up on resume) and `clear` (on_input_change="reset").
+(once per task it looks up on resume) and `delete` (each task's key, on_input_change="reset").
 """
 
 from __future__ import annotations

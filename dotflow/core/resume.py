@@ -22,7 +22,7 @@ def plan_restore(
     fingerprint: str | None,
     policy: str,
 ) -> dict[str, Context]:
-    """Map task_id -> restored Context. May clear the workflow's checkpoints (policy "reset")."""
+    """Map task_id -> restored Context. With policy "reset", deletes this run's checkpoints."""
     restored: dict[str, Context] = {}
     for tasks in sequences:
         for task in tasks:
