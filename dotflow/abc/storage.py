@@ -1,9 +1,27 @@
 """The `Storage` contract every checkpoint backend implements.
 
 Required: `post`, `get` and `key`. Optional, with working or refusing defaults: `read_checkpoint`
-(one read returning value and fingerprint), `delete`, `delete_prefix`, `list_keys`, `atomic_swap`
-and `clear`. The engine only ever calls `key`, `post` (once per successful task), `read_checkpoint`
-(once per task it looks up on resume) and `delete` (each task's key, on_input_change="reset").
+(one read returning value, fingerprint and version), `delete`, `delete_prefix`, `list_keys`,
+`atomic_swap` and `clear`. The engine only ever calls `key`, `post` (once per successful task),
+`read_checkpoint` (once per task it looks up on resume), `post_if` (instead of `post` when the run
+resumes) and `delete` (each task's key, on_input_change="reset").
+
+Versions and conditional writes (optimistic concurrency)
+    A backend that can write conditionally defines two more methods (see `VersionedStorage`), and
+    its `read_checkpoint` returns a `Checkpoint` whose `version` is an opaque, non-None string that
+    changes on every write (an S3 ETag, a GCS generation, a revision id in a file, a counter):
+
+    ``post_if(key, context, *, version, ttl=None, fingerprint=None) -> bool``
+        Write only if the key's current version is `version`; `version=None` means "only if the
+        key is absent" (an expired key counts as absent). True if written; False if the condition
+        failed, in which case nothing was written. Atomic against every other write to the key,
+        from any thread or process that shares the backend.
+    ``delete_if(key, *, version) -> bool``
+        Delete only if the key's current version is `version`. With `version=None`, True if the
+        key is absent (nothing to delete), False if it exists.
+
+    `uow.UnitOfWork` detects these methods and uses them for keys it has read; a storage without
+    them (a custom 1.0.1 storage) still works, with unconditional writes only.
 """
 
 from __future__ import annotations
@@ -15,7 +33,7 @@ from typing import Any, Iterable
 
 from dotflow.core.context import Context
 
-__all__ = ["Checkpoint", "Storage", "check_post_metadata"]
+__all__ = ["Checkpoint", "Storage", "VersionedStorage", "check_post_metadata"]
 
 
 def check_post_metadata(ttl: Any, fingerprint: Any) -> None:
@@ -30,10 +48,12 @@ def check_post_metadata(ttl: Any, fingerprint: Any) -> None:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """What one read of a stored key gives back: the value and the input fingerprint it was written with."""
+    """What one read of a stored key gives back: the value, the input fingerprint it was written with,
+    and the version of what was read (None on a backend without conditional writes)."""
 
     context: Context
     fingerprint: str | None = None
+    version: str | None = None
 
 
 class Storage(ABC):
@@ -79,3 +99,23 @@ class Storage(ABC):
         self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
     ) -> bool:
         raise NotImplementedError(f"{type(self).__name__} does not implement atomic_swap")
+
+
+class VersionedStorage(Storage):
+    """A storage with versions and conditional writes (see the module docstring)."""
+
+    @abstractmethod
+    def post_if(
+        self,
+        key: str,
+        context: Context,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool:
+        """Write only if the current version of `key` is `version` (None: only if absent)."""
+
+    @abstractmethod
+    def delete_if(self, key: str, *, version: str | None) -> bool:
+        """Delete only if the current version of `key` is `version` (None: true if absent)."""

@@ -46,7 +46,6 @@ Concurrency
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import threading
@@ -55,15 +54,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
-from dotflow.core import codec
+from dotflow.abc.storage import Checkpoint, Storage
+from dotflow.providers.checkpoint_format import (
+    decode_document,
+    document_expires_at,
+    encode_document,
+    is_document,
+    is_number,
+    legacy_context,
+    legacy_failure,
+)
 from dotflow.core.context import Context
 from dotflow.settings import Settings
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "StorageFile"]
+__all__ = ["StorageFile"]
 
-FORMAT = "dotflow-checkpoint"
-FORMAT_VERSION = 1
 _META_SUFFIX = ".meta"  # dotflow 1.0.1's sidecar, read for legacy files only
 _MAX_NAME_BYTES = 255
 
@@ -99,7 +104,7 @@ class StorageFile(Storage):
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         target = self._file(key)
-        data = _encode_file(key, context, ttl, fingerprint)
+        data = encode_document(key, context, ttl, fingerprint)
         with self._lock:
             self._replace(target, data)
 
@@ -108,7 +113,7 @@ class StorageFile(Storage):
     ) -> bool:
         """Compare-and-set on the stored payload; atomic between threads of this process only."""
         target = self._file(key)
-        data = _encode_file(key, new, ttl, fingerprint)
+        data = encode_document(key, new, ttl, fingerprint)
         with self._lock:
             loaded = self._load(key, target)
             current = None if loaded is None else loaded[0].storage
@@ -176,7 +181,7 @@ class StorageFile(Storage):
         if loaded is None:
             return None
         context, fingerprint, legacy = loaded
-        if legacy and _legacy_failure(context):
+        if legacy and legacy_failure(context):
             return None
         return Checkpoint(context=context, fingerprint=fingerprint)
 
@@ -217,16 +222,15 @@ class StorageFile(Storage):
             body = json.loads(data)
         except (ValueError, RecursionError):
             body = None  # 1.0.1 wrote in place: a torn legacy file reads as empty, as it did there
-        if type(body) is dict and body.get("format") == FORMAT:
-            expires_at = body.get("expires_at")
-            return _Raw(body, False, expires_at if _is_number(expires_at) else None, None, identity)
+        if is_document(body):
+            return _Raw(body, False, document_expires_at(body), None, identity)
         meta = _read_legacy_meta(_meta_of(target))
         expires_at = meta.get("expires_at")
         fingerprint = meta.get("fingerprint")
         return _Raw(
             body,
             True,
-            expires_at if _is_number(expires_at) else None,
+            expires_at if is_number(expires_at) else None,
             fingerprint if type(fingerprint) is str else None,
             identity,
         )
@@ -240,8 +244,9 @@ class StorageFile(Storage):
             self._remove_if_unchanged(target, raw)
             return None
         if raw.legacy:
-            return _legacy_context(raw.body), raw.legacy_fingerprint, True
-        return _decode_body(key, raw.body), raw.body.get("fingerprint"), False
+            return legacy_context(raw.body), raw.legacy_fingerprint, True
+        context, fingerprint = decode_document(key, raw.body)
+        return context, fingerprint, False
 
     def _replace(self, target: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=self._root, prefix=f".{target.name[:100]}.", suffix=".tmp")
@@ -281,70 +286,14 @@ class StorageFile(Storage):
             os.close(fd)
 
 
-def _encode_file(key: str, value: Any, ttl: float | None, fingerprint: str | None) -> bytes:
-    """The bytes of a checkpoint file; raises before anything is written if the value cannot be stored."""
-    check_post_metadata(ttl, fingerprint)
-    context = value if isinstance(value, Context) else Context(storage=value)
-    try:
-        encoded = codec.encode(context)
-    except codec.UnencodableValueError as exc:
-        raise exc.for_key(key) from exc
-    body = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "value": encoded,
-        "fingerprint": fingerprint,
-        "expires_at": None if ttl is None else time.time() + ttl,
-    }
-    return (json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n").encode("ascii")
 
 
-def _decode_body(key: str, body: dict[str, Any]) -> Context:
-    if body.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint file for key {key!r} has format version {body.get('version')!r}; "
-            f"this dotflow reads version {FORMAT_VERSION}"
-        )
-    fingerprint = body.get("fingerprint")
-    if fingerprint is not None and type(fingerprint) is not str:
-        raise ValueError(f"corrupt checkpoint file for key {key!r}: fingerprint is not a string")
-    expires_at = body.get("expires_at")
-    if expires_at is not None and not _is_number(expires_at):
-        raise ValueError(f"corrupt checkpoint file for key {key!r}: expires_at is not a number")
-    try:
-        context = codec.decode(body.get("value"))
-    except ValueError as exc:
-        raise ValueError(f"corrupt checkpoint file for key {key!r}: {exc}") from exc
-    if type(context) is not Context:
-        raise ValueError(f"corrupt checkpoint file for key {key!r}: its value is not a Context")
-    return context
 
 
-def _legacy_context(body: Any) -> Context:
-    """A dotflow 1.0.1 file body read exactly as 1.0.1 read it."""
-    if type(body) is not list or not body:
-        return Context()
-    values = [_legacy_value(element) for element in body]
-    if len(values) == 1:
-        return Context(storage=values[0])
-    return Context(storage=[Context(storage=value) for value in values])
 
 
-def _legacy_value(element: Any) -> Any:
-    if not isinstance(element, str):
-        return element
-    try:
-        return json.loads(element)
-    except (ValueError, RecursionError):
-        return element
 
 
-def _legacy_failure(context: Context) -> bool:
-    """1.0.1 wrote null for a failed task (appended, in group/parallel modes): not a checkpoint."""
-    storage = context.storage
-    if storage is None:
-        return True
-    return type(storage) is list and all(type(c) is Context and c.storage is None for c in storage)
 
 
 def _read_legacy_meta(path: Path) -> dict[str, Any]:
@@ -384,8 +333,6 @@ def _check_prefix(prefix: Any) -> None:
         raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
 
 
-def _is_number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
 
 
 def _unlink(path: Path) -> None:

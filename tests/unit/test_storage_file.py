@@ -210,7 +210,7 @@ def test_corrupt_new_format_file_is_an_error_not_a_missing_key(
     body["expires_at"] = None
     body[field] = bad
     write_raw(storage, "wf-1-a.json", json.dumps(body))
-    with pytest.raises(ValueError, match="corrupt checkpoint file for key 'wf-1-a.json'.*" + message):
+    with pytest.raises(ValueError, match="corrupt checkpoint for key 'wf-1-a.json'.*" + message):
         storage.read_checkpoint("wf-1-a.json")
 
 

@@ -1,0 +1,142 @@
+"""The checkpoint document every persistent backend stores: one JSON object per key.
+
+Version 1, UTF-8 JSON (ASCII in practice)::
+
+    {"format": "dotflow-checkpoint",
+     "version": 1,
+     "value": {"$context": {"storage": ..., "task_id": ..., "workflow_id": ..., "time": ...}},
+     "fingerprint": "<str>" | null,
+     "expires_at": <unix time, float> | null,
+     "revision": "<32 hex digits>"}          (optional; written by StorageFile as its version token)
+
+`value` is the whole Context in the encoding of `dotflow.core.codec`, so values round-trip exactly
+and nothing read back is ever unpickled or evaluated. Value, fingerprint and expiry travel in one
+document and are replaced together by every write, so metadata never goes stale.
+
+Documents written by dotflow 1.0.1 (a JSON array of strings, each ``json.dumps(payload)``) are read
+as 1.0.1 read them: see `legacy_context`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from dotflow.abc.storage import check_post_metadata
+from dotflow.core import codec
+from dotflow.core.context import Context
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "decode_document",
+    "document_expires_at",
+    "encode_document",
+    "is_document",
+    "is_number",
+    "legacy_context",
+    "legacy_failure",
+]
+
+FORMAT = "dotflow-checkpoint"
+FORMAT_VERSION = 1
+
+
+def encode_document(
+    key: str,
+    value: Any,
+    ttl: float | None,
+    fingerprint: str | None,
+    *,
+    revision: str | None = None,
+    now: float | None = None,
+) -> bytes:
+    """The bytes of a checkpoint document; raises before anything is written if the value cannot be stored.
+
+    An unencodable value raises `codec.UnencodableValueError` (a TypeError naming the key and the type).
+    """
+    check_post_metadata(ttl, fingerprint)
+    context = value if isinstance(value, Context) else Context(storage=value)
+    try:
+        encoded = codec.encode(context)
+    except codec.UnencodableValueError as exc:
+        raise exc.for_key(key) from exc
+    body: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "value": encoded,
+        "fingerprint": fingerprint,
+        "expires_at": None if ttl is None else (time.time() if now is None else now) + ttl,
+    }
+    if revision is not None:
+        body["revision"] = revision
+    return (json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n").encode("ascii")
+
+
+def is_document(body: Any) -> bool:
+    """True if a parsed JSON body is a checkpoint document (of any version)."""
+    return type(body) is dict and body.get("format") == FORMAT
+
+
+def document_expires_at(body: dict[str, Any]) -> float | None:
+    expires_at = body.get("expires_at")
+    return expires_at if is_number(expires_at) else None
+
+
+def decode_document(key: str, body: dict[str, Any]) -> tuple[Context, str | None]:
+    """(context, fingerprint) of a parsed checkpoint document; ValueError naming the key if it is corrupt."""
+    if body.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint for key {key!r} has format version {body.get('version')!r}; "
+            f"this dotflow reads version {FORMAT_VERSION}"
+        )
+    fingerprint = body.get("fingerprint")
+    if fingerprint is not None and type(fingerprint) is not str:
+        raise ValueError(f"corrupt checkpoint for key {key!r}: fingerprint is not a string")
+    expires_at = body.get("expires_at")
+    if expires_at is not None and not is_number(expires_at):
+        raise ValueError(f"corrupt checkpoint for key {key!r}: expires_at is not a number")
+    try:
+        context = codec.decode(body.get("value"))
+    except ValueError as exc:
+        raise ValueError(f"corrupt checkpoint for key {key!r}: {exc}") from exc
+    if type(context) is not Context:
+        raise ValueError(f"corrupt checkpoint for key {key!r}: its value is not a Context")
+    return context, fingerprint
+
+
+def legacy_context(body: Any) -> Context:
+    """A dotflow 1.0.1 body (JSON array of JSON strings) read exactly as 1.0.1 read it.
+
+    No element or a non-array → empty `Context()`; one element → ``Context(storage=json.loads(e))``
+    (the raw string if it does not parse); several → a Context holding one Context per element.
+    """
+    if type(body) is not list or not body:
+        return Context()
+    values = [_legacy_value(element) for element in body]
+    if len(values) == 1:
+        return Context(storage=values[0])
+    return Context(storage=[Context(storage=value) for value in values])
+
+
+def _legacy_value(element: Any) -> Any:
+    if not isinstance(element, str):
+        return element
+    try:
+        return json.loads(element)
+    except (ValueError, RecursionError):
+        return element
+
+
+def legacy_failure(context: Context) -> bool:
+    """1.0.1 wrote null for a failed task (appended, in group/parallel modes): not a checkpoint."""
+    storage = context.storage
+    if storage is None:
+        return True
+    return type(storage) is list and all(type(c) is Context and c.storage is None for c in storage)
+
+
+def is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
