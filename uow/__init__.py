@@ -1,8 +1,8 @@
 """A generic unit of work for checkpoint storages: stage changes, commit them once, or roll back.
 
 `uow` knows nothing about dotflow: values are opaque and the storage is any object with
-`post(key=, context=, ttl=, fingerprint=)` and `get(key=)` (optionally `delete` and
-`read_checkpoint`).
+`post(key=, context=, ttl=, fingerprint=)` and `get(key=)` (optionally `delete`,
+`read_checkpoint`, and `post_if` / `delete_if` for optimistic concurrency).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from uow.errors import (
 from uow.unit_of_work import (
     ACTIVE,
     COMMITTED,
+    COMMITTING,
+    CONFLICT,
     DELETE,
     FAILED,
     ROLLED_BACK,
@@ -31,6 +33,8 @@ from uow.unit_of_work import (
 __all__ = [
     "ACTIVE",
     "COMMITTED",
+    "COMMITTING",
+    "CONFLICT",
     "DELETE",
     "FAILED",
     "ROLLED_BACK",

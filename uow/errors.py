@@ -6,7 +6,7 @@
     ├── CommitError            the storage failed while the unit was writing (state "failed")
     ├── HookError              an on_commit / on_rollback hook failed after a successful outcome
     ├── JournalError           the journal could not record a successful outcome
-    └── ConflictError          reserved for optimistic concurrency (not raised yet)
+    └── ConflictError          a key the unit read was changed by someone else before the commit
 
 Errors from the storage, the hooks or the journal are never swallowed: they are attached as
 `__cause__` of the error raised here, or (when another error is already propagating) logged on the
@@ -89,7 +89,29 @@ class JournalError(UnitOfWorkError):
 
 
 class ConflictError(UnitOfWorkError):
-    """Reserved: a key the unit read or overwrites was changed by someone else since.
+    """A key the unit read (or was told the version of) was changed by someone else before the commit.
 
-    Optimistic concurrency is added by a later change; nothing raises this error yet.
+    Nothing of the unit is left written: keys written before the conflict were restored (see
+    `restored` / `unrestored`, as on `CommitError`). `key` names the conflicting key and
+    `expected_version` the version the unit saw (None: the key was absent).
     """
+
+    def __init__(
+        self,
+        key: str,
+        expected_version: str | None,
+        written: Sequence[str] = (),
+        *,
+        restored: bool = True,
+        unrestored: Sequence[str] = (),
+    ) -> None:
+        seen = "absent" if expected_version is None else f"at version {expected_version!r}"
+        message = f"commit conflict on key {key!r}: it was {seen} when this unit read it, and was changed since"
+        if unrestored:
+            message += f"; keys written before the conflict and not restored: {list(unrestored)!r}"
+        super().__init__(message)
+        self.key = key
+        self.expected_version = expected_version
+        self.written = list(written)
+        self.restored = restored
+        self.unrestored = list(unrestored)

@@ -19,7 +19,20 @@ Commit
   before-images, so nothing is restored and every written key is reported unrestored.
 * A storage error makes the state "failed" and raises `CommitError` from it, with `key`, `written`,
   `restored` and `unrestored`. Restoring is compensation, not atomicity: a crash half-way through a
-  multi-key commit leaves what was written.
+  multi-key commit leaves what was written. A BaseException raised by the storage (KeyboardInterrupt,
+  SystemExit) is handled the same way (restore, state "failed") and then propagates itself.
+* While a commit runs the state is "committing": a storage that calls back into the unit cannot
+  commit it a second time (UnitClosedError).
+
+Optimistic concurrency
+----------------------
+On a storage with versions (`read_checkpoint` returning a `version`, plus `post_if` / `delete_if`),
+a `get` that reaches the storage remembers the version it saw, "absent" included; so does
+`expect_version(key, version)` for a read made outside the unit. At commit, a write or delete of
+such a key is conditional on that version; if the key changed meanwhile the commit raises
+`ConflictError`, restores what it had already written, and the state is "conflict". Keys the unit
+never read are written unconditionally. A multi-key commit compares its before-images with the
+versions seen first, so a conflict found there writes nothing at all.
 
 Nesting, hooks and journal
 --------------------------
@@ -39,13 +52,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal, NamedTuple, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol, runtime_checkable
 
-from uow.errors import CommitError, HookError, JournalError, NestingError, UnitClosedError
+from uow.errors import CommitError, ConflictError, HookError, JournalError, NestingError, UnitClosedError
 
 __all__ = [
     "ACTIVE",
     "COMMITTED",
+    "COMMITTING",
+    "CONFLICT",
     "DELETE",
     "FAILED",
     "ROLLED_BACK",
@@ -53,15 +68,22 @@ __all__ = [
     "Delete",
     "Hook",
     "Put",
+    "StoredCheckpoint",
+    "SupportsConditionalWrite",
+    "SupportsDelete",
+    "SupportsReadCheckpoint",
     "SupportsRecord",
     "SupportsStorage",
     "UnitOfWork",
+    "VersionedCheckpoint",
 ]
 
 ACTIVE: Final = "active"
+COMMITTING: Final = "committing"
 COMMITTED: Final = "committed"
 ROLLED_BACK: Final = "rolled_back"
 FAILED: Final = "failed"
+CONFLICT: Final = "conflict"
 
 logger = logging.getLogger("uow")
 
@@ -69,13 +91,88 @@ Hook = Callable[[], object]
 
 
 class SupportsStorage(Protocol):
-    """The storage methods a unit always needs; `delete` and `read_checkpoint` are optional."""
+    """The storage methods a unit always needs; the `Supports*` protocols below are optional."""
 
     def post(
         self, key: str, context: Any, ttl: int | None = None, fingerprint: str | None = None
     ) -> None: ...
 
     def get(self, key: str) -> Any: ...
+
+
+class StoredCheckpoint(Protocol):
+    """What `read_checkpoint` returns for a present key."""
+
+    @property
+    def context(self) -> Any: ...
+
+    @property
+    def fingerprint(self) -> str | None: ...
+
+
+class VersionedCheckpoint(StoredCheckpoint, Protocol):
+    """A checkpoint read from a storage with versions: `version` changes on every write."""
+
+    @property
+    def version(self) -> str | None: ...
+
+
+@runtime_checkable
+class SupportsDelete(Protocol):
+    def delete(self, key: str) -> bool: ...
+
+
+@runtime_checkable
+class SupportsReadCheckpoint(Protocol):
+    """One read of a key: None when it is absent (so a stored None is told apart from a missing key)."""
+
+    def read_checkpoint(self, key: str) -> StoredCheckpoint | None: ...
+
+
+@runtime_checkable
+class SupportsConditionalWrite(Protocol):
+    """Versions and conditional writes; `version=None` means "the key is absent"."""
+
+    def read_checkpoint(self, key: str) -> VersionedCheckpoint | None: ...
+
+    def post_if(
+        self,
+        key: str,
+        context: Any,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool: ...
+
+    def delete_if(self, key: str, *, version: str | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _Capabilities:
+    delete: bool
+    read: bool
+    versions: bool
+
+
+_CAPABILITIES: dict[type, _Capabilities] = {}
+
+
+def _capabilities(storage: object) -> _Capabilities:
+    """What the storage can do beyond post/get, worked out once per storage class."""
+    kind = type(storage)
+    found = _CAPABILITIES.get(kind)
+    if found is None:
+        found = _Capabilities(
+            delete=isinstance(storage, SupportsDelete),
+            read=isinstance(storage, SupportsReadCheckpoint),
+            versions=isinstance(storage, SupportsConditionalWrite),
+        )
+        _CAPABILITIES[kind] = found
+    return found
+
+
+_UNSEEN: Final = object()  # marks a key whose version the unit never saw
 
 
 class SupportsRecord(Protocol):
@@ -124,7 +221,9 @@ class UnitOfWork:
         self._task_id = task_id
         self._attempt = attempt
         self._state: str = ACTIVE
+        self._capabilities = _capabilities(storage)
         self._changes: dict[str, Change] = {}
+        self._seen: dict[str, str | None] = {}  # key -> version read through this unit (None: absent)
         self._written: list[str] = []
         self._on_commit: list[Hook] = []
         self._on_rollback: list[Hook] = []
@@ -160,6 +259,11 @@ class UnitOfWork:
         return MappingProxyType(self._changes)
 
     @property
+    def expected_versions(self) -> Mapping[str, str | None]:
+        """Versions the commit is conditional on: key -> version seen (None: the key was absent)."""
+        return MappingProxyType(self._root()._seen)
+
+    @property
     def written_keys(self) -> list[str]:
         """Keys the commit wrote to storage (on a failed commit: those written before the failure)."""
         return list(self._written)
@@ -182,14 +286,16 @@ class UnitOfWork:
     def delete(self, key: str) -> None:
         """Stage a delete of `key` (no I/O)."""
         self._check_open("delete")
-        if not callable(getattr(self._storage, "delete", None)):
+        if not self._capabilities.delete:
             raise TypeError(f"{type(self._storage).__name__} has no delete(); a unit cannot delete from it")
         self._changes[key] = DELETE
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The staged value of `key` (`default` if its delete is staged), else `storage.get(key=)`.
+        """The staged value of `key` (`default` if its delete is staged), else the stored value.
 
-        A storage that answers None for a missing key also gives `default`.
+        A missing key gives `default`. The storage is read with `read_checkpoint` when it has one
+        (remembering the version, on a storage with versions), else with `get`; a storage whose
+        `get` answers None also gives `default`.
         """
         self._require_active("get")
         unit: UnitOfWork | None = self
@@ -200,8 +306,24 @@ class UnitOfWork:
             if change is not None:
                 return default
             unit = unit._parent
+        capabilities = self._capabilities
+        if capabilities.read:
+            checkpoint = self._storage.read_checkpoint(key=key)  # type: ignore[attr-defined]
+            if capabilities.versions:
+                self._root()._seen.setdefault(key, None if checkpoint is None else checkpoint.version)
+            return default if checkpoint is None else checkpoint.context
         value = self._storage.get(key=key)
         return default if value is None else value
+
+    def expect_version(self, key: str, version: str | None) -> None:
+        """Make the commit of `key` conditional on `version` (None: absent), read outside this unit.
+
+        For a caller that read the key before opening the unit (e.g. to decide whether to run at
+        all). Ignored on a storage without versions.
+        """
+        self._check_open("expect a version")
+        if self._capabilities.versions:
+            self._root()._seen[key] = version
 
     # -- hooks and nesting ---------------------------------------------------------------------
 
@@ -235,10 +357,13 @@ class UnitOfWork:
         if self._parent is not None:
             self._merge_into_parent()
             return
+        self._state = COMMITTING  # refuses re-entrant use while the storage runs
         try:
-            self._written = self._write_all()
-        except CommitError as error:
-            self._written = error.written
+            self._write_all()
+        except ConflictError as error:
+            self._finish(CONFLICT, in_flight=error)
+            raise
+        except BaseException as error:  # CommitError, or an interrupt raised by the storage
             self._finish(FAILED, in_flight=error)
             raise
         self._finish(COMMITTED, in_flight=None)
@@ -249,9 +374,9 @@ class UnitOfWork:
         Called while an exception is being handled, hook and journal errors are noted on that
         exception instead of being raised.
         """
-        if self._state in (ROLLED_BACK, FAILED):
+        if self._state in (ROLLED_BACK, FAILED, CONFLICT):
             return
-        if self._state == COMMITTED:
+        if self._state in (COMMITTED, COMMITTING):
             raise UnitClosedError(self._state, "roll back")
         self._finish(ROLLED_BACK, in_flight=sys.exc_info()[1])
 
@@ -299,42 +424,88 @@ class UnitOfWork:
         parent._on_rollback.extend(self._on_rollback)
         self._settle(COMMITTED)
 
-    def _write_all(self) -> list[str]:
+    def _root(self) -> UnitOfWork:
+        unit = self
+        while unit._parent is not None:
+            unit = unit._parent
+        return unit
+
+    def _write_all(self) -> None:
+        """Write every change, appending to `_written`; on failure undo what was written and raise."""
         changes = list(self._changes.items())
         before = self._read_before_images() if len(changes) > 1 else None
-        written: list[str] = []
         for key, change in changes:
+            expected = self._seen.get(key, _UNSEEN)
             try:
-                if isinstance(change, Put):
-                    self._storage.post(
-                        key=key, context=change.value, ttl=change.ttl, fingerprint=change.fingerprint
-                    )
-                else:
-                    self._storage.delete(key=key)  # type: ignore[attr-defined]
-            except Exception as error:
-                raise self._failed_write(key, written, before) from error
-            written.append(key)
-        return written
+                done = self._write_one(key, change, expected)
+            except BaseException as error:
+                failure = self._undo(key, before)
+                if isinstance(error, Exception):
+                    raise failure from error
+                _add_note(error, f"uow: {failure}")
+                raise
+            if not done:
+                failure = self._undo(key, before)
+                raise ConflictError(
+                    key,
+                    expected,  # type: ignore[arg-type]
+                    failure.written,
+                    restored=failure.restored,
+                    unrestored=failure.unrestored,
+                )
+            self._written.append(key)
+
+    def _write_one(self, key: str, change: Change, expected: object) -> bool:
+        """One write; False if its version condition failed (nothing written)."""
+        storage: Any = self._storage
+        if expected is _UNSEEN or not self._capabilities.versions:
+            if isinstance(change, Put):
+                storage.post(key=key, context=change.value, ttl=change.ttl, fingerprint=change.fingerprint)
+            else:
+                storage.delete(key=key)
+            return True
+        if isinstance(change, Put):
+            return bool(
+                storage.post_if(
+                    key=key,
+                    context=change.value,
+                    version=expected,
+                    ttl=change.ttl,
+                    fingerprint=change.fingerprint,
+                )
+            )
+        return bool(storage.delete_if(key=key, version=expected))
 
     def _read_before_images(self) -> dict[str, Any] | None:
-        """One `read_checkpoint` per staged key, or None when the storage cannot restore."""
-        storage: Any = self._storage
-        if not all(callable(getattr(storage, name, None)) for name in ("read_checkpoint", "delete")):
+        """One `read_checkpoint` per staged key, or None when the storage cannot restore.
+
+        On a storage with versions, a before-image whose version differs from the one this unit
+        saw is a conflict found before anything is written.
+        """
+        capabilities = self._capabilities
+        if not (capabilities.read and capabilities.delete):
             return None
+        storage: Any = self._storage
         images: dict[str, Any] = {}
         for key in self._changes:
             try:
                 images[key] = storage.read_checkpoint(key=key)
             except Exception as error:
                 raise CommitError(key, reason="reading the before-image of") from error
+            expected = self._seen.get(key, _UNSEEN)
+            if capabilities.versions and expected is not _UNSEEN:
+                current = None if images[key] is None else images[key].version
+                if current != expected:
+                    raise ConflictError(key, expected)  # type: ignore[arg-type]
         return images
 
-    def _failed_write(self, key: str, written: list[str], before: dict[str, Any] | None) -> CommitError:
-        """Restore what was written (when before-images exist) and describe the failure."""
+    def _undo(self, key: str, before: dict[str, Any] | None) -> CommitError:
+        """Restore what was written (when before-images exist) and describe the failure at `key`."""
+        written = list(self._written)
         if before is None:
             return CommitError(key, written, restored=not written, unrestored=written)
         storage: Any = self._storage
-        failures: dict[str, Exception] = {}
+        failures: dict[str, BaseException] = {}
         for done in reversed(written):
             image = before[done]
             try:
@@ -342,7 +513,7 @@ class UnitOfWork:
                     storage.delete(key=done)
                 else:
                     storage.post(key=done, context=image.context, ttl=None, fingerprint=image.fingerprint)
-            except Exception as restore_error:
+            except BaseException as restore_error:
                 failures[done] = restore_error
         unrestored = [done for done in written if done in failures]
         commit_error = CommitError(key, written, restored=not unrestored, unrestored=unrestored)

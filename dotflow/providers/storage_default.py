@@ -5,39 +5,45 @@ Values are deep-copied on the way in and on the way out, so neither the caller t
 nor a reader that mutates what it got can change a stored checkpoint. A ttl is measured on
 `time.monotonic()`; an expired key behaves as missing everywhere and is evicted when touched.
 Value, fingerprint and expiry are stored together and replaced together by every write.
+
+Versions: every write stamps the entry with the next value of a per-instance counter ("1", "2", ...),
+so `post_if` / `delete_if` compare-and-set under the same lock.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
+from dotflow.abc.storage import Checkpoint, VersionedStorage, check_post_metadata
 from dotflow.core.context import Context
 
 __all__ = ["StorageDefault"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Entry:
     context: Context
     fingerprint: str | None
     expires_at: float | None  # time.monotonic() deadline
+    version: str = ""
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
 
-class StorageDefault(Storage):
+class StorageDefault(VersionedStorage):
     """In-memory storage, safe to share between threads (an RLock guards every access)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.RLock()
+        self._versions = itertools.count(1)
 
     def key(self, task: Any) -> str:
         return f"{task.workflow_id}-{task.task_id}"
@@ -45,7 +51,30 @@ class StorageDefault(Storage):
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         entry = self._new_entry(key, context, ttl, fingerprint)
         with self._lock:
-            self._entries[key] = entry
+            self._put(key, entry)
+
+    def post_if(
+        self,
+        key: str,
+        context: Context,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool:
+        entry = self._new_entry(key, context, ttl, fingerprint)
+        with self._lock:
+            if self._version_of(key) != version:
+                return False
+            self._put(key, entry)
+            return True
+
+    def delete_if(self, key: str, *, version: str | None) -> bool:
+        with self._lock:
+            if self._version_of(key) != version:
+                return False
+            self._entries.pop(key, None)
+            return True
 
     def get(self, key: str) -> Context:
         checkpoint = self.read_checkpoint(key)
@@ -56,7 +85,9 @@ class StorageDefault(Storage):
             entry = self._live(key)
             if entry is None:
                 return None
-            return Checkpoint(context=copy.deepcopy(entry.context), fingerprint=entry.fingerprint)
+            return Checkpoint(
+                context=copy.deepcopy(entry.context), fingerprint=entry.fingerprint, version=entry.version
+            )
 
     def delete(self, key: str) -> bool:
         with self._lock:
@@ -88,7 +119,7 @@ class StorageDefault(Storage):
             current = self._live(key)
             if (None if current is None else current.context.storage) != expected:
                 return False
-            self._entries[key] = entry
+            self._put(key, entry)
             return True
 
     # ----------------------------------------------------------------------------------------- helpers
@@ -106,6 +137,16 @@ class StorageDefault(Storage):
             ) from exc
         expires_at = None if ttl is None else time.monotonic() + ttl
         return _Entry(context=stored, fingerprint=fingerprint, expires_at=expires_at)
+
+    def _put(self, key: str, entry: _Entry) -> None:
+        """Store `entry` under a fresh version. Hold the lock."""
+        entry.version = str(next(self._versions))
+        self._entries[key] = entry
+
+    def _version_of(self, key: str) -> str | None:
+        """The live entry's version, None if absent or expired. Hold the lock."""
+        entry = self._live(key)
+        return None if entry is None else entry.version
 
     def _live(self, key: str) -> _Entry | None:
         """The entry under `key` unless missing or expired (an expired one is evicted). Hold the lock."""

@@ -37,24 +37,34 @@ Files written by dotflow 1.0.1
     wrote ``null`` when a task failed, `read_checkpoint` treats a legacy file whose payload is None
     (or a list of Contexts that are all None) as missing; `get` still returns what 1.0.1 returned.
 
-Concurrency
-    A process-local RLock serialises the read-modify-write paths (`atomic_swap`, expiry eviction,
-    `delete_prefix`). `atomic_swap` is therefore atomic between threads of one process only, not
-    between processes sharing the folder. Single writes are atomic across processes (rename).
+Versions and concurrency
+    Every write stores a fresh random `revision` in the file: that is the version `read_checkpoint`
+    returns (a file without one, such as a 1.0.1 file, has the SHA-256 of its bytes as version).
+    `post_if(version=None)` creates the file with `os.link` of the finished temp file, which fails if
+    the key exists: no lock. Every other change of a file (the rename of a write, a delete, and the
+    compare-then-rename of `post_if`, `delete_if` and `atomic_swap`) happens while holding an
+    exclusive `flock` on the folder's `.lock` file (plus a thread lock), so compare-and-set is atomic
+    between threads and processes of one machine. The lock is held for a read and a rename only:
+    encoding, writing and fsyncing the temp file happen before it is taken. (On a platform without
+    `fcntl` only threads of one process are serialised.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dotflow.abc.storage import Checkpoint, Storage
+from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.providers.checkpoint_format import (
     decode_document,
     document_expires_at,
@@ -71,6 +81,12 @@ __all__ = ["StorageFile"]
 
 _META_SUFFIX = ".meta"  # dotflow 1.0.1's sidecar, read for legacy files only
 _MAX_NAME_BYTES = 255
+_LOCK_NAME = ".lock"  # a dot-file: never taken for a key
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -82,12 +98,19 @@ class _Raw:
     expires_at: float | None
     legacy_fingerprint: str | None
     identity: tuple[int, int, int]  # (inode, mtime_ns, size): to avoid deleting a file replaced meanwhile
+    version: str
 
     def expired(self) -> bool:
         return self.expires_at is not None and time.time() >= self.expires_at
 
+    def live_version(self) -> str | None:
+        """The version a conditional write compares with: None if expired or a 1.0.1 failure marker."""
+        if self.expired() or (self.legacy and legacy_failure(legacy_context(self.body))):
+            return None
+        return self.version
 
-class StorageFile(Storage):
+
+class StorageFile(VersionedStorage):
     """Checkpoints as JSON files in `Path(path, "tasks")`, created (with parents) on construction."""
 
     def __init__(self, *args: Any, path: str | os.PathLike[str] = Settings.START_PATH, **kwargs: Any) -> None:
@@ -96,6 +119,9 @@ class StorageFile(Storage):
         self.path.mkdir(parents=True, exist_ok=True)
         self._root = self.path.resolve()
         self._lock = threading.RLock()
+        self._lock_fd: int | None = None
+        self._lock_pid = 0  # the process that opened _lock_fd: a forked child opens its own
+        self._lock_depth = 0
 
     def key(self, task: Any) -> str:
         return f"{task.workflow_id}-{task.task_id}.json"
@@ -104,27 +130,66 @@ class StorageFile(Storage):
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         target = self._file(key)
-        data = encode_document(key, context, ttl, fingerprint)
-        with self._lock:
-            self._replace(target, data)
+        tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint))
+        with self._exclusive():
+            self._rename(tmp, target)
+        self._after_write(target)
+
+    def post_if(
+        self,
+        key: str,
+        context: Context,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool:
+        target = self._file(key)
+        tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint))
+        if version is None and self._create(tmp, target):
+            self._after_write(target)
+            return True
+        # Replace (or create over an expired file): compare and rename under the lock.
+        with self._exclusive():
+            raw = self._read(target)
+            current = None if raw is None else raw.live_version()
+            if current != version:
+                _unlink(tmp)
+                return False
+            self._rename(tmp, target)
+        self._after_write(target)
+        return True
+
+    def delete_if(self, key: str, *, version: str | None) -> bool:
+        target = self._file(key)
+        with self._exclusive():
+            raw = self._read(target)
+            current = None if raw is None else raw.live_version()
+            if current != version:
+                return False
+            if raw is not None:
+                self._remove(target)
+        return True
 
     def atomic_swap(
         self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
     ) -> bool:
-        """Compare-and-set on the stored payload; atomic between threads of this process only."""
+        """Compare-and-set on the stored payload, atomic between threads and processes of this machine."""
         target = self._file(key)
-        data = encode_document(key, new, ttl, fingerprint)
-        with self._lock:
+        tmp = self._write_temp(target, _encode(key, new, ttl, fingerprint))
+        with self._exclusive():
             loaded = self._load(key, target)
             current = None if loaded is None else loaded[0].storage
             if current != expected:
+                _unlink(tmp)
                 return False
-            self._replace(target, data)
-            return True
+            self._rename(tmp, target)
+        self._after_write(target)
+        return True
 
     def delete(self, key: str) -> bool:
         target = self._file(key)
-        with self._lock:
+        with self._exclusive():
             raw = self._read(target)
             if raw is None:
                 _unlink(_meta_of(target))
@@ -135,7 +200,7 @@ class StorageFile(Storage):
     def delete_prefix(self, prefix: str) -> int:
         _check_prefix(prefix)
         removed = 0
-        with self._lock:
+        with self._exclusive():
             for name in self._names(prefix):
                 target = self._root / name
                 raw = self._read(target)
@@ -154,36 +219,31 @@ class StorageFile(Storage):
     def list_keys(self, prefix: str = "") -> list[str]:
         _check_prefix(prefix)
         keys = []
-        with self._lock:
-            for name in self._names(prefix):
-                target = self._root / name
-                raw = self._read(target)
-                if raw is None:
-                    continue
-                if raw.expired():
-                    self._remove_if_unchanged(target, raw)
-                    continue
-                keys.append(name)
+        for name in self._names(prefix):
+            target = self._root / name
+            raw = self._read(target)
+            if raw is None:
+                continue
+            if raw.expired():
+                self._remove_if_unchanged(target, raw)
+                continue
+            keys.append(name)
         return sorted(keys)
 
     # ------------------------------------------------------------------------------------------- reads
 
     def get(self, key: str) -> Context:
-        target = self._file(key)
-        with self._lock:
-            loaded = self._load(key, target)
+        loaded = self._load(key, self._file(key))
         return Context() if loaded is None else loaded[0]
 
     def read_checkpoint(self, key: str) -> Checkpoint | None:
-        target = self._file(key)
-        with self._lock:
-            loaded = self._load(key, target)
+        loaded = self._load(key, self._file(key))
         if loaded is None:
             return None
-        context, fingerprint, legacy = loaded
+        context, fingerprint, legacy, version = loaded
         if legacy and legacy_failure(context):
             return None
-        return Checkpoint(context=context, fingerprint=fingerprint)
+        return Checkpoint(context=context, fingerprint=fingerprint, version=version)
 
     # ----------------------------------------------------------------------------------------- helpers
 
@@ -223,7 +283,9 @@ class StorageFile(Storage):
         except (ValueError, RecursionError):
             body = None  # 1.0.1 wrote in place: a torn legacy file reads as empty, as it did there
         if is_document(body):
-            return _Raw(body, False, document_expires_at(body), None, identity)
+            revision = body.get("revision")
+            version = revision if type(revision) is str else _content_version(data)
+            return _Raw(body, False, document_expires_at(body), None, identity, version)
         meta = _read_legacy_meta(_meta_of(target))
         expires_at = meta.get("expires_at")
         fingerprint = meta.get("fingerprint")
@@ -233,10 +295,11 @@ class StorageFile(Storage):
             expires_at if is_number(expires_at) else None,
             fingerprint if type(fingerprint) is str else None,
             identity,
+            _content_version(data),
         )
 
-    def _load(self, key: str, target: Path) -> tuple[Context, str | None, bool] | None:
-        """(context, fingerprint, is_legacy) of a live file, or None if missing or expired."""
+    def _load(self, key: str, target: Path) -> tuple[Context, str | None, bool, str] | None:
+        """(context, fingerprint, is_legacy, version) of a live file, or None if missing or expired."""
         raw = self._read(target)
         if raw is None:
             return None
@@ -244,23 +307,69 @@ class StorageFile(Storage):
             self._remove_if_unchanged(target, raw)
             return None
         if raw.legacy:
-            return legacy_context(raw.body), raw.legacy_fingerprint, True
+            return legacy_context(raw.body), raw.legacy_fingerprint, True, raw.version
         context, fingerprint = decode_document(key, raw.body)
-        return context, fingerprint, False
+        return context, fingerprint, False, raw.version
 
-    def _replace(self, target: Path, data: bytes) -> None:
+    def _write_temp(self, target: Path, data: bytes) -> Path:
+        """A durable temp file holding `data`, in the same folder as `target` (so a rename is atomic)."""
         fd, tmp = tempfile.mkstemp(dir=self._root, prefix=f".{target.name[:100]}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, target)
         except BaseException:
             _unlink(Path(tmp))
             raise
+        return Path(tmp)
+
+    def _rename(self, tmp: Path, target: Path) -> None:
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def _create(self, tmp: Path, target: Path) -> bool:
+        """Put `tmp` in place only if `target` does not exist (atomic, no lock). Consumes `tmp` on success."""
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        except BaseException:
+            _unlink(tmp)
+            raise
+        _unlink(tmp)
+        return True
+
+    def _after_write(self, target: Path) -> None:
         _unlink(_meta_of(target))  # a 1.0.1 sidecar must not outlive the file it described
         self._sync_folder()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The thread lock plus an exclusive flock on the folder's lock file (re-entrant)."""
+        with self._lock:
+            if self._lock_depth == 0 and fcntl is not None:
+                if self._lock_fd is None or self._lock_pid != os.getpid():
+                    # flock belongs to the open file, which a fork shares: each process opens its own
+                    self._lock_fd = os.open(self._root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._lock_pid = os.getpid()
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if self._lock_depth == 0 and fcntl is not None and self._lock_fd is not None:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None and getattr(self, "_lock_pid", 0) == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _remove(self, target: Path) -> None:
         _unlink(target)
@@ -269,12 +378,13 @@ class StorageFile(Storage):
 
     def _remove_if_unchanged(self, target: Path, raw: _Raw) -> None:
         """Delete an expired file unless another writer has replaced it since it was read."""
-        try:
-            stat = os.stat(target)
-        except FileNotFoundError:
-            return
-        if (stat.st_ino, stat.st_mtime_ns, stat.st_size) == raw.identity:
-            self._remove(target)
+        with self._exclusive():
+            try:
+                stat = os.stat(target)
+            except FileNotFoundError:
+                return
+            if (stat.st_ino, stat.st_mtime_ns, stat.st_size) == raw.identity:
+                self._remove(target)
 
     def _sync_folder(self) -> None:
         if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder to fsync it
@@ -302,6 +412,15 @@ def _read_legacy_meta(path: Path) -> dict[str, Any]:
     except (OSError, ValueError, RecursionError):
         return {}
     return meta if type(meta) is dict else {}
+
+
+def _encode(key: str, value: Any, ttl: float | None, fingerprint: str | None) -> bytes:
+    return encode_document(key, value, ttl, fingerprint, revision=uuid.uuid4().hex)
+
+
+def _content_version(data: bytes) -> str:
+    """The version of a file written without a revision (by dotflow 1.0.1, say): a digest of its bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _meta_of(target: Path) -> Path:

@@ -53,7 +53,7 @@ def test_checkpoint_files_hold_one_value_each(tmp_path):
     workflow_id = str(uuid.uuid4())
     run_pipeline(tmp_path, workflow_id)
     run_pipeline(tmp_path, workflow_id)
-    files = sorted(p.name for p in (tmp_path / "store" / "tasks").iterdir())
+    files = sorted(p.name for p in (tmp_path / "store" / "tasks").iterdir() if p.name != ".lock")
     assert files == [f"{workflow_id}-{i}-{name}.json" for i, name in enumerate(["extract", "transform", "load"])]
     body = json.loads((tmp_path / "store" / "tasks" / files[0]).read_text())
     assert isinstance(body, dict)  # one value, never an appended list (D4)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ def storage(tmp_path: Path) -> StorageFile:
 
 
 def files(storage: StorageFile) -> list[str]:
-    return sorted(os.listdir(storage.path))
+    """The folder's files, without `.lock` (the folder's write lock, created on the first write)."""
+    return sorted(name for name in os.listdir(storage.path) if name != ".lock")
 
 
 def write_raw(storage: StorageFile, name: str, text: str) -> None:
@@ -51,8 +53,10 @@ def test_file_is_one_json_object_with_the_documented_fields(storage: StorageFile
     before = time.time()
     storage.post("wf-1-a.json", Context(storage=(1, "x"), task_id="t1", workflow_id=wf), ttl=60, fingerprint="fp")
     body = json.loads((storage.path / "wf-1-a.json").read_text(encoding="utf-8"))
-    assert list(body) == ["format", "version", "value", "fingerprint", "expires_at"]
+    assert list(body) == ["format", "version", "value", "fingerprint", "expires_at", "revision"]
     assert body["format"] == "dotflow-checkpoint" and body["version"] == 1
+    assert re.fullmatch(r"[0-9a-f]{32}", body["revision"])
+    assert storage.read_checkpoint("wf-1-a.json").version == body["revision"]
     assert body["fingerprint"] == "fp"
     assert before + 60 <= body["expires_at"] <= time.time() + 60
     value = body["value"]["$context"]

@@ -173,7 +173,16 @@ def test_get_sees_staged_value_then_storage() -> None:
     assert unit.get("a") == "new"
     assert storage.calls == []
     assert unit.get("b") == "stored"
-    assert storage.calls == [("get", "b")]
+    assert storage.calls == [("read_checkpoint", "b")]  # one read; a missing key is told apart from None
+
+
+def test_get_uses_get_on_a_storage_without_read_checkpoint() -> None:
+    storage = MinimalStorage()
+    storage.data["b"] = "stored"
+    unit = UnitOfWork(storage)
+    assert unit.get("b") == "stored"
+    assert unit.get("missing", "dflt") == "dflt"
+    assert storage.calls == [("get", "b"), ("get", "missing")]
 
 
 def test_get_of_staged_delete_returns_default_without_io() -> None:
@@ -419,7 +428,7 @@ def test_nested_get_sees_child_then_parent_then_storage() -> None:
     assert child.get("d", "gone") == "gone"
     assert storage.calls == []
     assert child.get("c") == "s-c"
-    assert storage.calls == [("get", "c")]
+    assert storage.calls == [("read_checkpoint", "c")]
 
 
 def test_doubly_nested_commit_reaches_the_top_level() -> None:
