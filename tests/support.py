@@ -12,7 +12,10 @@ from dotflow.abc.storage import Checkpoint, Storage
 from dotflow.core.context import Context
 from dotflow.providers.storage_default import StorageDefault
 
-IO_METHODS = ("post", "get", "read_checkpoint", "delete", "delete_prefix", "list_keys", "clear", "atomic_swap")
+IO_METHODS = (
+    "post", "post_if", "get", "read_checkpoint", "delete", "delete_if", "delete_prefix", "list_keys", "clear",
+    "atomic_swap",
+)  # fmt: skip
 
 
 class CountingStorage(StorageDefault):
@@ -37,6 +40,22 @@ class CountingStorage(StorageDefault):
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         self._record("post", key)
         super().post(key=key, context=context, ttl=ttl, fingerprint=fingerprint)
+
+    def post_if(
+        self,
+        key: str,
+        context: Context,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool:
+        self._record("post_if", key)
+        return super().post_if(key=key, context=context, version=version, ttl=ttl, fingerprint=fingerprint)
+
+    def delete_if(self, key: str, *, version: str | None) -> bool:
+        self._record("delete_if", key)
+        return super().delete_if(key=key, version=version)
 
     def get(self, key: str) -> Context:
         self._record("get", key)
@@ -66,7 +85,9 @@ class CountingStorage(StorageDefault):
         return Counter(method for method, _ in self.log())
 
     def writes(self) -> int:
-        return self.calls()["post"]
+        """Writes of any kind: `post`, and the conditional `post_if` used on resume."""
+        calls = self.calls()
+        return calls["post"] + calls["post_if"]
 
     def reads(self) -> int:
         calls = self.calls()

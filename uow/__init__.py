@@ -16,6 +16,7 @@ from uow.errors import (
     UnitClosedError,
     UnitOfWorkError,
 )
+from uow.snapshot import UnitSnapshot
 from uow.unit_of_work import (
     ACTIVE,
     COMMITTED,
@@ -27,7 +28,14 @@ from uow.unit_of_work import (
     Change,
     Delete,
     Put,
+    StoredCheckpoint,
+    SupportsConditionalWrite,
+    SupportsDelete,
+    SupportsReadCheckpoint,
+    SupportsRecord,
+    SupportsStorage,
     UnitOfWork,
+    VersionedCheckpoint,
 )
 
 __all__ = [
@@ -46,7 +54,15 @@ __all__ = [
     "JournalError",
     "NestingError",
     "Put",
+    "StoredCheckpoint",
+    "SupportsConditionalWrite",
+    "SupportsDelete",
+    "SupportsReadCheckpoint",
+    "SupportsRecord",
+    "SupportsStorage",
     "UnitClosedError",
     "UnitOfWork",
     "UnitOfWorkError",
+    "UnitSnapshot",
+    "VersionedCheckpoint",
 ]

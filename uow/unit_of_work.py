@@ -231,6 +231,7 @@ class UnitOfWork:
         self._child: UnitOfWork | None = None
         self._started_at = _now()
         self._finished_at: datetime | None = None
+        self._error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"<UnitOfWork {self._state}, {len(self._changes)} change(s)>"
@@ -271,6 +272,12 @@ class UnitOfWork:
     @property
     def started_at(self) -> datetime:
         return self._started_at
+
+    @property
+    def error_text(self) -> str | None:
+        """What ended a unit that did not commit: "<type>: <message>" of the error, else None."""
+        error = self._error
+        return None if error is None else f"{type(error).__name__}: {error}"
 
     @property
     def finished_at(self) -> datetime | None:
@@ -532,6 +539,7 @@ class UnitOfWork:
 
     def _finish(self, state: str, in_flight: BaseException | None) -> None:
         """Settle, record in the journal, run the hooks, then report their errors."""
+        self._error = in_flight
         hooks = self._settle(state)
         journal_error = self._record()
         hook_errors: list[Exception] = []

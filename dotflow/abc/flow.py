@@ -11,8 +11,9 @@ __all__ = ["Flow"]
 class Flow(ABC):
     """Runs `tasks` in its constructor; `get_tasks` returns the tasks that ran or were restored.
 
-    `restored` maps a task_id to the Context read back from its checkpoint (resume); those
-    tasks are marked COMPLETED without running. `fingerprint` travels with each checkpoint.
+    `plan` (a `dotflow.core.resume.RunPlan`) carries the input fingerprint that travels with each
+    checkpoint, the tasks restored from their checkpoints (marked COMPLETED without running) and,
+    on resume, the checkpoint version each task's commit is conditional on.
     """
 
     def __init__(
@@ -22,16 +23,16 @@ class Flow(ABC):
         ignore: bool,
         groups: dict,
         resume: bool = False,
-        restored: dict | None = None,
-        fingerprint: str | None = None,
+        plan: Any = None,
     ) -> None:
+        from dotflow.core.resume import RunPlan
+
         self.tasks = tasks
         self.workflow_id = workflow_id
         self.ignore = ignore
         self.groups = groups
         self.resume = resume
-        self.restored = restored or {}
-        self.fingerprint = fingerprint
+        self.plan = plan if plan is not None else RunPlan()
         self.setup_queue()
         self.run()
 

@@ -3,6 +3,11 @@
 Per task: a successful attempt commits the checkpoint once (1 write, 0 reads); a failed attempt
 commits nothing. A failed commit never re-runs the step: the commit alone is retried for
 transient storage errors, then the task ends FAILED with `CheckpointNotSaved`.
+
+On resume, the commit is conditional on the checkpoint version the run saw before it started
+(`expected_version`; None = absent). If another run committed the task meanwhile, the commit
+conflicts and this run adopts the stored checkpoint as the task's result (COMPLETED, `restored`,
+with a warning), so two runs racing on one workflow leave one consistent chain of checkpoints.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from datetime import datetime
 from types import FunctionType
 from typing import Any, Iterator
 
-from uow import CommitError, UnitOfWork, UnitOfWorkError
+from uow import CommitError, ConflictError, HookError, JournalError, UnitOfWork
 
 from dotflow.core.action import call_step
 from dotflow.core.context import Context
 from dotflow.core.exception import CheckpointNotSaved, StepTimeoutError, TaskError
+from dotflow.core.resume import NOT_READ
 from dotflow.core.types import TypeStatus
 
 __all__ = ["TaskEngine", "COMMIT_ATTEMPTS", "COMMIT_RETRY_DELAY"]
@@ -44,11 +50,19 @@ class TaskEngine:
         FunctionType, type(None), bytes, bytearray, memoryview,
     ]  # fmt: skip
 
-    def __init__(self, task: Any, workflow_id: Any, previous_context: Any = None, fingerprint: str | None = None) -> None:
+    def __init__(
+        self,
+        task: Any,
+        workflow_id: Any,
+        previous_context: Any = None,
+        fingerprint: str | None = None,
+        expected_version: Any = NOT_READ,
+    ) -> None:
         self.task = task
         self.workflow_id = workflow_id
         self.previous_context = previous_context
         self.fingerprint = fingerprint
+        self.expected_version = expected_version  # NOT_READ: commit unconditionally
 
     @contextmanager
     def start(self) -> Iterator[TaskEngine]:
@@ -113,13 +127,36 @@ class TaskEngine:
             raise
         self.task.current_context = context
         key = self.task.config.storage.key(task=self.task)
-        unit.put(key, self.task.current_context, fingerprint=self.fingerprint)
+        self._stage(unit, key)
         try:
             self._commit(unit, key, number)
+        except ConflictError as conflict:
+            return self._adopt(key, conflict)
         except CheckpointNotSaved:
             self.task.current_context = None  # a FAILED task has no result, whatever failed
             raise
         return self.task.current_context
+
+    def _stage(self, unit: UnitOfWork, key: str) -> None:
+        unit.put(key, self.task.current_context, fingerprint=self.fingerprint)
+        if self.expected_version is not NOT_READ:
+            unit.expect_version(key, self.expected_version)
+
+    def _adopt(self, key: str, conflict: ConflictError) -> Context:
+        """Another run committed this task first: take its checkpoint as this task's result."""
+        task = self.task
+        stored = task.config.storage.read_checkpoint(key=key)
+        if stored is None:  # committed, then deleted again: nothing to adopt
+            task.current_context = None
+            raise CheckpointNotSaved(task.task_id, key, conflict) from conflict
+        logger.warning(
+            "task %s: another run committed checkpoint %r first; continuing from the stored checkpoint",
+            task.task_id,
+            key,
+        )
+        task.current_context = stored.context
+        task.restored = True
+        return task.current_context
 
     def _unit(self, attempt: int) -> UnitOfWork:
         task = self.task
@@ -141,7 +178,7 @@ class TaskEngine:
                 cause = error.__cause__ or error
                 if isinstance(cause, PERMANENT_COMMIT_ERRORS) or commit_try == COMMIT_ATTEMPTS:
                     raise CheckpointNotSaved(self.task.task_id, key, cause) from cause
-            except UnitOfWorkError as error:
+            except (JournalError, HookError) as error:
                 # The checkpoint is saved; only what runs after it (journal, hooks) failed.
                 logger.warning("task %s: checkpoint %r saved, but %s", self.task.task_id, key, error)
                 return
@@ -149,7 +186,7 @@ class TaskEngine:
             delay *= 2
             # The failed unit is closed; stage the same checkpoint in a fresh one.
             unit = self._unit(attempt)
-            unit.put(key, self.task.current_context, fingerprint=self.fingerprint)
+            self._stage(unit, key)
 
     def _run_step(self) -> Context:
         step = self.task.step

@@ -1,80 +1,145 @@
 """Run tasks in child processes (modes sequential_group and parallel).
 
-A child does no storage I/O of its own: its storage is a `StorageRelay` that forwards each call
-over a pipe to the parent, which performs it on the real storage and answers. So every storage
-(in memory too) sees each checkpoint written once, in one place, and nothing is re-written.
-The parent serves those calls and collects each task's final state in one loop over the pipes,
-so a large result never blocks a child (1.0.1 joined children before draining their queue).
+A child does no storage or journal I/O of its own: its storage is a `StorageRelay` and its journal a
+`JournalRelay`, which forward each call over the child's pipe to the parent. The parent performs the
+call on the real object and answers. So every storage (in memory too) sees each checkpoint written
+once, in one place, and every unit of work is journaled once, by the parent.
+
+The parent's loop reads every child's pipe; each storage or journal call is served on a thread pool,
+so the commits of parallel tasks overlap on a slow store instead of queueing behind each other. A
+task's final state arrives on the same pipe after its commit was answered, so a large result never
+blocks a child (1.0.1 joined children before draining their queue).
+
+A child whose parent dies exits promptly: it closes the pipe ends it inherited (so a pipe read gets
+EOF) and, on Linux, asks the kernel to kill it when the parent goes (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
+import sys
+import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
+
+from uow import UnitSnapshot, UnitOfWork
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
 from dotflow.core.exception import TaskError, WorkerError
 from dotflow.core.types import TypeStatus
 
-__all__ = ["StorageRelay", "run_in_processes"]
+__all__ = ["JournalRelay", "StorageRelay", "VersionedStorageRelay", "run_in_processes"]
 
 # Task attributes a child sends back to the parent once the task is over.
 STATE_FIELDS = (
     "_status", "_current_context", "_previous_context", "_errors", "_duration",
     "retry_count", "restored", "started_at", "finished_at",
 )  # fmt: skip
-RELAYED_CALLS = ("post", "get", "read_checkpoint", "delete", "delete_prefix", "list_keys", "clear")
+RELAYED = {
+    "storage": ("post", "get", "read_checkpoint", "delete", "delete_prefix", "list_keys", "clear", "post_if", "delete_if"),
+    "journal": ("record",),
+}  # fmt: skip
+MAX_SERVING_THREADS = 32
+PIPE_ERRORS = (pickle.PicklingError, TypeError, AttributeError)
+
+
+class _Pipe:
+    """A child's end of its pipe: one request and its answer at a time, whichever thread asks."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+
+    def call(self, target: str, index: int, method: str, kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            try:
+                self._connection.send(("call", target, index, method, kwargs))
+            except PIPE_ERRORS as exc:
+                value = kwargs.get("context")
+                raise TypeError(
+                    f"value of key {kwargs.get('key')!r} ({type(getattr(value, 'storage', value)).__name__}) "
+                    f"cannot be sent from the worker process to the parent: {exc}"
+                ) from exc
+            outcome, payload = self._connection.recv()
+        if outcome == "error":
+            raise payload
+        return payload
 
 
 class StorageRelay(Storage):
     """Stands in for the real storage inside a child: `key` runs locally, I/O runs in the parent."""
 
-    def __init__(self, storage: Storage, connection: Connection, index: int) -> None:
+    def __init__(self, storage: Storage, pipe: _Pipe, index: int) -> None:
         self._storage = storage
-        self._connection = connection
-        self._index = index  # which of the batch's storages the parent should use
+        self._pipe = pipe
+        self._index = index  # which of the batch's configs the parent should use
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        return self._pipe.call("storage", self._index, method, kwargs)
 
     def key(self, task: Any) -> str:
         return self._storage.key(task=task)
-
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        try:
-            self._connection.send(("call", self._index, method, kwargs))
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            value = kwargs.get("context")
-            raise TypeError(
-                f"value of key {kwargs.get('key')!r} ({type(getattr(value, 'storage', value)).__name__}) "
-                f"cannot be sent from the worker process to the parent: {exc}"
-            ) from exc
-        outcome, payload = self._connection.recv()
-        if outcome == "error":
-            raise payload
-        return payload
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         self._call("post", key=key, context=context, ttl=ttl, fingerprint=fingerprint)
 
     def get(self, key: str) -> Context:
-        return self._call("get", key=key)
+        return cast(Context, self._call("get", key=key))
 
     def read_checkpoint(self, key: str) -> Any:
         return self._call("read_checkpoint", key=key)
 
     def delete(self, key: str) -> bool:
-        return self._call("delete", key=key)
+        return bool(self._call("delete", key=key))
 
     def delete_prefix(self, prefix: str) -> int:
-        return self._call("delete_prefix", prefix=prefix)
+        return int(self._call("delete_prefix", prefix=prefix))
 
     def list_keys(self, prefix: str = "") -> Any:
         return self._call("list_keys", prefix=prefix)
 
     def clear(self, workflow_id: str) -> None:
         self._call("clear", workflow_id=workflow_id)
+
+
+class VersionedStorageRelay(StorageRelay):
+    """The relay of a storage with versions: conditional writes run in the parent too."""
+
+    def post_if(
+        self,
+        key: str,
+        context: Context,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool:
+        return bool(self._call("post_if", key=key, context=context, version=version, ttl=ttl, fingerprint=fingerprint))
+
+    def delete_if(self, key: str, *, version: str | None) -> bool:
+        return bool(self._call("delete_if", key=key, version=version))
+
+
+class JournalRelay:
+    """Stands in for the journal inside a child: each unit is sent to the parent as a `UnitSnapshot`."""
+
+    def __init__(self, pipe: _Pipe, index: int) -> None:
+        self._pipe = pipe
+        self._index = index
+
+    def record(self, unit: UnitOfWork) -> None:
+        self._pipe.call("journal", self._index, "record", {"unit": UnitSnapshot.of(unit)})
+
+
+def _relay_storage(storage: Storage, pipe: _Pipe, index: int) -> StorageRelay:
+    versioned = all(callable(getattr(storage, name, None)) for name in ("post_if", "delete_if"))
+    return (VersionedStorageRelay if versioned else StorageRelay)(storage, pipe, index)
 
 
 def task_state(task: Any) -> dict[str, Any]:
@@ -95,6 +160,15 @@ def distinct_configs(batch: list[Any]) -> list[Any]:
     return list(configs.values())
 
 
+@dataclass
+class _Worker:
+    process: Any
+    connection: Connection
+    batch: list[Any]
+    configs: list[Any]
+    done: bool = False  # the child said it finished its batch
+
+
 def run_in_processes(
     batches: list[list[Any]],
     work: Callable[[list[Any], Callable[[Any], None]], None],
@@ -102,66 +176,82 @@ def run_in_processes(
     """Run `work(batch, report)` in one child process per batch; return the tasks that reported.
 
     `work` runs the batch's tasks; it calls `report(task)` after each task it ran or restored.
-    A task whose child died before reporting it ends FAILED with a `WorkerError`.
+    If a child ends without finishing its batch (whatever its exit code), every task it did not
+    report ends FAILED with a `WorkerError`.
     """
     context = multiprocessing.get_context("fork")
-    workers: dict[Connection, tuple[Any, list[Any], list[Any]]] = {}
+    workers: list[_Worker] = []
+    parent_pid = os.getpid()
     for batch in batches:
         configs = distinct_configs(batch)  # a task without config creates its own now, before the fork
         parent_end, child_end = context.Pipe()
-        process = context.Process(target=_child_main, args=(child_end, batch, work), daemon=True)
+        inherited = [worker.connection for worker in workers] + [parent_end]
+        process = context.Process(
+            target=_child_main, args=(child_end, batch, work, inherited, parent_pid), daemon=True
+        )
         process.start()
         child_end.close()
-        workers[parent_end] = (process, batch, configs)
+        workers.append(_Worker(process, parent_end, batch, configs))
 
     reported: set[str] = set()
-    finished: set[Connection] = set()
-    while len(finished) < len(workers):
-        for ready in wait([c for c in workers if c not in finished]):
-            connection = cast(Connection, ready)
-            _, batch, configs = workers[connection]
-            if not _serve(connection, batch, configs, reported):
-                finished.add(connection)
+    _serve(workers, reported)
 
-    for connection, (process, batch, _) in workers.items():
-        process.join()
-        connection.close()
-        if process.exitcode != 0:
-            _fail_unreported(batch, reported, process.exitcode)
+    for worker in workers:
+        worker.process.join()
+        worker.connection.close()
+        if not worker.done:
+            _fail_unreported(worker.batch, reported, worker.process.exitcode)
     tasks = [task for batch in batches for task in batch]
     return [task for task in tasks if task.task_id in reported]
 
 
-def _serve(connection: Connection, batch: list[Any], configs: list[Any], reported: set[str]) -> bool:
-    """Handle one message from a child; False once the child is done or gone."""
-    try:
-        message = connection.recv()
-    except (EOFError, OSError):
-        return False
-    kind = message[0]
-    if kind == "call":
-        _, index, method, kwargs = message
-        storage = configs[index].storage
-        if method not in RELAYED_CALLS:
-            reply: tuple = ("error", WorkerError(f"storage method {method!r} cannot be relayed"))
-        else:
-            try:
-                reply = ("ok", getattr(storage, method)(**kwargs))
-            except Exception as exc:
-                reply = ("error", _portable(exc))
+def _serve(workers: list[_Worker], reported: set[str]) -> None:
+    """Read every child's messages until all pipes close; calls run on a pool, state updates here."""
+    by_connection = {worker.connection: worker for worker in workers}
+    open_connections = set(by_connection)
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_SERVING_THREADS, len(workers)))) as pool:
+        while open_connections:
+            for ready in wait(list(open_connections)):
+                connection = cast(Connection, ready)
+                worker = by_connection[connection]
+                try:
+                    message = connection.recv()
+                except (EOFError, OSError):
+                    open_connections.discard(connection)
+                    continue
+                kind = message[0]
+                if kind == "call":
+                    pool.submit(_answer, worker, *message[1:])
+                elif kind == "task":
+                    _, task_id, state = message
+                    for task in worker.batch:
+                        if task.task_id == task_id:
+                            apply_state(task, state)
+                            reported.add(task_id)
+                elif kind == "done":
+                    worker.done = True
+
+
+def _answer(worker: _Worker, target: str, index: int, method: str, kwargs: dict[str, Any]) -> None:
+    """Perform one relayed call on the parent's real storage or journal and send the outcome back."""
+    config = worker.configs[index]
+    obj = config.storage if target == "storage" else config.journal
+    reply: tuple[str, Any]
+    if method not in RELAYED.get(target, ()) or obj is None:
+        reply = ("error", WorkerError(f"{target} method {method!r} cannot be relayed"))
+    else:
         try:
-            connection.send(reply)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            connection.send(("error", WorkerError(f"storage {method} result cannot be sent to the worker: {exc}")))
-        return True
-    if kind == "task":
-        _, task_id, state = message
-        for task in batch:
-            if task.task_id == task_id:
-                apply_state(task, state)
-                reported.add(task_id)
-        return True
-    return kind != "done"
+            reply = ("ok", getattr(obj, method)(**kwargs))
+        except Exception as exc:
+            reply = ("error", _portable(exc))
+    # One call per child is in flight at a time (the child waits for this answer), so no lock is needed.
+    try:
+        try:
+            worker.connection.send(reply)
+        except PIPE_ERRORS as exc:
+            worker.connection.send(("error", WorkerError(f"{target} {method} result cannot be sent to the worker: {exc}")))
+    except OSError:
+        pass  # the child is gone; the main loop sees its pipe close
 
 
 def _portable(exc: Exception) -> Exception:
@@ -177,21 +267,50 @@ def _fail_unreported(batch: list[Any], reported: set[str], exitcode: int | None)
     for task in batch:
         if task.task_id in reported:
             continue
-        error = WorkerError(f"worker process of task {task.task_id!r} ended (exit code {exitcode}) without reporting a result")
+        error = WorkerError(
+            f"worker process of task {task.task_id!r} ended (exit code {exitcode}) without reporting a result"
+        )
         task.errors = TaskError(error)
         task.status = TypeStatus.FAILED
         reported.add(task.task_id)
 
 
-def _child_main(connection: Connection, batch: list[Any], work: Callable) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to kill this process when its parent dies; exit now if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _child_main(
+    connection: Connection,
+    batch: list[Any],
+    work: Callable[..., None],
+    inherited: list[Connection],
+    parent_pid: int,
+) -> None:
+    for end in inherited:  # parent ends of every pipe: holding them would hide the parent's death
+        end.close()
+    _die_with_parent(parent_pid)
+    pipe = _Pipe(connection)
     for index, config in enumerate(distinct_configs(batch)):
-        config.storage = StorageRelay(config.storage, connection, index)
+        config.storage = _relay_storage(config.storage, pipe, index)
+        if config.journal is not None:
+            config.journal = JournalRelay(pipe, index)
 
     def report(task: Any) -> None:
         state = task_state(task)
         try:
             connection.send(("task", task.task_id, state))
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        except PIPE_ERRORS as exc:
             error = WorkerError(f"result of task {task.task_id!r} cannot be sent back to the parent process: {exc}")
             state["_current_context"] = Context(storage=None, task_id=task.task_id)
             if task.status != TypeStatus.FAILED:  # else its error already says why

@@ -1,19 +1,47 @@
-"""Which tasks a resumed run can skip: one checkpoint read per task looked up.
+"""What a run knows before it starts (`RunPlan`): which tasks it can skip, and which checkpoint
+version each task's commit is conditional on.
 
-In each sequence of tasks (the whole queue, or one group) the leading tasks whose checkpoints
-exist are restored; from the first task that must run, the rest of that sequence runs too, since
-its input may now differ. Parallel tasks are independent: each is looked up.
+Resume reads each task's checkpoint once. In each sequence of tasks (the whole queue, or one group)
+the leading tasks whose checkpoints exist are restored; from the first task that must run, the rest
+of that sequence runs too, since its input may now differ. Parallel tasks are independent: each one
+with a checkpoint is restored.
+
+On a storage with versions, the tasks that run are also looked up, so that each commit can be
+conditional on the version this run saw ("absent" included): if another run committed that task
+first, the commit conflicts and the engine adopts the stored checkpoint instead (see TaskEngine).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+from uow import SupportsConditionalWrite
 
 from dotflow.core.context import Context
 from dotflow.core.exception import InputChangedError
 from dotflow.core.types import TypeInputChange
 
-__all__ = ["plan_restore"]
+__all__ = ["NOT_READ", "RunPlan", "plan_restore"]
+
+
+class _NotRead:
+    def __repr__(self) -> str:
+        return "NOT_READ"
+
+
+NOT_READ: Any = _NotRead()  # a task whose checkpoint this run did not look up: commit unconditionally
+
+
+@dataclass
+class RunPlan:
+    fingerprint: str | None = None
+    restored: dict[str, Context] = field(default_factory=dict)  # task_id -> restored checkpoint
+    versions: dict[str, str | None] = field(default_factory=dict)  # task_id -> version seen (None: absent)
+
+    def version_seen(self, task_id: str) -> Any:
+        """The version this run saw for the task's checkpoint (None: absent), or NOT_READ."""
+        return self.versions.get(task_id, NOT_READ)
 
 
 def plan_restore(
@@ -21,23 +49,31 @@ def plan_restore(
     workflow_id: Any,
     fingerprint: str | None,
     policy: str,
-) -> dict[str, Context]:
-    """Map task_id -> restored Context. With policy "reset", deletes this run's checkpoints."""
-    restored: dict[str, Context] = {}
+) -> RunPlan:
+    """Read each task's checkpoint once and plan the run. With policy "reset", deletes this run's checkpoints."""
+    plan = RunPlan(fingerprint)
     for tasks in sequences:
+        restoring = True
         for task in tasks:
             storage = task.config.storage
-            checkpoint = storage.read_checkpoint(key=storage.key(task=task))
-            if checkpoint is None:
+            versioned = isinstance(storage, SupportsConditionalWrite)
+            if not (restoring or versioned):
                 break
+            checkpoint = storage.read_checkpoint(key=storage.key(task=task))
+            if versioned:
+                plan.versions[task.task_id] = None if checkpoint is None else checkpoint.version
+            if checkpoint is None:
+                restoring = False
+            if not restoring:
+                continue
             changed = checkpoint.fingerprint is not None and checkpoint.fingerprint != fingerprint
             if changed and policy == TypeInputChange.RAISE:
                 raise InputChangedError(workflow_id=workflow_id)
             if changed and policy == TypeInputChange.RESET:
                 _delete_checkpoints(sequences)
-                return {}
-            restored[task.task_id] = checkpoint.context
-    return restored
+                return RunPlan(fingerprint, versions={task.task_id: None for seq in sequences for task in seq})
+            plan.restored[task.task_id] = checkpoint.context
+    return plan
 
 
 def _delete_checkpoints(sequences: list[list[Any]]) -> None:

@@ -20,7 +20,7 @@ from dotflow.core.engine import TaskEngine
 from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
 from dotflow.core.fingerprint import fingerprint_of
 from dotflow.core.processes import run_in_processes
-from dotflow.core.resume import plan_restore
+from dotflow.core.resume import RunPlan, plan_restore
 from dotflow.core.task import basic_callback
 from dotflow.core.types import VALID_POLICIES, TypeStatus, WorkflowStatus
 
@@ -41,17 +41,22 @@ def run_sequence(
     tasks: list[Any],
     workflow_id: Any,
     ignore: bool,
-    restored: dict[str, Context],
-    fingerprint: str | None,
+    plan: RunPlan,
     report: Callable[[Any], None],
 ) -> None:
     """The sequential loop: restore or run each task, hand its context to the next in memory."""
     previous = Context(workflow_id=workflow_uuid(workflow_id))
     for task in tasks:
-        if task.task_id in restored:
-            restore_task(task, restored[task.task_id], previous)
+        if task.task_id in plan.restored:
+            restore_task(task, plan.restored[task.task_id], previous)
         else:
-            engine = TaskEngine(task=task, workflow_id=workflow_id, previous_context=previous, fingerprint=fingerprint)
+            engine = TaskEngine(
+                task=task,
+                workflow_id=workflow_id,
+                previous_context=previous,
+                fingerprint=plan.fingerprint,
+                expected_version=plan.version_seen(task.task_id),
+            )
             with engine.start():
                 engine.execute_with_retry()
             task.callback(task=task)
@@ -76,10 +81,10 @@ class Sequential(Flow):
     def run(self) -> None:
         if len(self.groups) > 1:
             self.queue = SequentialGroup(
-                self.tasks, self.workflow_id, self.ignore, self.groups, self.resume, self.restored, self.fingerprint
+                self.tasks, self.workflow_id, self.ignore, self.groups, self.resume, self.plan
             ).get_tasks()
             return
-        run_sequence(self.tasks, self.workflow_id, self.ignore, self.restored, self.fingerprint, self.queue.append)
+        run_sequence(self.tasks, self.workflow_id, self.ignore, self.plan, self.queue.append)
 
     def get_tasks(self) -> list[Any]:
         return self.queue
@@ -94,7 +99,7 @@ class Background(Flow):
     def run(self) -> None:
         self.thread = threading.Thread(
             target=run_sequence,
-            args=(self.tasks, self.workflow_id, self.ignore, self.restored, self.fingerprint, self.queue.append),
+            args=(self.tasks, self.workflow_id, self.ignore, self.plan, self.queue.append),
             daemon=True,
         )
         self.thread.start()
@@ -109,7 +114,7 @@ class SequentialGroup(Flow):
 
     def run(self) -> None:
         def work(batch: list[Any], report: Callable[[Any], None]) -> None:
-            run_sequence(batch, self.workflow_id, self.ignore, self.restored, self.fingerprint, report)
+            run_sequence(batch, self.workflow_id, self.ignore, self.plan, report)
 
         self.queue = run_in_processes(list(self.groups.values()), work)
 
@@ -124,15 +129,16 @@ class Parallel(Flow):
     def run(self) -> None:
         pending = []
         for task in self.tasks:
-            if task.task_id in self.restored:
-                restore_task(task, self.restored[task.task_id], Context(workflow_id=workflow_uuid(self.workflow_id)))
+            if task.task_id in self.plan.restored:
+                restore_task(task, self.plan.restored[task.task_id], Context(workflow_id=workflow_uuid(self.workflow_id)))
             else:
                 pending.append(task)
+
         def work(batch: list[Any], report: Callable[[Any], None]) -> None:
-            run_sequence(batch, self.workflow_id, True, {}, self.fingerprint, report)
+            run_sequence(batch, self.workflow_id, True, self.plan, report)
 
         ran = run_in_processes([[task] for task in pending], work)
-        done = {task.task_id for task in ran} | set(self.restored)
+        done = {task.task_id for task in ran} | set(self.plan.restored)
         self.queue = [task for task in self.tasks if task.task_id in done]
 
     def get_tasks(self) -> list[Any]:
@@ -170,10 +176,10 @@ class Manager:
             task.workflow_id = self.workflow_id  # before any key is computed: resume looks keys up
         self.fingerprint = self._fingerprint(tasks, fingerprint)
         groups = grouper(tasks)
-        restored: dict[str, Context] = {}
+        plan = RunPlan(self.fingerprint)
         if resume and tasks:
             sequences = [[task] for task in tasks] if mode == "parallel" else self._sequences(mode, tasks, groups)
-            restored = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change)
+            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change)
 
         if config is not None:
             config.tracer.start_workflow(workflow_id=self.workflow_id, mode=mode, tasks_count=len(tasks))
@@ -186,7 +192,7 @@ class Manager:
             "background": Background,
             "parallel": Parallel,
         }[mode]
-        flow = strategy(tasks, self.workflow_id, keep_going, groups, resume, restored, self.fingerprint)
+        flow = strategy(tasks, self.workflow_id, keep_going, groups, resume, plan)
         if mode == "background":
             self.thread = flow.thread
             self.tasks = flow.get_tasks()

@@ -1,0 +1,83 @@
+"""Two runs of one workflow at once, with resume=True: one consistent chain of checkpoints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dotflow import Config, DotFlow, action
+from dotflow.core.types import TypeStatus
+from dotflow.providers import StorageDefault, StorageFile
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_task_committed_by_another_run_meanwhile_is_adopted_not_overwritten() -> None:
+    storage = StorageDefault()
+
+    @action
+    def other_run_gets_there_first():
+        rival = DotFlow(config=Config(storage=storage), workflow_id="race")
+        rival.task.add(step=theirs, task_id="step")
+        rival.start(resume=True)
+        return "mine"
+
+    @action
+    def theirs():
+        return "theirs"
+
+    @action
+    def after(previous_context):
+        return f"after {previous_context.storage}"
+
+    flow = DotFlow(config=Config(storage=storage), workflow_id="race")
+    flow.task.add(step=other_run_gets_there_first, task_id="step")
+    flow.task.add(step=after, task_id="next")
+    flow.start(resume=True)
+    first, second = flow.result_task()
+    assert first.status == TypeStatus.COMPLETED and first.restored
+    assert first.current_context.storage == "theirs"  # adopted
+    assert storage.get("race-step").storage == "theirs"  # not overwritten
+    assert second.current_context.storage == "after theirs"  # continued from the stored checkpoint
+
+
+def test_without_resume_a_run_replaces_checkpoints() -> None:
+    storage = StorageDefault()
+    storage.post("plain-0-value", "old")
+
+    @action
+    def value():
+        return "new"
+
+    flow = DotFlow(config=Config(storage=storage), workflow_id="plain")
+    flow.task.add(step=value)
+    flow.start()
+    assert storage.get("plain-0-value").storage == "new"
+    assert not flow.result_task()[0].restored
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+def test_two_processes_on_one_workflow_leave_one_consistent_chain(tmp_path: Path, mode: str) -> None:
+    steps = 30
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    command = [sys.executable, "-m", "tests.integration.racing_pipeline", str(tmp_path / "store"), "chain", str(ready),
+               str(steps), "--mode", mode]  # fmt: skip
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+
+    storage = StorageFile(path=tmp_path / "store")
+    stored = [storage.get(f"chain-link-{position}.json").storage for position in range(steps)]
+    for output in outputs:
+        assert [task["status"] for task in output] == [TypeStatus.COMPLETED] * steps
+        assert [task["value"] for task in output] == stored  # both runs end with the stored results
+    if mode == "sequential":  # each stored value was computed from its predecessor's stored value
+        assert stored[0]["from"] is None
+        for position in range(1, steps):
+            assert stored[position]["from"] == stored[position - 1]["id"], f"link {position} is from another chain"
