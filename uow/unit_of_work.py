@@ -52,7 +52,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Final, Literal, NamedTuple, Protocol, cast, runtime_checkable
 
 from uow.errors import CommitError, ConflictError, HookError, JournalError, NestingError, UnitClosedError
 
@@ -315,7 +315,7 @@ class UnitOfWork:
             unit = unit._parent
         capabilities = self._capabilities
         if capabilities.read:
-            checkpoint = self._storage.read_checkpoint(key=key)  # type: ignore[attr-defined]
+            checkpoint = cast(SupportsConditionalWrite, self._storage).read_checkpoint(key=key)
             if capabilities.versions:
                 self._root()._seen.setdefault(key, None if checkpoint is None else checkpoint.version)
             return default if checkpoint is None else checkpoint.context
@@ -455,7 +455,7 @@ class UnitOfWork:
                 failure = self._undo(key, before)
                 raise ConflictError(
                     key,
-                    expected,  # type: ignore[arg-type]
+                    cast("str | None", expected),
                     failure.written,
                     restored=failure.restored,
                     unrestored=failure.unrestored,
@@ -503,7 +503,7 @@ class UnitOfWork:
             if capabilities.versions and expected is not _UNSEEN:
                 current = None if images[key] is None else images[key].version
                 if current != expected:
-                    raise ConflictError(key, expected)  # type: ignore[arg-type]
+                    raise ConflictError(key, cast("str | None", expected))
         return images
 
     def _undo(self, key: str, before: dict[str, Any] | None) -> CommitError:
@@ -582,4 +582,4 @@ def _add_note(target: BaseException, note: str) -> None:
     if hasattr(target, "add_note"):
         target.add_note(note)
     else:  # pragma: no cover - Python 3.10
-        target.__notes__ = [*getattr(target, "__notes__", []), note]  # type: ignore[attr-defined]
+        setattr(target, "__notes__", [*getattr(target, "__notes__", []), note])
