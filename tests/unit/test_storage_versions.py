@@ -110,3 +110,25 @@ def test_two_processes_incrementing_one_file_lose_no_update(tmp_path: Path) -> N
         assert worker.exitcode == 0
     assert results.get() + results.get() == 80
     assert StorageFile(path=tmp_path).get("counter").storage == 80
+
+
+def _swap_many(path: str, rounds: int) -> None:
+    storage = StorageFile(path=path)
+    won = 0
+    while won < rounds:
+        current = storage.get("swapped").storage
+        if storage.atomic_swap("swapped", current, current + 1):
+            won += 1
+
+
+@pytest.mark.slow
+def test_atomic_swap_of_two_processes_on_one_file_loses_no_update(tmp_path: Path) -> None:
+    StorageFile(path=tmp_path).post("swapped", Context(storage=0))
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_swap_many, args=(str(tmp_path), 40)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    assert StorageFile(path=tmp_path).get("swapped").storage == 80
