@@ -2,8 +2,9 @@
 
 Each instance owns its own dictionary (nothing is shared between instances or kept on the class).
 Values are deep-copied on the way in and on the way out, so neither the caller that posted a Context
-nor a reader that mutates what it got can change a stored checkpoint. A ttl is measured on
-`time.monotonic()`; an expired key behaves as missing everywhere and is evicted when touched.
+nor a reader that mutates what it got can change a stored checkpoint. A ttl is measured on the
+storage's clock (`clock=`, default `time.monotonic`; tests pass a fake clock instead of sleeping);
+an expired key behaves as missing everywhere and is evicted when touched.
 Value, fingerprint and expiry are stored together and replaced together by every write.
 
 Versions: every write stamps the entry with the next value of a per-instance counter ("1", "2", ...),
@@ -17,7 +18,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage, check_post_metadata
 from dotflow.core.context import Context
@@ -29,7 +30,7 @@ __all__ = ["StorageDefault"]
 class _Entry:
     context: Context
     fingerprint: str | None
-    expires_at: float | None  # time.monotonic() deadline
+    expires_at: float | None  # deadline on the storage's clock
     version: str = ""
 
     def expired(self, now: float) -> bool:
@@ -37,10 +38,14 @@ class _Entry:
 
 
 class StorageDefault(VersionedStorage):
-    """In-memory storage, safe to share between threads (an RLock guards every access)."""
+    """In-memory storage, safe to share between threads (an RLock guards every access).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    `clock`: a function returning seconds on a monotonic scale, used for ttl (default `time.monotonic`).
+    """
+
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.RLock()
         self._versions = itertools.count(1)
@@ -98,7 +103,7 @@ class StorageDefault(VersionedStorage):
     def delete_prefix(self, prefix: str) -> int:
         _check_key(prefix, "prefix")
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             doomed = [k for k in self._entries if k.startswith(prefix)]
             live = sum(1 for k in doomed if not self._entries[k].expired(now))
             for k in doomed:
@@ -135,7 +140,7 @@ class StorageDefault(VersionedStorage):
                 f"cannot store key {key!r}: the value of type {type(context.storage).__name__} "
                 f"cannot be copied ({type(exc).__name__}: {exc})"
             ) from exc
-        expires_at = None if ttl is None else time.monotonic() + ttl
+        expires_at = None if ttl is None else self._clock() + ttl
         return _Entry(context=stored, fingerprint=fingerprint, expires_at=expires_at)
 
     def _put(self, key: str, entry: _Entry) -> None:
@@ -152,13 +157,13 @@ class StorageDefault(VersionedStorage):
         """The entry under `key` unless missing or expired (an expired one is evicted). Hold the lock."""
         _check_key(key, "key")
         entry = self._entries.get(key)
-        if entry is not None and entry.expired(time.monotonic()):
+        if entry is not None and entry.expired(self._clock()):
             del self._entries[key]
             return None
         return entry
 
     def _evict_expired(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for k in [k for k, entry in self._entries.items() if entry.expired(now)]:
             del self._entries[k]
 

@@ -62,7 +62,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.providers.checkpoint_format import (
@@ -100,21 +100,32 @@ class _Raw:
     identity: tuple[int, int, int]  # (inode, mtime_ns, size): to avoid deleting a file replaced meanwhile
     version: str
 
-    def expired(self) -> bool:
-        return self.expires_at is not None and time.time() >= self.expires_at
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
-    def live_version(self) -> str | None:
+    def live_version(self, now: float) -> str | None:
         """The version a conditional write compares with: None if expired or a 1.0.1 failure marker."""
-        if self.expired() or (self.legacy and legacy_failure(legacy_context(self.body))):
+        if self.expired(now) or (self.legacy and legacy_failure(legacy_context(self.body))):
             return None
         return self.version
 
 
 class StorageFile(VersionedStorage):
-    """Checkpoints as JSON files in `Path(path, "tasks")`, created (with parents) on construction."""
+    """Checkpoints as JSON files in `Path(path, "tasks")`, created (with parents) on construction.
 
-    def __init__(self, *args: Any, path: str | os.PathLike[str] = Settings.START_PATH, **kwargs: Any) -> None:
+    `clock`: a function returning the current unix time, used for ttl (default `time.time`; expiry
+    times are stored in the files, so the clock must be wall time shared by every process).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        path: str | os.PathLike[str] = Settings.START_PATH,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._clock = clock
         self.path = Path(path, "tasks")
         self.path.mkdir(parents=True, exist_ok=True)
         self._root = self.path.resolve()
@@ -130,7 +141,7 @@ class StorageFile(VersionedStorage):
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         target = self._file(key)
-        tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint))
+        tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint, self._clock()))
         with self._exclusive():
             self._rename(tmp, target)
         self._after_write(target)
@@ -145,14 +156,14 @@ class StorageFile(VersionedStorage):
         fingerprint: str | None = None,
     ) -> bool:
         target = self._file(key)
-        tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint))
+        tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint, self._clock()))
         if version is None and self._create(tmp, target):
             self._after_write(target)
             return True
         # Replace (or create over an expired file): compare and rename under the lock.
         with self._exclusive():
             raw = self._read(target)
-            current = None if raw is None else raw.live_version()
+            current = None if raw is None else raw.live_version(self._clock())
             if current != version:
                 _unlink(tmp)
                 return False
@@ -164,7 +175,7 @@ class StorageFile(VersionedStorage):
         target = self._file(key)
         with self._exclusive():
             raw = self._read(target)
-            current = None if raw is None else raw.live_version()
+            current = None if raw is None else raw.live_version(self._clock())
             if current != version:
                 return False
             if raw is not None:
@@ -176,7 +187,7 @@ class StorageFile(VersionedStorage):
     ) -> bool:
         """Compare-and-set on the stored payload, atomic between threads and processes of this machine."""
         target = self._file(key)
-        tmp = self._write_temp(target, _encode(key, new, ttl, fingerprint))
+        tmp = self._write_temp(target, _encode(key, new, ttl, fingerprint, self._clock()))
         with self._exclusive():
             loaded = self._load(key, target)
             current = None if loaded is None else loaded[0].storage
@@ -195,7 +206,7 @@ class StorageFile(VersionedStorage):
                 _unlink(_meta_of(target))
                 return False
             self._remove(target)
-            return not raw.expired()
+            return not raw.expired(self._clock())
 
     def delete_prefix(self, prefix: str) -> int:
         _check_prefix(prefix)
@@ -206,7 +217,7 @@ class StorageFile(VersionedStorage):
                 raw = self._read(target)
                 if raw is not None:
                     self._remove(target)
-                    removed += 0 if raw.expired() else 1
+                    removed += 0 if raw.expired(self._clock()) else 1
             # 1.0.1 sidecars left without their data file
             with os.scandir(self._root) as entries:
                 sidecars = [entry.name for entry in entries if entry.name.endswith(_META_SUFFIX)]
@@ -224,7 +235,7 @@ class StorageFile(VersionedStorage):
             raw = self._read(target)
             if raw is None:
                 continue
-            if raw.expired():
+            if raw.expired(self._clock()):
                 self._remove_if_unchanged(target, raw)
                 continue
             keys.append(name)
@@ -303,7 +314,7 @@ class StorageFile(VersionedStorage):
         raw = self._read(target)
         if raw is None:
             return None
-        if raw.expired():
+        if raw.expired(self._clock()):
             self._remove_if_unchanged(target, raw)
             return None
         if raw.legacy:
@@ -414,8 +425,8 @@ def _read_legacy_meta(path: Path) -> dict[str, Any]:
     return meta if type(meta) is dict else {}
 
 
-def _encode(key: str, value: Any, ttl: float | None, fingerprint: str | None) -> bytes:
-    return encode_document(key, value, ttl, fingerprint, revision=uuid.uuid4().hex)
+def _encode(key: str, value: Any, ttl: float | None, fingerprint: str | None, now: float) -> bytes:
+    return encode_document(key, value, ttl, fingerprint, revision=uuid.uuid4().hex, now=now)
 
 
 def _content_version(data: bytes) -> str:

@@ -74,6 +74,7 @@ def test_a_step_returning_an_object_with_action_methods():
     assert [sub.storage for sub in subs] == [{"raw": [1, 2, 3]}, {"processed": [2, 4, 6]}]
 
 
+@pytest.mark.slow
 def test_groups_keep_order_inside_each_group():
     @action
     def fetch(initial_context):

@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from dotflow.providers.storage_file import StorageFile
+
+pytestmark = pytest.mark.slow  # starts and kills writer processes
 
 WRITER = """
 import sys

@@ -12,6 +12,8 @@ from dotflow.core.types import TypeStatus
 from dotflow.providers.storage_default import StorageDefault
 from dotflow.providers.storage_file import StorageFile
 
+pytestmark = pytest.mark.slow  # every test here starts child processes
+
 TEN_MB = 10 * 1024 * 1024
 
 

@@ -15,7 +15,13 @@ from dotflow import Config, DotFlow, action
 from dotflow.core.types import TypeStatus
 from tests.support import CountingStorage
 
-MODES = ["sequential", "background", "sequential_group", "parallel"]
+# Modes that start child processes are slow tests.
+MODES = [
+    "sequential",
+    "background",
+    pytest.param("sequential_group", marks=pytest.mark.slow),
+    pytest.param("parallel", marks=pytest.mark.slow),
+]
 
 
 @action

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+import dotflow.core.engine as engine
 from dotflow import Config, Context, DotFlow, action
 from dotflow.core.exception import CheckpointNotSaved
 from dotflow.core.types import TypeStatus
@@ -163,19 +164,38 @@ def test_transient_commit_failure_retries_the_commit_not_the_step():
     assert storage.get(key=storage.key(task=task)).storage == {"rows": [1, 2, 3]}
 
 
+@action(retry=3, retry_delay=0)
+def produce_with_retries():
+    CALLS.append("produce")
+    return {"rows": [1, 2, 3]}
+
+
 def test_commit_that_keeps_failing_fails_the_task_without_rerunning_the_step():
     storage = FlakyStorage(failures=100, error=ConnectionError("storage down"))
     flow = flow_with(storage)
-    flow.task.add(step=produce).add(step=double)
+    flow.task.add(step=produce_with_retries).add(step=double)
     flow.start()
     first = flow.result_task()[0]
     assert first.status == TypeStatus.FAILED
-    assert CALLS == ["produce"]
+    assert CALLS == ["produce"]  # the step may be retried 3 times: a failed commit must not use them
+    assert storage.post_attempts == engine.COMMIT_ATTEMPTS
+    assert first.retry_count == 0
     assert first.errors[-1].exception == "CheckpointNotSaved"
     assert "could not be saved" in first.errors[-1].message
     assert "storage down" in first.errors[-1].message
     assert first.current_context.storage is None  # a FAILED task has no result
     assert flow.result_task()[1].status == TypeStatus.NOT_STARTED
+
+
+def test_commit_retries_wait_the_commit_retry_delay_doubling(monkeypatch):
+    monkeypatch.setattr(engine, "COMMIT_RETRY_DELAY", 0.2)
+    waits: list[float] = []
+    monkeypatch.setattr(engine.time, "sleep", waits.append)
+    storage = FlakyStorage(failures=100, error=ConnectionError("storage down"))
+    flow = flow_with(storage)
+    flow.task.add(step=produce)
+    flow.start()
+    assert waits == [0.2, 0.4]  # between the 3 tries of the commit
 
 
 def test_after_an_unsaved_checkpoint_keep_going_hands_on_no_value():

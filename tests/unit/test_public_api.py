@@ -46,6 +46,7 @@ def test_providers_module_refuses_unknown_and_unshipped_names_clearly():
         providers.Nope  # noqa: B018
 
 
+@pytest.mark.slow
 def test_uow_never_imports_dotflow():
     code = "import sys, uow; assert not any(m == 'dotflow' or m.startswith('dotflow.') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)

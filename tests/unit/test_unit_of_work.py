@@ -854,6 +854,7 @@ def test_every_error_is_a_unit_of_work_error(error: type[Exception]) -> None:
     assert error.__module__ == "uow.errors"
 
 
+@pytest.mark.slow
 def test_uow_never_imports_dotflow() -> None:
     code = "import sys, uow; sys.exit(any(m.split('.')[0] == 'dotflow' for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

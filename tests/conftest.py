@@ -1,0 +1,46 @@
+"""Shared fixtures.
+
+- No test waits for a real commit-retry delay: it is set to 0 for every test (tests that check the
+  delays themselves record `time.sleep` calls instead). Storages take a `clock=` for ttl.
+- A test that starts a process (subprocess or multiprocessing) must be marked `@pytest.mark.slow`,
+  so that `pytest -m "not slow"` stays a fast loop; an unmarked one fails, saying so.
+"""
+
+from __future__ import annotations
+
+import multiprocessing.process
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+import dotflow.core.engine as engine
+from tests.support import FakeClock
+
+
+@pytest.fixture(autouse=True)
+def _no_commit_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "COMMIT_RETRY_DELAY", 0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_in_slow_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    started: list[str] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        started.append("a process")
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+    yield
+    # The engine turns a worker that could not start into a failed task: fail the test anyway.
+    assert not started, f"{request.node.nodeid} starts a process: mark it @pytest.mark.slow"
