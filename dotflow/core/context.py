@@ -7,27 +7,60 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-__all__ = ["Context", "ContextInstance", "workflow_uuid"]
+__all__ = ["Context", "ContextInstance", "canonical_workflow_id", "workflow_uuid"]
 
-WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+# The spellings of a UUID accepted as a workflow id: 32 hex digits, plain or hyphenated 8-4-4-4-12,
+# optionally in braces or after "urn:uuid:". (`uuid.UUID` alone also takes "+", "_" or whitespace.)
+_HEX32 = r"[0-9A-Fa-f]{8}(?:-?)[0-9A-Fa-f]{4}(?:-?)[0-9A-Fa-f]{4}(?:-?)[0-9A-Fa-f]{4}(?:-?)[0-9A-Fa-f]{12}"
+UUID_SPELLING = re.compile(rf"(?:urn:uuid:)?(?:{_HEX32}|\{{{_HEX32}\}})", re.IGNORECASE)
+
+
+def _parse_uuid(text: str) -> UUID | None:
+    if not UUID_SPELLING.fullmatch(text):
+        return None
+    hex_digits = re.sub(r"[^0-9A-Fa-f]", "", text[9:] if text[:9].lower() == "urn:uuid:" else text)
+    return UUID(hex=hex_digits) if len(hex_digits) == 32 else None
+
+
+def canonical_workflow_id(workflow_id: Any) -> UUID | str:
+    """The one spelling of a workflow id that keys and logs use; refuses an invalid id.
+
+    A `UUID` is kept; a UUID string in any accepted spelling (upper case, braces, "urn:uuid:",
+    no hyphens) becomes its canonical lower-case hyphenated form, so every spelling of one UUID
+    gives the same checkpoint keys. A name is kept as given. Anything else (None, "", 0, a name
+    with other characters or a trailing newline) raises ValueError or TypeError naming the id.
+    """
+    if isinstance(workflow_id, UUID):
+        return workflow_id
+    if isinstance(workflow_id, str):
+        parsed = _parse_uuid(workflow_id)
+        if parsed is not None:
+            return str(parsed)
+    workflow_uuid(workflow_id)  # raises for an invalid id, with the reason
+    if workflow_id is None:
+        raise TypeError("workflow_id must be a UUID or a str, not None")
+    return workflow_id
 
 
 def workflow_uuid(workflow_id: Any) -> UUID | None:
     """The UUID that Contexts carry for a workflow id.
 
-    A UUID (or UUID string) is itself. A name such as "nightly-etl" (letters, digits, '_', '.', '-')
-    gets a UUID derived from it, `uuid5(NAMESPACE_URL, "dotflow-workflow:<name>")`, so the same name
-    always gives the same UUID; its checkpoint keys use the name itself.
+    A UUID (or UUID string, in any spelling `canonical_workflow_id` accepts) is itself. A name such
+    as "nightly-etl" (letters, digits, '_', '.', '-') gets a UUID derived from it,
+    `uuid5(NAMESPACE_URL, "dotflow-workflow:<name>")`, so the same name always gives the same UUID;
+    its checkpoint keys use the name itself.
     """
     if workflow_id is None or isinstance(workflow_id, UUID):
         return workflow_id
     if not isinstance(workflow_id, str):
-        raise TypeError(f"workflow_id must be a UUID or a str, not {type(workflow_id).__name__}")
-    try:
-        return UUID(workflow_id)
-    except ValueError:
-        pass
-    if not WORKFLOW_NAME.match(workflow_id):
+        raise TypeError(
+            f"Invalid workflow_id {workflow_id!r}: must be a UUID or a str, not {type(workflow_id).__name__}"
+        )
+    parsed = _parse_uuid(workflow_id)
+    if parsed is not None:
+        return parsed
+    if not WORKFLOW_NAME.fullmatch(workflow_id):
         raise ValueError(
             f"Invalid workflow_id {workflow_id!r}: use a UUID, or a name of 1-200 letters, digits, "
             "'_', '.', '-' starting with a letter or digit"

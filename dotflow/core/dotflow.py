@@ -7,10 +7,10 @@ import os
 import socket
 from functools import partial
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from dotflow.core.config import Config
-from dotflow.core.context import workflow_uuid
+from dotflow.core.context import canonical_workflow_id
 from dotflow.core.task import TaskBuilder
 from dotflow.core.workflow import Manager
 
@@ -33,13 +33,16 @@ class DotFlow:
 
     Give a fixed `workflow_id` (a UUID, or a name such as "nightly-etl") to resume across runs:
     checkpoint keys are `<workflow_id>-<task_id>`, and task ids are stable for the same steps in
-    the same order.
+    the same order. None (the default) takes the `WORKFLOW_ID` environment variable, else a
+    random UUID; any other invalid id ("", 0, "x\n") is refused here. A UUID string in any
+    spelling is kept in its canonical form, so every spelling gives the same checkpoint keys.
     """
 
     def __init__(self, config: Config | None = None, workflow_id: Any = None, name: str | None = None) -> None:
-        given = workflow_id or os.getenv("WORKFLOW_ID")
-        self.workflow_id = given or uuid4()
-        workflow_uuid(self.workflow_id)  # refuse an unusable id now rather than at start
+        if workflow_id is None:
+            workflow_id = os.getenv("WORKFLOW_ID") or None  # an empty variable counts as unset
+        given = workflow_id is not None
+        self.workflow_id: UUID | str = canonical_workflow_id(workflow_id) if given else uuid4()
         self.name = name or _hostname()
         self._config = config if config is not None else Config()
         self.task = TaskBuilder(config=self._config, workflow_id=self.workflow_id, workflow_name=self.name)

@@ -19,7 +19,7 @@ from dotflow.core.types import TypeStatus
 __all__ = ["Task", "TaskBuilder", "TaskError", "TaskInstance", "basic_callback", "step_name"]
 
 ACTION_MODULE = "dotflow.core.action"
-TASK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")  # whole id: use fullmatch
 
 
 def basic_callback(*args: Any, **kwargs: Any) -> None:
@@ -86,7 +86,7 @@ class Task(TaskInstance):
 
     @task_id.setter
     def task_id(self, value: str) -> None:
-        if not isinstance(value, str) or not TASK_ID_PATTERN.match(value):
+        if not isinstance(value, str) or not TASK_ID_PATTERN.fullmatch(value):
             raise ValueError(
                 f"Invalid task_id {value!r}: use 1-200 characters among letters, digits, '_', '.', '-', "
                 "starting with a letter or digit"
