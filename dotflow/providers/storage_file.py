@@ -2,9 +2,10 @@
 
 Key and file name
     `key(task)` is ``f"{workflow_id}-{task_id}.json"`` and the file name is exactly the key. A key is
-    a plain file name: non-empty, at most 255 bytes, without "/", "\\" or NUL, not "." or "..", not
-    starting with "." (dot-files are this backend's temporary files) and not ending with ".meta"
-    (dotflow 1.0.1's sidecars). Any other key raises ValueError: a key cannot escape the folder.
+    a plain file name: non-empty, at most 255 bytes in UTF-8 (or the folder's smaller NAME_MAX),
+    without "/", "\\" or NUL, not "." or "..", not starting with "." (dot-files are this backend's
+    temporary files) and not ending with ".meta" (dotflow 1.0.1's sidecars). Any other key raises
+    ValueError before anything is written: a key cannot escape the folder.
 
 File format (version 1), one UTF-8 JSON object (ASCII in practice) written in a single file::
 
@@ -25,7 +26,10 @@ Writes
     same folder, flushes and fsyncs it, renames it over the key's file with `os.replace` and fsyncs
     the folder. Readers see the old file or the new one, never a torn one, even after a crash; a
     crash can at worst leave a stray dot-file, which every method ignores. Files are created with
-    mode 0600 (private to the owner), as `tempfile.mkstemp` makes them.
+    mode 0600 (private to the owner), as `tempfile.mkstemp` makes them. The rename (or link) is the
+    commit point: once it is done the checkpoint is stored, and what follows (removing a 1.0.1
+    sidecar, the folder's fsync) is logged as a warning if it fails, never raised, so a stored
+    checkpoint is never reported as a failed write.
 
 Files written by dotflow 1.0.1
     Any other body is read as dotflow 1.0.1 did: a JSON array of strings, each ``json.dumps(payload)``.
@@ -54,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -80,7 +85,8 @@ from dotflow.settings import Settings
 __all__ = ["StorageFile"]
 
 _META_SUFFIX = ".meta"  # dotflow 1.0.1's sidecar, read for legacy files only
-_MAX_NAME_BYTES = 255
+_MAX_NAME_BYTES = 255  # NAME_MAX of common file systems; a folder may allow fewer
+logger = logging.getLogger("dotflow")
 _LOCK_NAME = ".lock"  # a dot-file: never taken for a key
 
 try:
@@ -129,6 +135,7 @@ class StorageFile(VersionedStorage):
         self.path = Path(path, "tasks")
         self.path.mkdir(parents=True, exist_ok=True)
         self._root = self.path.resolve()
+        self._name_max = _name_max(self._root)
         self._lock = threading.RLock()
         self._lock_fd: int | None = None
         self._lock_pid = 0  # the process that opened _lock_fd: a forked child opens its own
@@ -203,7 +210,7 @@ class StorageFile(VersionedStorage):
         with self._exclusive():
             raw = self._read(target)
             if raw is None:
-                _unlink(_meta_of(target))
+                self._unlink_meta(target)
                 return False
             self._remove(target)
             return not raw.expired(self._clock())
@@ -260,7 +267,7 @@ class StorageFile(VersionedStorage):
 
     def _file(self, key: str) -> Path:
         """The path of `key`'s file, after checking that the key cannot leave the folder."""
-        reason = _bad_key_reason(key)
+        reason = _bad_key_reason(key, self._name_max)
         if reason is None:
             target = self._root / key
             # Double check on the resolved path (catches symlinks pointing outside, odd platforms).
@@ -277,7 +284,7 @@ class StorageFile(VersionedStorage):
                 entry.name
                 for entry in entries
                 if entry.name.startswith(prefix)
-                and _bad_key_reason(entry.name) is None
+                and _bad_key_reason(entry.name, self._name_max) is None
                 and entry.is_file(follow_symlinks=False)  # a symlink could lead out of the folder
             ]
 
@@ -297,7 +304,8 @@ class StorageFile(VersionedStorage):
             revision = body.get("revision")
             version = revision if type(revision) is str else _content_version(data)
             return _Raw(body, False, document_expires_at(body), None, identity, version)
-        meta = _read_legacy_meta(_meta_of(target))
+        meta_path = self._meta_of(target)
+        meta = {} if meta_path is None else _read_legacy_meta(meta_path)
         expires_at = meta.get("expires_at")
         fingerprint = meta.get("fingerprint")
         return _Raw(
@@ -351,12 +359,31 @@ class StorageFile(VersionedStorage):
         except BaseException:
             _unlink(tmp)
             raise
-        _unlink(tmp)
+        try:  # stored: the temp name is only a second link to it now, and a stray one is ignored
+            _unlink(tmp)
+        except OSError as exc:
+            logger.warning("checkpoint %s is in place, but its temp file %s stays: %s", target, tmp, exc)
         return True
 
     def _after_write(self, target: Path) -> None:
-        _unlink(_meta_of(target))  # a 1.0.1 sidecar must not outlive the file it described
-        self._sync_folder()
+        """Tidy up after a write. The checkpoint is stored already: nothing here may raise."""
+        try:
+            self._unlink_meta(target)  # a 1.0.1 sidecar must not outlive the file it described
+            self._sync_folder()
+        except OSError as exc:
+            logger.warning("checkpoint %s is in place, but a step after the rename failed: %s", target, exc)
+
+    def _meta_of(self, target: Path) -> Path | None:
+        """The 1.0.1 sidecar of `target`, or None when its name would be too long to exist."""
+        name = target.name + _META_SUFFIX
+        if len(name.encode("utf-8", "surrogatepass")) > self._name_max:
+            return None
+        return target.with_name(name)
+
+    def _unlink_meta(self, target: Path) -> None:
+        meta = self._meta_of(target)
+        if meta is not None:
+            _unlink(meta)
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -384,7 +411,7 @@ class StorageFile(VersionedStorage):
 
     def _remove(self, target: Path) -> None:
         _unlink(target)
-        _unlink(_meta_of(target))
+        self._unlink_meta(target)
         self._sync_folder()
 
     def _remove_if_unchanged(self, target: Path, raw: _Raw) -> None:
@@ -407,16 +434,6 @@ class StorageFile(VersionedStorage):
             os.close(fd)
 
 
-
-
-
-
-
-
-
-
-
-
 def _read_legacy_meta(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_bytes())
@@ -434,11 +451,16 @@ def _content_version(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _meta_of(target: Path) -> Path:
-    return target.with_name(target.name + _META_SUFFIX)
+def _name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the folder's file system takes, at most 255."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no answer
+        return _MAX_NAME_BYTES
+    return min(limit, _MAX_NAME_BYTES) if limit > 0 else _MAX_NAME_BYTES
 
 
-def _bad_key_reason(key: Any) -> str | None:
+def _bad_key_reason(key: Any, name_max: int = _MAX_NAME_BYTES) -> str | None:
     if not isinstance(key, str):
         return f"a key must be a str, not {type(key).__name__}"
     if not key:
@@ -453,16 +475,14 @@ def _bad_key_reason(key: Any) -> str | None:
         return "it starts with '.' (reserved for temporary files)"
     if key.endswith(_META_SUFFIX):
         return "it ends with '.meta' (reserved for dotflow 1.0.1 metadata files)"
-    if len(key.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
-        return f"it is longer than {_MAX_NAME_BYTES} bytes"
+    if len(key.encode("utf-8", "surrogatepass")) > name_max:
+        return f"it is longer than {name_max} bytes, the longest file name this folder takes"
     return None
 
 
 def _check_prefix(prefix: Any) -> None:
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-
-
 
 
 def _unlink(path: Path) -> None:

@@ -351,3 +351,70 @@ def test_expired_file_is_deleted_when_read(storage: StorageFile) -> None:
     storage.post("wf-1-b.json", Context(storage=1), ttl=0)
     assert storage.delete("wf-1-b.json") is False
     assert files(storage) == []
+
+
+# ------------------------------------------------------------------------------- long keys (251-255 bytes)
+
+@pytest.mark.parametrize("length", [250, 251, 253, 255])
+def test_keys_up_to_255_bytes_are_stored_read_listed_and_deleted(storage: StorageFile, length: int) -> None:
+    key = "k" * (length - 5) + ".json"
+    storage.post(key, Context(storage={"n": length}), ttl=60, fingerprint="fp")
+    assert storage.get(key).storage == {"n": length}
+    assert storage.read_checkpoint(key).fingerprint == "fp"
+    assert storage.list_keys("k") == [key]
+    assert storage.delete(key) is True
+    assert files(storage) == []
+
+
+def test_a_255_byte_legacy_file_is_read_as_1_0_1_did(storage: StorageFile) -> None:
+    key = "w" * 250 + ".json"
+    write_raw(storage, key, json.dumps([json.dumps({"a": 1})]))  # 1.0.1 wrote no sidecar here
+    assert storage.get(key).storage == {"a": 1}
+    storage.post(key, Context(storage=2))
+    assert storage.get(key).storage == 2
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "é" * 128])
+def test_a_key_over_255_bytes_is_refused_before_anything_is_written(storage: StorageFile, key: str) -> None:
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        storage.post(key, Context(storage=1))
+    assert files(storage) == []
+
+
+def test_a_failure_after_the_rename_does_not_fail_the_post(
+    storage: StorageFile, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_fsync() -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(storage, "_sync_folder", broken_fsync)
+    storage.post("wf-1-a.json", Context(storage="stored"))  # does not raise: the file is in place
+    assert storage.get("wf-1-a.json").storage == "stored"
+    assert "is in place" in caplog.text and "Input/output error" in caplog.text
+
+
+def test_a_task_with_a_253_byte_key_completes_with_one_write(tmp_path: Path) -> None:
+    from dotflow import Config, DotFlow, action
+    from dotflow.core.types import TypeStatus
+
+    posts: list[str] = []
+
+    class Recording(StorageFile):
+        def post(self, key, context, ttl=None, fingerprint=None):  # type: ignore[no-untyped-def]
+            posts.append(key)
+            super().post(key, context, ttl=ttl, fingerprint=fingerprint)
+
+    @action
+    def step():
+        return "done"
+
+    storage = Recording(path=tmp_path)
+    workflow_id = "w" * 200  # key: 200 + "-" + task id (47) + ".json" = 253 bytes
+    flow = DotFlow(config=Config(storage=storage), workflow_id=workflow_id)
+    flow.task.add(step=step, task_id="t" * 47)
+    flow.start()
+    task = flow.result_task()[0]
+    assert len(storage.key(task=task).encode()) == 253
+    assert task.status == TypeStatus.COMPLETED, task.errors
+    assert posts == [storage.key(task=task)]
+    assert storage.get(storage.key(task=task)).storage == "done"
