@@ -11,6 +11,7 @@
     ├── InputChangedError           on_input_change="raise" found a changed input
     ├── InvalidOnInputChange        on_input_change is not a known policy
     ├── CheckpointNotSaved          a step succeeded but its checkpoint could not be committed
+    ├── CorruptCheckpointError      a stored checkpoint is unreadable (also a ValueError)
     ├── StepTimeoutError            an attempt ran past the step's timeout (also a TimeoutError)
     └── WorkerError                 a child process died or could not send its result back
 """
@@ -21,6 +22,7 @@ import traceback as _traceback
 
 __all__ = [
     "CheckpointNotSaved",
+    "CorruptCheckpointError",
     "ExecutionModeNotExist",
     "ExecutionWithClassError",
     "ImportModuleError",
@@ -104,6 +106,17 @@ class CheckpointNotSaved(Exception):
         super().__init__(
             f"checkpoint of task {task_id!r} could not be saved to key {key!r}: "
             f"{type(cause).__name__}: {cause}"
+        )
+
+
+class CorruptCheckpointError(ValueError):
+    """A stored checkpoint cannot be read (a file truncated or edited by hand, say): never taken as missing."""
+
+    def __init__(self, key: str, reason: str, path: str | None = None) -> None:
+        self.key = key
+        self.path = path
+        super().__init__(
+            f"corrupt checkpoint for key {key!r}: {reason}. Restore it, or delete it to run its task again"
         )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "document_expires_at",
     "encode_document",
     "is_document",
+    "is_legacy_body",
     "is_number",
     "legacy_context",
     "legacy_failure",
@@ -78,6 +79,11 @@ def encode_document(
 def is_document(body: Any) -> bool:
     """True if a parsed JSON body is a checkpoint document (of any version)."""
     return type(body) is dict and body.get("format") == FORMAT
+
+
+def is_legacy_body(body: Any) -> bool:
+    """True if a parsed JSON body is dotflow 1.0.1's format: an array of strings (possibly empty)."""
+    return type(body) is list and all(type(element) is str for element in body)
 
 
 def document_expires_at(body: dict[str, Any]) -> float | None:

@@ -32,14 +32,21 @@ Writes
     checkpoint is never reported as a failed write.
 
 Files written by dotflow 1.0.1
-    Any other body is read as dotflow 1.0.1 did: a JSON array of strings, each ``json.dumps(payload)``.
-    No element, an empty or unparsable file, or a non-array → empty `Context()`; one element →
+    A body that is 1.0.1's format, a JSON array of strings (each ``json.dumps(payload)``), is read as
+    dotflow 1.0.1 did: no element → empty `Context()`; one element →
     ``Context(storage=json.loads(e))`` (the raw string if it does not parse); several →
     ``Context(storage=[Context(storage=v1), Context(storage=v2), ...])``. Their ``<key>.meta`` sidecar
     (``{"fingerprint"?: str, "expires_at"?: unix time}``) is honoured for them only, and the next
     `post` to the key replaces the file with the new format and removes the sidecar. Because 1.0.1
     wrote ``null`` when a task failed, `read_checkpoint` treats a legacy file whose payload is None
     (or a list of Contexts that are all None) as missing; `get` still returns what 1.0.1 returned.
+
+Unreadable files
+    A file that is neither (empty, truncated, not JSON, another JSON shape, a corrupt document)
+    makes `get`, `read_checkpoint` and `atomic_swap` raise `CorruptCheckpointError` (a ValueError)
+    naming the key and the file, so a resumed run stops before running anything instead of
+    silently re-running the task over it. `delete` and `delete_prefix` remove such a file;
+    `list_keys` lists it; a conditional write sees it as present (its version is a digest of its bytes).
 
 Versions and concurrency
     Every write stores a fresh random `revision` in the file: that is the version `read_checkpoint`
@@ -75,11 +82,13 @@ from dotflow.providers.checkpoint_format import (
     document_expires_at,
     encode_document,
     is_document,
+    is_legacy_body,
     is_number,
     legacy_context,
     legacy_failure,
 )
 from dotflow.core.context import Context
+from dotflow.core.exception import CorruptCheckpointError
 from dotflow.settings import Settings
 
 __all__ = ["StorageFile"]
@@ -105,6 +114,7 @@ class _Raw:
     legacy_fingerprint: str | None
     identity: tuple[int, int, int]  # (inode, mtime_ns, size): to avoid deleting a file replaced meanwhile
     version: str
+    problem: str | None = None  # why the file is unreadable: neither format (reads raise; delete works)
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -298,12 +308,16 @@ class StorageFile(VersionedStorage):
         identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         try:
             body = json.loads(data)
-        except (ValueError, RecursionError):
-            body = None  # 1.0.1 wrote in place: a torn legacy file reads as empty, as it did there
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            problem = "the file is empty" if not data else "it is not valid JSON (truncated, or edited by hand?)"
+            return _Raw(None, False, None, None, identity, _content_version(data), problem)
         if is_document(body):
             revision = body.get("revision")
             version = revision if type(revision) is str else _content_version(data)
             return _Raw(body, False, document_expires_at(body), None, identity, version)
+        if not is_legacy_body(body):
+            problem = f"it holds a JSON {type(body).__name__}, neither a checkpoint document nor a dotflow 1.0.1 file"
+            return _Raw(None, False, None, None, identity, _content_version(data), problem)
         meta_path = self._meta_of(target)
         meta = {} if meta_path is None else _read_legacy_meta(meta_path)
         expires_at = meta.get("expires_at")
@@ -325,9 +339,15 @@ class StorageFile(VersionedStorage):
         if raw.expired(self._clock()):
             self._remove_if_unchanged(target, raw)
             return None
+        if raw.problem is not None:
+            raise CorruptCheckpointError(key, f"{raw.problem} (file: {target})", path=str(target))
         if raw.legacy:
             return legacy_context(raw.body), raw.legacy_fingerprint, True, raw.version
-        context, fingerprint = decode_document(key, raw.body)
+        try:
+            context, fingerprint = decode_document(key, raw.body)
+        except ValueError as exc:
+            reason = str(exc).removeprefix(f"corrupt checkpoint for key {key!r}: ")
+            raise CorruptCheckpointError(key, f"{reason} (file: {target})", path=str(target)) from exc
         return context, fingerprint, False, raw.version
 
     def _write_temp(self, target: Path, data: bytes) -> Path:

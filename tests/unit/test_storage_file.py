@@ -256,10 +256,6 @@ def test_list_keys_skips_dot_files_and_meta_files(storage: StorageFile) -> None:
         ('["\\"ok\\""]', "ok"),
         ('["not json"]', "not json"),
         ("[]", None),
-        ("", None),
-        ('{"a": 1}', None),
-        ('"text"', None),
-        ('["{\\"a', None),  # torn by 1.0.1's in-place write
     ],
 )
 def test_single_value_legacy_files_read_as_in_1_0_1(storage: StorageFile, body: str, expected: Any) -> None:
@@ -267,6 +263,38 @@ def test_single_value_legacy_files_read_as_in_1_0_1(storage: StorageFile, body: 
     context = storage.get("wf-1-a.json")
     assert type(context) is Context
     assert context.storage == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("", "the file is empty"),
+        ('["{\\"a', "not valid JSON"),  # torn by 1.0.1's in-place write, or truncated
+        ('{"format": "dotflow-checkpoint", "vers', "not valid JSON"),  # truncated document
+        (b"\xff\xfe[]", "not valid JSON"),
+        ('{"a": 1}', "JSON dict, neither"),
+        ('"text"', "JSON str, neither"),
+        ("[1, 2]", "JSON list, neither"),  # 1.0.1 wrote only strings in its array
+        ("null", "JSON NoneType, neither"),
+    ],
+)
+def test_a_file_in_neither_format_is_an_error_naming_key_and_path(
+    storage: StorageFile, body: str | bytes, problem: str
+) -> None:
+    from dotflow.core.exception import CorruptCheckpointError
+
+    target = storage.path / "wf-1-a.json"
+    target.write_bytes(body if isinstance(body, bytes) else body.encode())
+    for read in (storage.get, storage.read_checkpoint):
+        with pytest.raises(CorruptCheckpointError, match="corrupt checkpoint for key 'wf-1-a.json'") as raised:
+            read("wf-1-a.json")
+        assert problem in str(raised.value) and str(target) in str(raised.value)
+    with pytest.raises(CorruptCheckpointError):
+        storage.atomic_swap("wf-1-a.json", None, 1)
+    assert target.read_bytes() == (body if isinstance(body, bytes) else body.encode())  # left as it was
+    assert storage.list_keys("wf-1-") == ["wf-1-a.json"]
+    assert storage.delete("wf-1-a.json") is True
+    assert storage.read_checkpoint("wf-1-a.json") is None
 
 
 def test_several_element_legacy_file_reads_as_a_list_of_contexts(storage: StorageFile) -> None:
