@@ -18,11 +18,11 @@ from dotflow.abc.flow import Flow
 from dotflow.core.context import Context, workflow_uuid
 from dotflow.core.engine import TaskEngine
 from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
-from dotflow.core.fingerprint import fingerprint_of
+from dotflow.core.fingerprint import input_fingerprint
 from dotflow.core.processes import run_in_processes
 from dotflow.core.resume import RunPlan, plan_restore
 from dotflow.core.task import basic_callback
-from dotflow.core.types import VALID_POLICIES, TypeStatus, WorkflowStatus
+from dotflow.core.types import VALID_POLICIES, TypeInputChange, TypeStatus, WorkflowStatus
 
 __all__ = ["Background", "Manager", "Parallel", "Sequential", "SequentialGroup", "grouper"]
 
@@ -174,7 +174,9 @@ class Manager:
         self.config = config
         for task in tasks:
             task.workflow_id = self.workflow_id  # before any key is computed: resume looks keys up
-        self.fingerprint = self._fingerprint(tasks, fingerprint)
+        # Only a resume that compares fingerprints needs one; other runs store None if it cannot be made.
+        needed = resume and on_input_change != TypeInputChange.REUSE
+        self.fingerprint = input_fingerprint(tasks, fingerprint, required=needed)
         groups = grouper(tasks)
         plan = RunPlan(self.fingerprint)
         if resume and tasks:
@@ -200,12 +202,6 @@ class Manager:
             return
         self.tasks = flow.get_tasks()
         self._finish()
-
-    @staticmethod
-    def _fingerprint(tasks: list[Any], explicit: Any) -> str:
-        if explicit is not None:
-            return str(explicit)
-        return fingerprint_of([task.initial_context.storage for task in tasks])
 
     @staticmethod
     def _sequences(mode: str, tasks: list[Any], groups: dict[str, list[Any]]) -> list[list[Any]]:
