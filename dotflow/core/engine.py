@@ -13,13 +13,12 @@ with a warning), so two runs racing on one workflow leave one consistent chain o
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from contextlib import contextmanager
 from datetime import datetime
 from types import FunctionType
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 from uow import CommitError, ConflictError, HookError, JournalError, UnitOfWork
 
@@ -189,17 +188,34 @@ class TaskEngine:
             self._stage(unit, key)
 
     def _run_step(self) -> Context:
+        """Run the step; with a `timeout`, in a daemon thread that is abandoned when time is up.
+
+        Python cannot stop a thread: a timed-out step runs on until it returns, but its result is
+        dropped (never committed), and as a daemon thread it never keeps the process from exiting.
+        """
         step = self.task.step
         timeout = getattr(step, "timeout", 0) or 0
         if not timeout:
             return self._call()
-        pool = ThreadPoolExecutor(max_workers=1)
-        try:
-            return pool.submit(self._call).result(timeout=timeout)
-        except FutureTimeoutError:
-            raise StepTimeoutError(self.task.task_id, timeout) from None
-        finally:
-            pool.shutdown(wait=False)
+        outcome: list[tuple[bool, Any]] = []  # (returned?, context or exception)
+        finished = threading.Event()
+
+        def attempt() -> None:
+            try:
+                outcome.append((True, self._call()))
+            except BaseException as error:  # handed to the waiting thread, which re-raises it
+                outcome.append((False, error))
+            finally:
+                finished.set()
+
+        name = f"dotflow-step-{self.task.task_id}"
+        threading.Thread(target=attempt, name=name, daemon=True).start()
+        if not finished.wait(timeout):
+            raise StepTimeoutError(self.task.task_id, timeout)
+        returned, value = outcome[0]
+        if returned:
+            return cast(Context, value)
+        raise value
 
     def _call(self) -> Context:
         task = self.task

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 import uuid
 
 import pytest
@@ -21,6 +21,10 @@ CALLS: list[str] = []
 @pytest.fixture(autouse=True)
 def _reset_calls():
     CALLS.clear()
+    RELEASE.clear()
+    FINISHED.clear()
+    yield
+    RELEASE.set()  # never leave a step blocked behind a test
 
 
 @action
@@ -52,10 +56,16 @@ def always_fails():
     raise RuntimeError(f"failure {len(CALLS)}")
 
 
-@action(timeout=0.2, retry=3, retry_delay=0)
+RELEASE = threading.Event()  # set by a test to let a timed-out step finish
+FINISHED = threading.Event()
+
+
+@action(timeout=0.05, retry=3, retry_delay=0)
 def too_slow():
     CALLS.append("too_slow")
-    time.sleep(2)
+    RELEASE.wait(10)
+    FINISHED.set()
+    return "late result"
 
 
 @action
@@ -126,8 +136,40 @@ def test_timeout_is_not_retried():
     task = flow.result_task()[0]
     assert task.status == TypeStatus.FAILED
     assert task.errors[-1].exception == "StepTimeoutError"
-    assert "timed out after 0.2 s" in task.errors[-1].message
+    assert "timed out after 0.05 s" in task.errors[-1].message
     assert CALLS == ["too_slow"]
+
+
+def test_a_timed_out_step_runs_in_a_daemon_thread_and_its_late_result_is_never_committed():
+    storage = StorageDefault()
+    flow = flow_with(storage)
+    flow.task.add(step=too_slow).add(step=produce)
+    flow.start(keep_going=True)
+    first = flow.result_task()[0]
+    assert first.status == TypeStatus.FAILED
+    # the abandoned attempt still runs, in a thread that cannot keep the process alive
+    [thread] = [t for t in threading.enumerate() if t.name == "dotflow-step-0-too_slow"]
+    assert thread.daemon
+    RELEASE.set()
+    assert FINISHED.wait(10)
+    thread.join(10)
+    assert storage.read_checkpoint(storage.key(task=first)) is None  # its late result was dropped
+    assert first.status == TypeStatus.FAILED and first.current_context.storage is None
+    assert flow.result_storage()[1] == {"rows": [1, 2, 3]}
+
+
+def test_a_step_error_inside_a_timeout_is_raised_as_is():
+    @action(timeout=5, retry=2, retry_delay=0)
+    def broken():
+        CALLS.append("broken")
+        raise KeyError("column")
+
+    flow = flow_with()
+    flow.task.add(step=broken)
+    flow.start()
+    task = flow.result_task()[0]
+    assert CALLS == ["broken", "broken"]
+    assert [e.exception for e in task.errors] == ["KeyError", "KeyError"]
 
 
 def test_a_timeout_raised_by_the_step_itself_is_retried():
