@@ -18,10 +18,10 @@ class Flow(ABC):
 
     def __init__(
         self,
-        tasks: list,
+        tasks: list[Any],
         workflow_id: Any,
         ignore: bool,
-        groups: dict,
+        groups: dict[str, list[Any]],
         resume: bool = False,
         plan: Any = None,
     ) -> None:
@@ -43,4 +43,4 @@ class Flow(ABC):
     def run(self) -> None: ...
 
     @abstractmethod
-    def get_tasks(self) -> list: ...
+    def get_tasks(self) -> list[Any]: ...

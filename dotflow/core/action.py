@@ -29,7 +29,7 @@ def injectable_names(func: Any) -> tuple[str, ...]:
     return tuple(name for name in INJECTABLE if name in names)
 
 
-def call_step(func: Callable[..., Any], args: tuple, contexts: dict[str, Context]) -> Any:
+def call_step(func: Callable[..., Any], args: tuple[Any, ...], contexts: dict[str, Context]) -> Any:
     """Call `func` with the contexts it asks for, awaiting it if it is a coroutine function."""
     kwargs = {name: contexts[name] for name in injectable_names(func) if name in contexts}
     if inspect.iscoroutinefunction(func):
@@ -121,7 +121,7 @@ class Action:
         return step
 
     @staticmethod
-    def _run(func: Callable[..., Any], args: tuple, kwargs: dict) -> Context:
+    def _run(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
         task = kwargs.get("task")
         contexts = _contexts(kwargs.get("initial_context"), kwargs.get("previous_context"))
         return _step_context(call_step(func, args, contexts), task)

@@ -38,7 +38,7 @@ def canonical_workflow_id(workflow_id: Any) -> UUID | str:
         if parsed is not None:
             return str(parsed)
     workflow_uuid(workflow_id)  # raises for an invalid id, with the reason
-    if workflow_id is None:
+    if not isinstance(workflow_id, str):  # None: workflow_uuid lets it through for Contexts
         raise TypeError("workflow_id must be a UUID or a str, not None")
     return workflow_id
 

@@ -10,8 +10,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from dotflow.core.config import Config
-from dotflow.core.context import canonical_workflow_id
-from dotflow.core.task import TaskBuilder
+from dotflow.core.context import Context, canonical_workflow_id
+from dotflow.core.task import Task, TaskBuilder
 from dotflow.core.workflow import Manager
 
 __all__ = ["DotFlow"]
@@ -66,14 +66,14 @@ class DotFlow:
         self._signature = signature
         return self._manager
 
-    def result_task(self) -> list[Any]:
+    def result_task(self) -> list[Task]:
         return self.task.queue
 
-    def result_context(self) -> list[Any]:
+    def result_context(self) -> list[Context]:
         return [task.current_context for task in self.task.queue]
 
     def result_storage(self) -> list[Any]:
         return [task.current_context.storage for task in self.task.queue]
 
-    def result(self) -> dict:
+    def result(self) -> dict[str, Any]:
         return self.task.result()

@@ -18,7 +18,8 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from types import FunctionType
-from typing import Any, Iterator, cast
+from typing import TYPE_CHECKING, Any, Iterator, cast
+from uuid import UUID
 
 from uow import CommitError, ConflictError, HookError, JournalError, UnitOfWork
 
@@ -27,6 +28,9 @@ from dotflow.core.context import Context
 from dotflow.core.exception import CheckpointNotSaved, StepTimeoutError, TaskError
 from dotflow.core.resume import NOT_READ
 from dotflow.core.types import TypeStatus
+
+if TYPE_CHECKING:
+    from dotflow.core.task import Task
 
 __all__ = ["TaskEngine", "COMMIT_ATTEMPTS", "COMMIT_RETRY_DELAY"]
 
@@ -51,9 +55,9 @@ class TaskEngine:
 
     def __init__(
         self,
-        task: Any,
-        workflow_id: Any,
-        previous_context: Any = None,
+        task: Task,
+        workflow_id: UUID | str | None,
+        previous_context: Context | None = None,
         fingerprint: str | None = None,
         expected_version: Any = NOT_READ,
     ) -> None:
@@ -134,7 +138,8 @@ class TaskEngine:
         except CheckpointNotSaved:
             self.task.current_context = None  # a FAILED task has no result, whatever failed
             raise
-        return self.task.current_context
+        committed: Context = self.task.current_context
+        return committed
 
     def _stage(self, unit: UnitOfWork, key: str) -> None:
         unit.put(key, self.task.current_context, fingerprint=self.fingerprint)
@@ -155,7 +160,8 @@ class TaskEngine:
         )
         task.current_context = stored.context
         task.restored = True
-        return task.current_context
+        adopted: Context = task.current_context
+        return adopted
 
     def _unit(self, attempt: int) -> UnitOfWork:
         task = self.task

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import traceback as _traceback
+from typing import Any
 
 __all__ = [
     "CheckpointNotSaved",
@@ -146,7 +147,7 @@ class TaskError:
         else:
             self.traceback = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "attempt": self.attempt,
             "exception": self.exception,

@@ -49,7 +49,7 @@ class SerializerTask:
         self.task = task
         self.max = max
 
-    def model_dump(self) -> dict:
+    def model_dump(self) -> dict[str, Any]:
         task = self.task
         errors = [error.as_dict() for error in task.errors]
         data = {
@@ -75,7 +75,7 @@ class SerializerTask:
         return json.dumps(self.model_dump())
 
     @staticmethod
-    def _fit(data: dict, limit: int) -> dict:
+    def _fit(data: dict[str, Any], limit: int) -> dict[str, Any]:
         """Shrink `data` until its JSON is at most `limit` characters, dropping the biggest parts first."""
 
         def size() -> int:
@@ -100,7 +100,7 @@ class SerializerWorkflow:
     def __init__(self, builder: Any) -> None:
         self.builder = builder
 
-    def model_dump(self) -> dict:
+    def model_dump(self) -> dict[str, Any]:
         workflow_id = self.builder.workflow_id
         workflow_id = str(workflow_id) if workflow_id is not None else None
         return {

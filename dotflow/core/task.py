@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 import warnings
 from datetime import datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from dotflow.core.context import Context, workflow_uuid
 from dotflow.core.exception import MissingActionDecorator, NotCallableObject, TaskError
 from dotflow.core.module import Module
 from dotflow.core.types import TypeStatus
+
+if TYPE_CHECKING:
+    from dotflow.core.serializers import SerializerTask, SerializerWorkflow
 
 __all__ = ["Task", "TaskBuilder", "TaskError", "TaskInstance", "basic_callback", "step_name"]
 
@@ -238,12 +241,12 @@ class Task(TaskInstance):
 
     # -- reporting ----------------------------------------------------------------------------
 
-    def schema(self, max: int | None = None) -> Any:
+    def schema(self, max: int | None = None) -> SerializerTask:
         from dotflow.core.serializers import SerializerTask
 
         return SerializerTask(self, max=max)
 
-    def result(self, max: int | None = None) -> dict:
+    def result(self, max: int | None = None) -> dict[str, Any]:
         return self.schema(max=max).model_dump()
 
 
@@ -301,10 +304,10 @@ class TaskBuilder:
     def reverse(self) -> None:
         self.queue.reverse()
 
-    def schema(self) -> Any:
+    def schema(self) -> SerializerWorkflow:
         from dotflow.core.serializers import SerializerWorkflow
 
         return SerializerWorkflow(self)
 
-    def result(self) -> dict:
+    def result(self) -> dict[str, Any]:
         return self.schema().model_dump()

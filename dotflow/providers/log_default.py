@@ -54,7 +54,7 @@ class LogDefault(Log):
             return
         logger.log(level, self._message(task, kwargs))
 
-    def _message(self, task: Any, extra: dict) -> str:
+    def _message(self, task: Any, extra: dict[str, Any]) -> str:
         if task is None:
             fields = {key: str(value) for key, value in extra.items()}
         else:
