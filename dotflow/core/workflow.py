@@ -15,7 +15,7 @@ from typing import Any, Callable
 from uuid import uuid4
 
 from dotflow.abc.flow import Flow
-from dotflow.core.context import Context, workflow_uuid
+from dotflow.core.context import Context, canonical_workflow_id, workflow_uuid
 from dotflow.core.engine import TaskEngine
 from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
 from dotflow.core.fingerprint import input_fingerprint
@@ -161,7 +161,8 @@ class Manager:
         fingerprint: Any = None,
         config: Any = None,
     ) -> None:
-        self.workflow_id = workflow_id or uuid4()
+        # None means a random id; anything else must be a valid id ("" and 0 are refused), canonical.
+        self.workflow_id = uuid4() if workflow_id is None else canonical_workflow_id(workflow_id)
         self.started = datetime.now()
         self.on_success = on_success
         self.on_failure = on_failure
@@ -170,7 +171,6 @@ class Manager:
             raise InvalidOnInputChange(value=on_input_change)
         if mode not in MODES:
             raise ExecutionModeNotExist()
-        workflow_uuid(self.workflow_id)  # an unusable workflow_id fails here, with a clear message
         self.config = config
         for task in tasks:
             task.workflow_id = self.workflow_id  # before any key is computed: resume looks keys up

@@ -88,3 +88,16 @@ def test_a_resumed_run_finds_checkpoints_under_another_spelling_of_its_uuid() ->
         keys.update(storage.list_keys())
     assert RUNS == ["extract"]  # the later spellings restored the first run's checkpoint
     assert keys == {f"{value}-0-extract"}
+
+
+def test_a_hand_built_manager_checks_and_canonicalises_its_workflow_id() -> None:
+    from dotflow.core.workflow import Manager
+
+    storage = StorageDefault()
+    config = Config(storage=storage)
+    for bad in ("", 0, "x\n"):
+        with pytest.raises((ValueError, TypeError), match="Invalid workflow_id"):
+            Manager(tasks=[Task(task_id="a", step=extract, config=config)], workflow_id=bad, config=config)
+    value = uuid.uuid4()
+    Manager(tasks=[Task(task_id="a", step=extract, config=config)], workflow_id=str(value).upper(), config=config)
+    assert storage.list_keys() == [f"{value}-a"]
