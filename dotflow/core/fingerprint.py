@@ -90,8 +90,13 @@ def fingerprint_of(payloads: Sequence[Any], *, names: Sequence[str] | None = Non
     labels = list(names) if names is not None else [f"value[{i}]" for i in range(len(payloads))]
     try:
         tree = [walker.tree(value, label, 0) for value, label in zip(payloads, labels)]
+    except UnfingerprintableInputError:
+        raise
     except RecursionError:
         raise UnfingerprintableInputError("the inputs", "object", "nested too deeply") from None
+    except Exception as exc:  # a user type whose fields, iteration or conversion raised
+        reason = f"reading it raised {type(exc).__name__}: {exc}"
+        raise UnfingerprintableInputError(walker.path, walker.type_name, reason) from exc
     if walker.plain:
         text = json.dumps(list(payloads), sort_keys=True)  # dotflow 1.0.1's digest
     else:
@@ -124,9 +129,12 @@ class _Canonical:
     def __init__(self) -> None:
         self.plain = True
         self.active: set[int] = set()  # ids of the containers on the current path (cycle guard)
+        self.path = "the inputs"
+        self.type_name = "object"
 
     def tree(self, value: Any, path: str, depth: int) -> Any:
         kind = type(value)
+        self.path, self.type_name = path, _type_name(kind)  # where an unexpected error would come from
         if value is None or kind is bool or kind is str:
             return value
         if kind is int:

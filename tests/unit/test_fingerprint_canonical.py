@@ -102,6 +102,15 @@ def test_a_value_without_a_canonical_form_is_refused_clearly(value: object) -> N
     assert isinstance(raised.value, TypeError) and isinstance(raised.value, ValueError)
 
 
+def test_a_value_that_fails_to_describe_itself_is_refused_clearly() -> None:
+    class Broken(list):  # type: ignore[type-arg]
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError("connection closed")
+
+    with pytest.raises(UnfingerprintableInputError, match=r"value\[0\].*RuntimeError: connection closed"):
+        fingerprint_of([Broken([1])])
+
+
 def test_a_recursive_value_is_refused_clearly() -> None:
     loop: list[object] = [1]
     loop.append({"again": loop})
