@@ -39,7 +39,7 @@ def canonical_workflow_id(workflow_id: Any) -> UUID | str:
             return str(parsed)
     workflow_uuid(workflow_id)  # raises for an invalid id, with the reason
     if not isinstance(workflow_id, str):  # None: workflow_uuid lets it through for Contexts
-        raise TypeError("workflow_id must be a UUID or a str, not None")
+        raise TypeError("Invalid workflow_id None: must be a UUID or a str (None only means \"random\" to DotFlow)")
     return workflow_id
 
 
