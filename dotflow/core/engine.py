@@ -149,7 +149,11 @@ class TaskEngine:
     def _adopt(self, key: str, conflict: ConflictError) -> Context:
         """Another run committed this task first: take its checkpoint as this task's result."""
         task = self.task
-        stored = task.config.storage.read_checkpoint(key=key)
+        try:
+            stored = task.config.storage.read_checkpoint(key=key)
+        except Exception as error:  # never a reason to run the step again
+            task.current_context = None
+            raise CheckpointNotSaved(task.task_id, key, error) from error
         if stored is None:  # committed, then deleted again: nothing to adopt
             task.current_context = None
             raise CheckpointNotSaved(task.task_id, key, conflict) from conflict

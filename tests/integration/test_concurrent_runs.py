@@ -81,3 +81,32 @@ def test_two_processes_on_one_workflow_leave_one_consistent_chain(tmp_path: Path
         assert stored[0]["from"] is None
         for position in range(1, steps):
             assert stored[position]["from"] == stored[position - 1]["id"], f"link {position} is from another chain"
+
+
+def test_a_failed_read_of_the_winners_checkpoint_fails_the_task_without_running_the_step_again() -> None:
+    class ReadFailsAfterConflict(StorageDefault):
+        def read_checkpoint(self, key: str):  # type: ignore[no-untyped-def]
+            if self.conflicted:
+                raise OSError("storage unreachable")
+            return super().read_checkpoint(key)
+
+        conflicted = False
+
+    storage = ReadFailsAfterConflict()
+    runs: list[int] = []
+
+    @action(retry=3, retry_delay=0)
+    def step():
+        runs.append(1)
+        storage.post("lost-step", "theirs")  # another run commits first
+        storage.conflicted = True
+        return "mine"
+
+    flow = DotFlow(config=Config(storage=storage), workflow_id="lost")
+    flow.task.add(step=step, task_id="step")
+    flow.start(resume=True)
+    task = flow.result_task()[0]
+    assert task.status == TypeStatus.FAILED
+    assert task.errors[-1].exception == "CheckpointNotSaved"
+    assert "storage unreachable" in task.errors[-1].message
+    assert len(runs) == 1
