@@ -1,0 +1,27 @@
+"""`TypeStatus`: the status of a task."""
+
+from __future__ import annotations
+
+__all__ = ["TypeStatus"]
+
+
+class TypeStatus:
+    NOT_STARTED = "Not started"
+    IN_PROGRESS = "In progress"
+    COMPLETED = "Completed"
+    PAUSED = "Paused"
+    RETRY = "Retry"
+    FAILED = "Failed"
+
+    _SYMBOLS = {
+        NOT_STARTED: "⚪",
+        IN_PROGRESS: "🔵",
+        COMPLETED: "✅",
+        PAUSED: "◼️",
+        RETRY: "❗",
+        FAILED: "❌",
+    }
+
+    @classmethod
+    def get_symbol(cls, value: str) -> str:
+        return cls._SYMBOLS.get(value, "")
