@@ -5,11 +5,14 @@ Each test is what a user of dotflow 1.0.1 writes; it uses only the public import
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 
 import pytest
 
 from dotflow import Config, DotFlow, Task, action
+from dotflow.abc.log import LEVELS, Log
 
 
 @action
@@ -66,6 +69,151 @@ def test_serializer_modules_import_as_in_the_api_reference():
     assert SerializerWorkflow.model_config["title"] == "workflow"
     assert "attempt" in SerializerTaskError.model_fields
     assert "content" in SerializerTransport.model_fields
+
+
+# -- item 2: the Log ABC, LogDefault and the events they receive ---------------------------------------
+
+
+class ListHandler(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append((record.levelname, record.getMessage()))
+
+
+class LogCustom(Log):
+    """A custom log provider written as 1.0.1's docs show: set _logger, _level and _format."""
+
+    def __init__(self, level: str = "INFO", format: str = "simple"):
+        self._level = LEVELS[level]
+        self._format = format
+        self._logger = logging.getLogger("my_app.pipeline")
+        self._logger.setLevel(self._level)
+
+
+@pytest.fixture
+def log_lines():
+    handler = ListHandler()
+    logger = logging.getLogger("my_app.pipeline")
+    logger.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_custom_log_written_as_in_the_docs_gets_one_line_per_event(log_lines):
+    @action(retry=2, retry_delay=0)
+    def broken():
+        raise KeyError("missing column")
+
+    workflow = DotFlow(config=Config(log=LogCustom()), workflow_id="pipeline-logs")
+    workflow.task.add(step=[extract, broken])
+    workflow.start(keep_going=True)
+    assert [(level, line.split(" \n")[0]) for level, line in log_lines] == [
+        ("INFO", "ID pipeline-logs - 0-extract - Not started"),
+        ("INFO", "ID pipeline-logs - 1-broken - Not started"),
+        ("INFO", "ID pipeline-logs - 0-extract - In progress"),
+        ("INFO", "ID pipeline-logs - 0-extract - Completed"),
+        ("INFO", "ID pipeline-logs - 1-broken - In progress"),
+        ("WARNING", "ID pipeline-logs - 1-broken - Retry"),
+        ("ERROR", "ID pipeline-logs - 1-broken - Failed"),
+    ]
+    assert "Traceback" in log_lines[-1][1] and "KeyError: 'missing column'" in log_lines[-1][1]
+
+
+def test_a_custom_log_in_json_format_with_a_level(log_lines):
+    @action
+    def broken():
+        raise ValueError("bad input")
+
+    workflow = DotFlow(config=Config(log=LogCustom(level="WARNING", format="json")), workflow_id="json-logs")
+    workflow.task.add(step=[extract, broken])
+    workflow.start()
+    assert [level for level, _ in log_lines] == ["ERROR"]
+    record = json.loads(log_lines[0][1])
+    assert record["level"] == "ERROR" and record["status"] == "Failed" and record["task_id"] == "1-broken"
+    assert record["workflow_id"] == "json-logs"
+    assert record["error"] == {"exception": "ValueError", "message": "bad input"}
+    assert "duration" not in record and "retry_count" not in record  # set after the status changes
+
+
+def test_log_records_are_the_documented_models():
+    from dotflow.abc.log import LogRecord, LogRecordError
+
+    record = LogRecord(level="ERROR", task_id="t", error=LogRecordError(exception="KeyError", message="x"))
+    assert json.loads(record.model_dump_json(exclude_none=True))["error"] == {"exception": "KeyError", "message": "x"}
+    assert LEVELS == {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+
+def test_a_log_that_overrides_the_methods_receives_each_status_change():
+    events = []
+
+    class Recorder(Log):
+        def info(self, **kwargs):
+            events.append(("info", kwargs["task"].status))
+
+        def warning(self, **kwargs):
+            events.append(("warning", kwargs["task"].status))
+
+        def error(self, **kwargs):
+            events.append(("error", kwargs["task"].status))
+
+        def debug(self, **kwargs):
+            events.append(("debug", kwargs))
+
+    workflow = DotFlow(config=Config(log=Recorder()))
+    workflow.task.add(step=extract)
+    workflow.start()
+    assert events == [("info", "Not started"), ("info", "In progress"), ("info", "Completed")]
+
+
+def test_log_default_prints_one_line_per_event_on_the_console(capfd):
+    from dotflow.providers import LogDefault
+
+    workflow = DotFlow(config=Config(log=LogDefault()), workflow_id="console-logs")
+    workflow.task.add(step=extract)
+    workflow.start()
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 3
+    assert lines[-1].endswith(" - INFO [dotflow]: ID console-logs - 0-extract - Completed")
+
+
+def test_log_default_writes_to_the_file_at_path(tmp_path, capfd):
+    from dotflow.providers import LogDefault
+
+    path = tmp_path / "logs" / "flow.log"
+    workflow = DotFlow(config=Config(log=LogDefault(output="file", path=str(path), level="ERROR")), workflow_id="f")
+
+    @action
+    def broken():
+        raise RuntimeError("disk full")
+
+    workflow.task.add(step=[broken])
+    workflow.start()
+    text = path.read_text(encoding="utf-8")
+    assert " - ERROR [dotflow]: ID f - 0-broken - Failed" in text and "RuntimeError: disk full" in text
+    assert "In progress" not in text
+    assert capfd.readouterr().err == ""
+
+
+def test_log_default_both_and_bad_arguments(tmp_path, capfd):
+    from dotflow.providers import LogDefault
+
+    path = tmp_path / "flow.log"
+    workflow = DotFlow(config=Config(log=LogDefault(output="both", path=path, format="json")), workflow_id="b")
+    workflow.task.add(step=extract)
+    workflow.start()
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 3
+    assert len(capfd.readouterr().err.splitlines()) == 3
+    with pytest.raises(ValueError, match="output"):
+        LogDefault(output="printer")
+    with pytest.raises(ValueError, match="format"):
+        LogDefault(format="xml")
+    with pytest.raises(ValueError, match="level"):
+        LogDefault(level="LOUD")
 
 
 # -- item 3: utils and decorators -----------------------------------------------------------------
