@@ -484,6 +484,74 @@ def test_task_config_can_be_assigned():
         task.config = "not a config"
 
 
+# -- item 8: values that cannot be deep-copied pass through the default (memory) storage ------------
+
+
+def _uncopyable_values(tmp_path):
+    import socket
+
+    opened = open(tmp_path / "data.txt", "w+", encoding="utf-8")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    return {
+        "generator": (n * n for n in range(4)),
+        "lock": threading.Lock(),
+        "file": opened,
+        "socket": sock,
+        "memoryview": memoryview(b"bytes"),
+    }, [opened, sock]
+
+
+@pytest.mark.parametrize("kind", ["generator", "lock", "file", "socket", "memoryview"])
+def test_a_step_returning_an_uncopyable_object_hands_it_to_the_next_step(kind, tmp_path):
+    values, to_close = _uncopyable_values(tmp_path)
+    produced = values[kind]
+    received = []
+    try:
+
+        @action
+        def produce():
+            return produced
+
+        @action
+        def consume(previous_context):
+            received.append(previous_context.storage)
+            return "consumed"
+
+        workflow = DotFlow()
+        workflow.task.add(step=[produce, consume])
+        workflow.start()
+        first, second = workflow.result_task()
+        assert first.status == "Completed", first.errors
+        assert second.status == "Completed", second.errors
+        assert received == [produced] and received[0] is produced
+        assert workflow.result_storage() == [produced, "consumed"]
+    finally:
+        for resource in to_close:
+            resource.close()
+
+
+def test_a_generator_inside_plain_data_is_shared_while_the_data_is_copied():
+    numbers = (n for n in range(3))
+    payload = {"rows": [1, 2], "stream": numbers}
+
+    @action
+    def produce():
+        return payload
+
+    @action
+    def consume(previous_context):
+        return {"streamed": list(previous_context.storage["stream"])}
+
+    workflow = DotFlow()
+    workflow.task.add(step=[produce, consume])
+    workflow.start()
+    payload["rows"].append(99)  # a later change to the returned data
+    storage = workflow._config.storage
+    checkpoint = storage.get(key=storage.key(task=workflow.result_task()[0])).storage
+    assert checkpoint["rows"] == [1, 2] and checkpoint["stream"] is numbers
+    assert workflow.result_storage()[1] == {"streamed": [0, 1, 2]}
+
+
 # -- item 9: exceptions -------------------------------------------------------------------------------
 
 
