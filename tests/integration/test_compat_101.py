@@ -39,6 +39,7 @@ def test_type_modules_import_as_in_the_docs():
 
     assert FromPackage is TypeStatus
     assert TypeStatus.COMPLETED == "Completed" and TypeStatus.get_symbol(TypeStatus.FAILED) == "❌"
+    assert TypeStatus.get_symbol("Sleeping") is None
     assert TypeExecution.PARALLEL == "parallel"
     assert VALID_POLICIES == (TypeInputChange.REUSE, TypeInputChange.RESET, TypeInputChange.RAISE)
     assert TypeOverlap.QUEUE == "queue"
@@ -641,5 +642,5 @@ def test_unshipped_providers_raise_a_clear_error(name):
 
     with pytest.raises(AttributeError, match=f"{name} is a dotflow 1.0.1 provider that this project does not ship"):
         getattr(dotflow.providers, name)
-    with pytest.raises(ImportError, match=name):
+    with pytest.raises(ImportError, match=name):  # Python's own "cannot import name" message
         exec(f"from dotflow.providers import {name}", {})

@@ -23,5 +23,6 @@ class TypeStatus:
     }
 
     @classmethod
-    def get_symbol(cls, value: str) -> str:
-        return cls._SYMBOLS.get(value, "")
+    def get_symbol(cls, value: str) -> str | None:
+        """The emoji of a status; None for a value that is not a status (as in 1.0.1)."""
+        return cls._SYMBOLS.get(value)
