@@ -461,6 +461,24 @@ def test_result_with_max_shrinks_the_largest_context_first():
     assert shrunk["status"] == "Completed"
 
 
+def test_result_with_max_then_drops_the_errors_then_nulls_the_contexts():
+    @action
+    def broken():
+        raise ValueError("e" * 3000)
+
+    workflow = DotFlow()
+    workflow.task.add(step=broken, initial_context="i" * 3000)
+    workflow.start()
+    (task,) = workflow.result_task()
+    assert task.result()["error"]["message"] == "e" * 3000
+    medium = task.result(max=700)
+    assert medium["initial_context"] == {"message": "Context size exceeded"}
+    assert medium["errors"] == [] and medium["error"] is None and medium["status"] == "Failed"
+    assert len(task.schema(max=700).model_dump_json()) <= 700
+    tiny = task.result(max=50)
+    assert tiny["initial_context"] is None and tiny["errors"] == []
+
+
 def test_transport_wraps_a_task_or_a_workflow():
     from dotflow.core.serializers.transport import SerializerTransport
 

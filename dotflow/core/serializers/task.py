@@ -134,28 +134,29 @@ class SerializerTask(BaseModel):
         return [item if isinstance(item, (dict, SerializerTaskError)) else _error_fields(item) for item in value]
 
     def model_dump_json(self, **kwargs: Any) -> str:  # type: ignore[override]
-        """JSON text; with `max` set, shrunk to at most `max` characters where possible: the largest
-        context fields first become {"message": "Context size exceeded"}, then the errors are
-        dropped, then the context fields become null."""
-        text = super().model_dump_json(**kwargs)
-        if self.max is None or len(text) <= self.max:
-            return text
-        data = json.loads(text)
+        """JSON text (`json.dumps` of `model_dump(mode="json")`, as in 1.0.1). With `max` set it is shrunk
+        to at most `max` characters where possible: the largest context fields first become
+        {"message": "Context size exceeded"}, then the errors are dropped, then the context fields
+        become null."""
+        indent = kwargs.pop("indent", None)
+        data = self.model_dump(mode="json", **kwargs)
 
-        def fits() -> bool:
-            return len(json.dumps(data)) <= self.max  # type: ignore[operator]
+        def text() -> str:
+            return json.dumps(data, indent=indent)
 
+        if self.max is None or len(text()) <= self.max:
+            return text()
         present = [name for name in CONTEXT_FIELDS if data.get(name) is not None]
         for name in sorted(present, key=lambda name: len(json.dumps(data[name])), reverse=True):
             data[name] = dict(SIZE_EXCEEDED)
-            if fits():
-                return json.dumps(data)
+            if len(text()) <= self.max:
+                return text()
         data["errors"] = []
         data["error"] = None
-        if not fits():
+        if len(text()) > self.max:
             for name in CONTEXT_FIELDS:
                 data[name] = None
-        return json.dumps(data)
+        return text()
 
 
 def _error_fields(error: Any) -> dict:
