@@ -5,6 +5,7 @@ Each test is what a user of dotflow 1.0.1 writes; it uses only the public import
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
@@ -70,6 +71,9 @@ def test_serializer_modules_import_as_in_the_api_reference():
     assert SerializerWorkflow.model_config["title"] == "workflow"
     assert "attempt" in SerializerTaskError.model_fields
     assert "content" in SerializerTransport.model_fields
+    import dotflow.core.serializers as serializers
+
+    assert serializers.SerializerTask is SerializerTask and serializers.SerializerWorkflow is SerializerWorkflow
 
 
 # -- item 2: the Log ABC, LogDefault and the events they receive ---------------------------------------
@@ -230,7 +234,7 @@ def test_basic_callback_and_basic_function_from_the_first_steps_tutorial():
     workflow.task.add(step=extract, callback=basic_callback)
     manager = workflow.start(on_success=basic_callback, on_failure=basic_callback)
     assert [task.current_context.storage for task in manager.tasks] == [{"rows": 3}]
-    assert Task.__init__.__defaults__[0] is basic_callback  # the default callback of a Task
+    assert inspect.signature(Task).parameters["callback"].default is basic_callback
 
 
 def test_time_decorator_sets_duration_on_what_it_returns():
@@ -561,11 +565,13 @@ def test_a_generator_inside_plain_data_is_shared_while_the_data_is_copied():
     def consume(previous_context):
         return {"streamed": list(previous_context.storage["stream"])}
 
-    workflow = DotFlow()
+    from dotflow.providers import StorageDefault
+
+    storage = StorageDefault()
+    workflow = DotFlow(config=Config(storage=storage))
     workflow.task.add(step=[produce, consume])
     workflow.start()
     payload["rows"].append(99)  # a later change to the returned data
-    storage = workflow._config.storage
     checkpoint = storage.get(key=storage.key(task=workflow.result_task()[0])).storage
     assert checkpoint["rows"] == [1, 2] and checkpoint["stream"] is numbers
     assert workflow.result_storage()[1] == {"streamed": [0, 1, 2]}
