@@ -52,6 +52,19 @@ def test_a_lone_uncopyable_value_is_stored_and_read_back_as_itself() -> None:
     assert storage.get("wf-1-a").storage is numbers
 
 
+def test_sub_contexts_holding_an_uncopyable_object_keep_their_ids_and_the_object() -> None:
+    storage = StorageDefault()
+    numbers = (n for n in [1, 2])
+    value = [Context(storage=numbers, task_id="t.read"), Context(storage=(1, [2]), task_id="t.sum")]
+    storage.post("wf-1-a", Context(storage=value, task_id="t"))
+    value[1].storage[1].append(3)
+    read = storage.get("wf-1-a")
+    assert read.task_id == "t"
+    assert [sub.task_id for sub in read.storage] == ["t.read", "t.sum"]
+    assert read.storage[0].storage is numbers and read.storage[1].storage == (1, [2])
+    assert read.storage[0] is not value[0]
+
+
 def test_instances_do_not_share_state() -> None:
     first, second = StorageDefault(), StorageDefault()
     first.post("wf-1-a", Context(storage=1))
