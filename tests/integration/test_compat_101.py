@@ -381,6 +381,30 @@ def test_start_with_resume_skips_what_the_earlier_start_committed():
     assert workflow.result_storage() == ["value"]
 
 
+def test_a_scheduler_that_starts_the_workflow_twice_runs_it_twice():
+    from dotflow.abc.scheduler import Scheduler
+
+    class TwiceScheduler(Scheduler):
+        def start(self, workflow, **kwargs):
+            workflow(**kwargs)
+            workflow(**kwargs)
+
+        def stop(self):
+            pass
+
+    runs = []
+
+    @action
+    def tick():
+        runs.append("tick")
+        return len(runs)
+
+    workflow = DotFlow(config=Config(scheduler=TwiceScheduler()))
+    workflow.task.add(step=tick)
+    workflow.schedule()
+    assert runs == ["tick", "tick"] and workflow.result_storage() == [2]
+
+
 def test_start_while_a_background_run_is_going_is_refused():
     from dotflow.core.exception import DotFlowError, WorkflowStillRunning
 
