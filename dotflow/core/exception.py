@@ -1,6 +1,6 @@
 """Exceptions of the public API, plus the `TaskError` record kept on each task.
 
-Every exception dotflow raises on its own derives from `DotFlowError`; names, constructor
+Every exception class dotflow defines derives from `DotFlowError`; names, constructor
 arguments and messages of the ones 1.0.1 has are kept. Some also derive from the built-in error
 they have always been, so existing `except TimeoutError` / `except TypeError` code still works.
 
@@ -78,7 +78,8 @@ MESSAGE_WORKFLOW_STILL_RUNNING = (
 
 
 class DotFlowError(Exception):
-    """Base class of every exception dotflow raises on its own (not of errors raised by your steps)."""
+    """Base class of every exception class dotflow defines (bad arguments stay ValueError/TypeError,
+    and errors raised by your steps are your own)."""
 
 
 class MissingActionDecorator(DotFlowError):
