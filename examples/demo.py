@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from dotflow import Config, DotFlow, action
-from dotflow.providers import StorageFile
+from dotflow.providers import LogDefault, StorageFile
 
 WORKFLOW_ID = "orders-etl-demo"
 STATE = {"fail_load": True, "ran": []}
@@ -55,7 +55,9 @@ def shorten(text: str, width: int = 60) -> str:
 
 def run(storage: StorageFile, attempt: int) -> DotFlow:
     STATE["ran"] = []
-    flow = DotFlow(config=Config(storage=storage), workflow_id=WORKFLOW_ID, name="orders-etl")
+    # Task status lines (LogDefault, as in 1.0.1) go to demo-output/flow.log, not into this report.
+    log = LogDefault(output="file", path=storage.path.parent / "flow.log")
+    flow = DotFlow(config=Config(storage=storage, log=log), workflow_id=WORKFLOW_ID, name="orders-etl")
     flow.task.add(step=[extract, transform, load])
     print(f"\nrun {attempt} (resume=True)")
     flow.start(resume=True)

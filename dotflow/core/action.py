@@ -13,9 +13,16 @@ from typing import Any, Callable
 
 from dotflow.core.context import Context, workflow_uuid
 
-__all__ = ["Action", "injectable_names", "call_step"]
+__all__ = ["ACTION_MODULE", "Action", "call_step", "injectable_names", "is_action", "step_contexts", "takes_instance"]
 
 INJECTABLE = ("initial_context", "previous_context")
+# The `__module__` every @action product carries (1.0.1's marker; user code may check it too).
+ACTION_MODULE = "dotflow.core.action"
+
+
+def is_action(obj: Any) -> bool:
+    """True for what `@action` or `@action(...)` produced (a step, or a step method of a class)."""
+    return callable(obj) and getattr(obj, "__module__", None) == ACTION_MODULE
 
 
 def injectable_names(func: Any) -> tuple[str, ...]:
@@ -27,6 +34,27 @@ def injectable_names(func: Any) -> tuple[str, ...]:
         return ()
     names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
     return tuple(name for name in INJECTABLE if name in names)
+
+
+def takes_instance(func: Any) -> bool:
+    """For an @action method of a class step: does it expect the instance first (`def m(self, ...)`)?
+
+    1.0.1 accepts both `def m(self, previous_context)` and `def m(previous_context)` inside a class;
+    the instance is passed when the first positional parameter is not an injectable name.
+    """
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return False
+    positional = code.co_varnames[: code.co_argcount]
+    return bool(positional) and positional[0] not in INJECTABLE
+
+
+def step_contexts(initial_context: Any, previous_context: Any) -> dict[str, Context]:
+    """The contexts a step may ask for by parameter name, each a fresh Context around the task's."""
+    return {
+        "initial_context": Context(initial_context),
+        "previous_context": Context(previous_context),
+    }
 
 
 def call_step(func: Callable[..., Any], args: tuple[Any, ...], contexts: dict[str, Context]) -> Any:
@@ -55,16 +83,9 @@ def _step_context(result: Any, task: Any) -> Context:
     return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))
 
 
-def _contexts(initial_context: Any, previous_context: Any) -> dict[str, Context]:
-    return {
-        "initial_context": Context(initial_context),
-        "previous_context": Context(previous_context),
-    }
-
-
 def _take_identity(wrapper: Any, func: Any) -> None:
-    """Name, qualname, doc and `__wrapped__` of `func`; `__module__` stays "dotflow.core.action",
-    the marker Task checks for @action (so functools.wraps, which copies it, is not used)."""
+    """Name, qualname, doc and `__wrapped__` of `func`; `__module__` stays ACTION_MODULE, the marker
+    `is_action` checks (so functools.wraps, which copies it, is not used)."""
     wrapper.__name__ = getattr(func, "__name__", type(func).__name__)
     wrapper.__qualname__ = getattr(func, "__qualname__", wrapper.__name__)
     wrapper.__doc__ = getattr(func, "__doc__", None)
@@ -123,5 +144,5 @@ class Action:
     @staticmethod
     def _run(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
         task = kwargs.get("task")
-        contexts = _contexts(kwargs.get("initial_context"), kwargs.get("previous_context"))
+        contexts = step_contexts(kwargs.get("initial_context"), kwargs.get("previous_context"))
         return _step_context(call_step(func, args, contexts), task)

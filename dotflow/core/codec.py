@@ -54,6 +54,7 @@ from typing import Any, Callable
 from uuid import UUID
 
 from dotflow.core.context import Context
+from dotflow.core.exception import DotFlowError
 
 __all__ = ["MAX_DEPTH", "DecodeError", "UnencodableValueError", "decode", "dumps", "encode", "loads"]
 
@@ -64,7 +65,7 @@ MAX_DEPTH = 256
 _SEPARATORS = (",", ":")
 
 
-class UnencodableValueError(TypeError):
+class UnencodableValueError(DotFlowError, TypeError):
     """A value (or a part of it) has a type the checkpoint encoding cannot store exactly.
 
     Attributes: `type_name` (the offending type), `path` (where it sits, e.g. ``value['rows'][3]``),
@@ -85,7 +86,7 @@ class UnencodableValueError(TypeError):
         return UnencodableValueError(self.type_name, self.path, self.reason, key=key)
 
 
-class DecodeError(ValueError):
+class DecodeError(DotFlowError, ValueError):
     """Text or a JSON tree that is not a valid encoding (unknown tag, malformed tagged form, ...)."""
 
 

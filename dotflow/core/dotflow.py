@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 from functools import partial
@@ -11,12 +10,11 @@ from uuid import UUID, uuid4
 
 from dotflow.core.config import Config
 from dotflow.core.context import Context, canonical_workflow_id
+from dotflow.core.exception import WorkflowStillRunning
 from dotflow.core.task import Task, TaskBuilder
 from dotflow.core.workflow import Manager
 
 __all__ = ["DotFlow"]
-
-logger = logging.getLogger("dotflow")
 
 RESERVED_START_ARGUMENTS = ("tasks", "workflow_id", "config")
 
@@ -48,22 +46,26 @@ class DotFlow:
         self.task = TaskBuilder(config=self._config, workflow_id=self.workflow_id, workflow_name=self.name)
         self.schedule = partial(self._config.scheduler.start, workflow=self.start)
         self._manager: Manager | None = None
-        self._signature: tuple[str, ...] | None = None
         if not given:
             self._config.server.create_workflow(workflow=self)
 
     def start(self, **kwargs: Any) -> Manager:
-        """Run the queued tasks. Accepts on_success, on_failure, mode, keep_going, resume,
-        on_input_change and fingerprint. Starting again with the same tasks returns the first run."""
+        """Run the queued tasks and return the run's `Manager`.
+
+        Accepts on_success, on_failure, mode, keep_going, resume, on_input_change and fingerprint.
+        Every call runs its tasks afresh (an earlier run's status, errors and results are cleared
+        first); with `resume=True` the tasks whose checkpoints exist are restored instead of run.
+        Raises `WorkflowStillRunning` while an earlier background run of this workflow is not done.
+        """
         for name in RESERVED_START_ARGUMENTS:
             if name in kwargs:
                 raise TypeError(f"DotFlow.start() got an unexpected keyword argument {name!r}")
-        signature = tuple(task.task_id for task in self.task.queue)
-        if self._manager is not None and signature == self._signature:
-            logger.warning("workflow %s already ran with these tasks; returning the earlier run", self.workflow_id)
-            return self._manager
+        worker = getattr(self._manager, "thread", None)
+        if worker is not None and worker.is_alive():
+            raise WorkflowStillRunning(workflow_id=self.workflow_id)
+        for task in self.task.queue:
+            task.clear_run()
         self._manager = Manager(tasks=self.task.queue, workflow_id=self.workflow_id, config=self._config, **kwargs)
-        self._signature = signature
         return self._manager
 
     def result_task(self) -> list[Task]:

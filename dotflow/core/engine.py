@@ -23,7 +23,7 @@ from uuid import UUID
 
 from uow import CommitError, ConflictError, HookError, JournalError, UnitOfWork
 
-from dotflow.core.action import call_step
+from dotflow.core.action import call_step, is_action, step_contexts, takes_instance
 from dotflow.core.context import Context
 from dotflow.core.exception import CheckpointNotSaved, StepTimeoutError, TaskError
 from dotflow.core.resume import NOT_READ
@@ -36,7 +36,6 @@ __all__ = ["TaskEngine", "COMMIT_ATTEMPTS", "COMMIT_RETRY_DELAY"]
 
 COMMIT_ATTEMPTS = 3  # tries of one checkpoint commit before the task fails
 COMMIT_RETRY_DELAY = 0.2  # seconds before the 2nd try; doubles after each
-ACTION_MODULE = "dotflow.core.action"
 logger = logging.getLogger("dotflow")
 
 # Commit errors that retrying cannot fix: an unencodable value, a bad key, a bug in a storage.
@@ -239,7 +238,11 @@ class TaskEngine:
     # -- class-based steps --------------------------------------------------------------------
 
     def _collect_class_actions(self, context: Context) -> Context:
-        """A step that is a class: run its @action methods in definition order, chaining contexts."""
+        """A step that is a class: run its @action methods in definition order, chaining contexts.
+
+        A method written with `self` gets the instance first; one written without it (as 1.0.1
+        allows) does not. Either way it receives the contexts it names.
+        """
         instance = context.storage
         if type(instance) in self.VALID_OBJECTS or isinstance(instance, Context):
             return context
@@ -250,8 +253,9 @@ class TaskEngine:
         previous = task.previous_context
         results: list[Context] = []
         for name, method in methods:
-            contexts = {"initial_context": Context(task.initial_context), "previous_context": Context(previous)}
-            value = call_step(getattr(method, "func", method), (instance,), contexts)
+            func = getattr(method, "func", method)
+            args = (instance,) if takes_instance(func) else ()
+            value = call_step(func, args, step_contexts(task.initial_context, previous))
             sub = Context(storage=value, task_id=f"{task.task_id}.{name}", workflow_id=context.workflow_id)
             if not sub.task_id:
                 sub.task_id = f"{task.task_id}.{name}"
@@ -261,13 +265,18 @@ class TaskEngine:
 
 
 def action_methods(cls: type) -> list[tuple[str, Any]]:
-    """@action methods of `cls` and its bases, base classes first, each in definition order."""
+    """@action methods of `cls` and its bases, base classes first, each in definition order.
+
+    A `@staticmethod` around an @action method counts too (unwrapped here).
+    """
     found: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         for name, attribute in vars(klass).items():
             if name.startswith("__"):
                 continue
-            if callable(attribute) and getattr(attribute, "__module__", None) == ACTION_MODULE:
+            if isinstance(attribute, staticmethod):
+                attribute = attribute.__func__
+            if is_action(attribute):
                 found[name] = attribute
             elif name in found:
                 del found[name]  # overridden by a plain method

@@ -1,19 +1,28 @@
 """Exceptions of the public API, plus the `TaskError` record kept on each task.
 
-    Exception
+Every exception class dotflow defines derives from `DotFlowError`; names, constructor
+arguments and messages of the ones 1.0.1 has are kept. Some also derive from the built-in error
+they have always been, so existing `except TimeoutError` / `except TypeError` code still works.
+
+    DotFlowError
     ├── MissingActionDecorator      a step is not decorated with @action
     ├── ExecutionModeNotExist       unknown execution mode
     ├── ImportModuleError           a "pkg.mod:attr" string could not be imported
     ├── NotCallableObject           a callback or Config slot has the wrong type
     ├── ProblemOrdering             kept for compatibility; never raised
     ├── ModuleNotFound              an optional SDK is missing (names the extra to install)
+    ├── InvalidWorkflowFactory      kept for compatibility (1.0.1's CLI); never raised
+    ├── WorkflowFlagConflict        kept for compatibility (1.0.1's CLI); never raised
     ├── ExecutionWithClassError     kept for compatibility; never raised
     ├── InputChangedError           on_input_change="raise" found a changed input
     ├── InvalidOnInputChange        on_input_change is not a known policy
+    ├── WorkflowStillRunning        start() while this workflow still runs in the background
     ├── CheckpointNotSaved          a step succeeded but its checkpoint could not be committed
     ├── CorruptCheckpointError      a stored checkpoint is unreadable (also a ValueError)
     ├── StepTimeoutError            an attempt ran past the step's timeout (also a TimeoutError)
-    └── WorkerError                 a child process died or could not send its result back
+    ├── WorkerError                 a child process died or could not send its result back
+    ├── codec.UnencodableValueError a value the checkpoint encoding cannot store (also a TypeError)
+    └── codec.DecodeError           stored text that is not a valid checkpoint encoding (also a ValueError)
 """
 
 from __future__ import annotations
@@ -24,11 +33,13 @@ from typing import Any
 __all__ = [
     "CheckpointNotSaved",
     "CorruptCheckpointError",
+    "DotFlowError",
     "ExecutionModeNotExist",
     "ExecutionWithClassError",
     "ImportModuleError",
     "InputChangedError",
     "InvalidOnInputChange",
+    "InvalidWorkflowFactory",
     "MissingActionDecorator",
     "ModuleNotFound",
     "NotCallableObject",
@@ -36,69 +47,107 @@ __all__ = [
     "StepTimeoutError",
     "TaskError",
     "WorkerError",
+    "WorkflowFlagConflict",
+    "WorkflowStillRunning",
 ]
 
-MESSAGE_UNKNOWN_ERROR = "Unknown"
-MESSAGE_MISSING_STEP_DECORATOR = "A step function necessarily needs an '@action' decorator to circulate in the workflow."
-MESSAGE_EXECUTION_NOT_EXIST = "The execution mode does not exist. Allowed: sequential, sequential_group, background, parallel."
+# The messages of dotflow 1.0.1, except where 1.0.1's text is wrong for this project (noted).
+MESSAGE_UNKNOWN_ERROR = "Unknown error, please check logs for more information."
+MESSAGE_MISSING_STEP_DECORATOR = (
+    "A step function necessarily needs an '@action' decorator to circulate in the workflow. "
+    "For more implementation details, access the documentation: "
+    "https://dotflow-io.github.io/dotflow/#3-task-function."
+)
+MESSAGE_NOT_CALLABLE_OBJECT = "Problem validating the '{name}' object type; this is not a callable object"
+# 1.0.1 left out 'sequential_group', which it accepts too.
+MESSAGE_EXECUTION_NOT_EXIST = (
+    "The execution mode does not exist. Allowed parameter is 'sequential', 'sequential_group', "
+    "'background' and 'parallel'."
+)
 MESSAGE_IMPORT_MODULE_ERROR = "Error importing Python module '{module}'."
-MESSAGE_NOT_CALLABLE_OBJECT = "Problem validating the '{name}' object type; this is not a callable object."
 MESSAGE_PROBLEM_ORDERING = "Problem with correctly ordering functions of the '{name}' class."
 MESSAGE_MODULE_NOT_FOUND = "Module '{module}' not found. Please install with 'pip install {library}'"
+MESSAGE_INVALID_WORKFLOW_FACTORY = "'{factory}' must be a callable that returns a DotFlow instance."
+MESSAGE_WORKFLOW_FLAG_CONFLICT = "{flag} is only valid with --step and cannot be used with --workflow."
 MESSAGE_INPUT_CHANGED = (
-    "Input of workflow '{workflow_id}' changed since its checkpoints were written; "
-    "pass on_input_change='reuse' or 'reset' to continue."
+    "Workflow '{workflow_id}' was previously executed with a different initial_context. "
+    "Pass on_input_change='reset' to discard prior checkpoints, or 'reuse' to ignore the new input."
 )
-MESSAGE_INVALID_ON_INPUT_CHANGE = "Invalid on_input_change {value!r}: expected one of 'reuse', 'reset', 'raise'."
+MESSAGE_INVALID_ON_INPUT_CHANGE = "on_input_change must be one of 'reuse', 'reset', 'raise'; got '{value}'."
+MESSAGE_WORKFLOW_STILL_RUNNING = (
+    "Workflow '{workflow_id}' is still running in the background from an earlier start(); "
+    "wait for it (manager.thread.join()) before starting it again."
+)
 
 
-class MissingActionDecorator(Exception):
+class DotFlowError(Exception):
+    """Base class of every exception class dotflow defines (bad arguments stay ValueError/TypeError,
+    and errors raised by your steps are your own)."""
+
+
+class MissingActionDecorator(DotFlowError):
     def __init__(self) -> None:
         super().__init__(MESSAGE_MISSING_STEP_DECORATOR)
 
 
-class ExecutionModeNotExist(Exception):
+class ExecutionModeNotExist(DotFlowError):
     def __init__(self) -> None:
         super().__init__(MESSAGE_EXECUTION_NOT_EXIST)
 
 
-class ImportModuleError(Exception):
+class ImportModuleError(DotFlowError):
     def __init__(self, module: str) -> None:
         super().__init__(MESSAGE_IMPORT_MODULE_ERROR.format(module=module))
 
 
-class NotCallableObject(Exception):
+class NotCallableObject(DotFlowError):
     def __init__(self, name: str) -> None:
         super().__init__(MESSAGE_NOT_CALLABLE_OBJECT.format(name=name))
 
 
-class ProblemOrdering(Exception):
+class ProblemOrdering(DotFlowError):
     def __init__(self, name: str) -> None:
         super().__init__(MESSAGE_PROBLEM_ORDERING.format(name=name))
 
 
-class ModuleNotFound(Exception):
+class ModuleNotFound(DotFlowError):
     def __init__(self, module: str, library: str) -> None:
         super().__init__(MESSAGE_MODULE_NOT_FOUND.format(module=module, library=library))
 
 
-class ExecutionWithClassError(Exception):
+class InvalidWorkflowFactory(DotFlowError):
+    def __init__(self, factory: str) -> None:
+        super().__init__(MESSAGE_INVALID_WORKFLOW_FACTORY.format(factory=factory))
+
+
+class WorkflowFlagConflict(DotFlowError):
+    def __init__(self, flag: str) -> None:
+        super().__init__(MESSAGE_WORKFLOW_FLAG_CONFLICT.format(flag=flag))
+
+
+class ExecutionWithClassError(DotFlowError):
     def __init__(self) -> None:
-        super().__init__(MESSAGE_UNKNOWN_ERROR)
+        super().__init__("Unknown")
 
 
-class InputChangedError(Exception):
+class InputChangedError(DotFlowError):
     def __init__(self, workflow_id: object) -> None:
         self.workflow_id = workflow_id
         super().__init__(MESSAGE_INPUT_CHANGED.format(workflow_id=workflow_id))
 
 
-class InvalidOnInputChange(Exception):
+class InvalidOnInputChange(DotFlowError):
     def __init__(self, value: object) -> None:
         super().__init__(MESSAGE_INVALID_ON_INPUT_CHANGE.format(value=value))
 
 
-class CheckpointNotSaved(Exception):
+class WorkflowStillRunning(DotFlowError):
+    def __init__(self, workflow_id: object) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(MESSAGE_WORKFLOW_STILL_RUNNING.format(workflow_id=workflow_id))
+
+
+class CheckpointNotSaved(DotFlowError):
     """The step ran and returned, but its checkpoint could not be committed to storage."""
 
     def __init__(self, task_id: str, key: str, cause: BaseException) -> None:
@@ -110,7 +159,7 @@ class CheckpointNotSaved(Exception):
         )
 
 
-class CorruptCheckpointError(ValueError):
+class CorruptCheckpointError(DotFlowError, ValueError):
     """A stored checkpoint cannot be read (a file truncated or edited by hand, say): never taken as missing."""
 
     def __init__(self, key: str, reason: str, path: str | None = None) -> None:
@@ -121,7 +170,7 @@ class CorruptCheckpointError(ValueError):
         )
 
 
-class StepTimeoutError(TimeoutError):
+class StepTimeoutError(DotFlowError, TimeoutError):
     """An attempt ran longer than its `@action(timeout=...)`; it is not retried, since it may still run."""
 
     def __init__(self, task_id: str, timeout: float) -> None:
@@ -130,7 +179,7 @@ class StepTimeoutError(TimeoutError):
         super().__init__(f"step of task {task_id!r} timed out after {timeout} s")
 
 
-class WorkerError(Exception):
+class WorkerError(DotFlowError):
     """A task's child process ended without reporting, or its result could not be sent back."""
 
 

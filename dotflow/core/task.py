@@ -6,27 +6,23 @@ unit of work, once per successful attempt.
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from dotflow.core.action import is_action
+from dotflow.core.config import Config
 from dotflow.core.context import Context, workflow_uuid
 from dotflow.core.exception import MissingActionDecorator, NotCallableObject, TaskError
 from dotflow.core.module import Module
 from dotflow.core.types import TypeStatus
-
-if TYPE_CHECKING:
-    from dotflow.core.serializers import SerializerTask, SerializerWorkflow
+from dotflow.utils import basic_callback
 
 __all__ = ["Task", "TaskBuilder", "TaskError", "TaskInstance", "basic_callback", "step_name"]
 
-ACTION_MODULE = "dotflow.core.action"
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")  # whole id: use fullmatch
-
-
-def basic_callback(*args: Any, **kwargs: Any) -> None:
-    """The default task and workflow callback: does nothing."""
 
 
 def step_name(step: Any) -> str:
@@ -43,7 +39,7 @@ class TaskInstance:
         self._workflow_id: Any = None
         self._step: Any = None
         self._callback: Any = basic_callback
-        self._config: Any = None
+        self._config: Config | None = None
         self._group_name = "default"
         self._initial_context: Context | None = None
         self._previous_context: Context | None = None
@@ -70,7 +66,7 @@ class Task(TaskInstance):
         group_name: str = "default",
     ) -> None:
         super().__init__()
-        self._config = config
+        self.config = config
         self.group_name = group_name
         self.task_id = task_id
         self.workflow_id = workflow_id
@@ -113,13 +109,17 @@ class Task(TaskInstance):
         self._group_name = value
 
     @property
-    def config(self) -> Any:
+    def config(self) -> Config:
         # Created once, so a Task without config keeps one storage (1.0.1 made a new one per access).
         if self._config is None:
-            from dotflow.core.config import Config
-
             self._config = Config()
         return self._config
+
+    @config.setter
+    def config(self, value: Config | None) -> None:
+        if value is not None and not isinstance(value, Config):
+            raise TypeError(f"Task.config must be a dotflow Config (or None for the default), not {type(value).__name__}")
+        self._config = value
 
     # -- step and callback ----------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ class Task(TaskInstance):
     @step.setter
     def step(self, value: Any) -> None:
         step = Module(value)
-        if getattr(step, "__module__", None) != ACTION_MODULE:
+        if not is_action(step):
             raise MissingActionDecorator()
         self._step = step
 
@@ -239,15 +239,31 @@ class Task(TaskInstance):
     def duration(self, value: float | None) -> None:
         self._duration = value
 
+    def clear_run(self) -> None:
+        """Forget the outcome of an earlier run (status, errors, contexts it produced, timings), so
+        the task can run again. Fires no status hooks; the task's definition is kept."""
+        self._status = TypeStatus.NOT_STARTED
+        self._errors = None
+        self._previous_context = None
+        self._current_context = None
+        self._duration = None
+        self.retry_count = 0
+        self.restored = False
+        self.started_at = None
+        self.finished_at = None
+
     # -- reporting ----------------------------------------------------------------------------
 
-    def schema(self, max: int | None = None) -> SerializerTask:
-        from dotflow.core.serializers import SerializerTask
+    def schema(self, max: int | None = None) -> Any:
+        """This task as a pydantic `SerializerTask` (`max` limits the length of its JSON)."""
+        from dotflow.core.serializers.task import SerializerTask
 
-        return SerializerTask(self, max=max)
+        return SerializerTask.from_task(self, max=max)
 
     def result(self, max: int | None = None) -> dict[str, Any]:
-        return self.schema(max=max).model_dump()
+        """This task as a JSON-ready dict (the JSON form of `schema(max)`)."""
+        result: dict[str, Any] = json.loads(self.schema(max=max).model_dump_json())
+        return result
 
 
 class TaskBuilder:
@@ -304,10 +320,13 @@ class TaskBuilder:
     def reverse(self) -> None:
         self.queue.reverse()
 
-    def schema(self) -> SerializerWorkflow:
-        from dotflow.core.serializers import SerializerWorkflow
+    def schema(self) -> Any:
+        """The workflow and its tasks as a pydantic `SerializerWorkflow`."""
+        from dotflow.core.serializers.workflow import SerializerWorkflow
 
-        return SerializerWorkflow(self)
+        return SerializerWorkflow.from_builder(self)
 
     def result(self) -> dict[str, Any]:
-        return self.schema().model_dump()
+        """The workflow and its tasks as a JSON-ready dict."""
+        result: dict[str, Any] = json.loads(self.schema().model_dump_json())
+        return result

@@ -1,21 +1,32 @@
-"""`LogDefault`: task status lines on the standard `logging` logger "dotflow".
+"""`LogDefault`: one line per task status change, on the console, in a file, or both (as in 1.0.1).
 
-The library adds no handler of its own: configure logging (e.g. `logging.basicConfig`) to see them.
+`LogDefault(level="INFO", output="console", path=".output/flow.log", format="simple")`:
+
+- level: DEBUG, INFO, WARNING or ERROR (case-insensitive); lower events are dropped.
+- output: "console" (standard error), "file" (appended to `path`, its folder created) or "both".
+- path: the log file; the default is `flow.log` in DOTFLOW_OUTPUT_PATH (".output").
+- format: "simple" or "json" (see `dotflow.abc.log`).
+
+Each line reads `<time> - <LEVEL> [dotflow]: <message>`. Each instance has its own logger, which
+does not propagate to the root logger, so a logging set-up elsewhere neither duplicates nor hides
+these lines. To route task events through your own logging configuration instead, write a `Log`
+subclass that sets `self._logger = logging.getLogger(...)`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from dotflow.abc.log import Log
-from dotflow.core.types import TypeStatus
+from dotflow.abc.log import LEVELS, Log
+from dotflow.settings import Settings
 
 __all__ = ["LogDefault"]
 
-logger = logging.getLogger("dotflow")
+LINE_FORMAT = "%(asctime)s - %(levelname)s [%(name)s]: %(message)s"
+OUTPUTS = ("console", "file", "both")
+FORMATS = ("simple", "json")
 
 
 class LogDefault(Log):
@@ -24,50 +35,56 @@ class LogDefault(Log):
         *args: Any,
         level: str = "INFO",
         output: str = "console",
-        path: str | Path = Path(".output", "flow.log"),
+        path: str | Path | None = None,
         format: str = "simple",
         **kwargs: Any,
     ) -> None:
-        if format not in ("simple", "json"):
-            raise ValueError(f"LogDefault format must be 'simple' or 'json', not {format!r}")
-        self.level = logging.getLevelName(level.upper()) if isinstance(level, str) else int(level)
-        if not isinstance(self.level, int):
-            raise ValueError(f"LogDefault level {level!r} is not a logging level name")
+        if not isinstance(level, str) or level.upper() not in LEVELS:
+            raise ValueError(f"LogDefault level must be one of {', '.join(LEVELS)}, not {level!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"LogDefault output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+        if format not in FORMATS:
+            raise ValueError(f"LogDefault format must be one of {', '.join(FORMATS)}, not {format!r}")
+        self._level = LEVELS[level.upper()]
+        self._format = format
         self.output = output
-        self.path = Path(path)
-        self.format = format
+        self.path = Path(path) if path is not None else Settings.START_PATH / "flow.log"
+        # Not registered with logging.getLogger: it lives and dies with this provider.
+        self._logger = logging.Logger("dotflow", self._level)
+        self._logger.propagate = False
+        formatter = logging.Formatter(LINE_FORMAT)
+        handlers: list[logging.Handler] = []
+        if output in ("file", "both"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(_AppendingFileHandler(self.path))
+        if output in ("console", "both"):
+            handlers.append(logging.StreamHandler())
+        for handler in handlers:
+            handler.setFormatter(formatter)
+            self._logger.addHandler(handler)
 
-    def info(self, **kwargs: Any) -> None:
-        self._log(logging.INFO, **kwargs)
+    # Kept readable for code that inspected 1.0.1's provider.
+    @property
+    def level(self) -> int:
+        return self._level
 
-    def warning(self, **kwargs: Any) -> None:
-        self._log(logging.WARNING, **kwargs)
+    @property
+    def format(self) -> str:
+        return self._format
 
-    def error(self, **kwargs: Any) -> None:
-        self._log(logging.ERROR, **kwargs)
 
-    def debug(self, **kwargs: Any) -> None:
-        self._log(logging.DEBUG, **kwargs)
+class _AppendingFileHandler(logging.Handler):
+    """Appends each line to the file, opening and closing it every time: no file stays open between
+    events (a provider is never told when the workflow is done with it, so it could not close one)."""
 
-    def _log(self, level: int, task: Any = None, **kwargs: Any) -> None:
-        if level < self.level or not logger.isEnabledFor(level):
-            return
-        logger.log(level, self._message(task, kwargs))
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
 
-    def _message(self, task: Any, extra: dict[str, Any]) -> str:
-        if task is None:
-            fields = {key: str(value) for key, value in extra.items()}
-        else:
-            fields = {
-                "workflow_id": str(task.workflow_id),
-                "task_id": task.task_id,
-                "status": task.status,
-            }
-            if task.status == TypeStatus.FAILED and task.errors:
-                fields["error"] = task.errors[-1].message
-        if self.format == "json":
-            return json.dumps(fields)
-        if task is None:
-            return " ".join(f"{key}={value}" for key, value in fields.items())
-        text = f"{fields['workflow_id']}: {fields['task_id']} - {fields['status']}"
-        return f"{text}: {fields['error']}" if "error" in fields else text
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write(line + "\n")
+        except Exception:
+            self.handleError(record)

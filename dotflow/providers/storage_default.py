@@ -2,7 +2,9 @@
 
 Each instance owns its own dictionary (nothing is shared between instances or kept on the class).
 Values are deep-copied on the way in and on the way out, so neither the caller that posted a Context
-nor a reader that mutates what it got can change a stored checkpoint. A ttl is measured on the
+nor a reader that mutates what it got can change a stored checkpoint. Objects that cannot be
+deep-copied (generators, locks, open files, sockets, memoryviews, ...) are accepted and kept as the
+same object, inside copied containers (see `isolated_copy`). A ttl is measured on the
 storage's clock (`clock=`, default `time.monotonic`; tests pass a fake clock instead of sleeping);
 an expired key behaves as missing everywhere and is evicted when touched.
 Value, fingerprint and expiry are stored together and replaced together by every write.
@@ -13,7 +15,6 @@ so `post_if` / `delete_if` compare-and-set under the same lock.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any, Callable
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage, check_post_metadata
 from dotflow.core.context import Context
+from dotflow.providers.isolated_copy import isolated_copy
 
 __all__ = ["StorageDefault"]
 
@@ -91,7 +93,7 @@ class StorageDefault(VersionedStorage):
             if entry is None:
                 return None
             return Checkpoint(
-                context=copy.deepcopy(entry.context), fingerprint=entry.fingerprint, version=entry.version
+                context=isolated_copy(entry.context), fingerprint=entry.fingerprint, version=entry.version
             )
 
     def delete(self, key: str) -> bool:
@@ -133,13 +135,7 @@ class StorageDefault(VersionedStorage):
         _check_key(key, "key")
         check_post_metadata(ttl, fingerprint)
         context = value if isinstance(value, Context) else Context(storage=value)
-        try:
-            stored = copy.deepcopy(context)
-        except Exception as exc:
-            raise TypeError(
-                f"cannot store key {key!r}: the value of type {type(context.storage).__name__} "
-                f"cannot be copied ({type(exc).__name__}: {exc})"
-            ) from exc
+        stored = isolated_copy(context)
         expires_at = None if ttl is None else self._clock() + ttl
         return _Entry(context=stored, fingerprint=fingerprint, expires_at=expires_at)
 

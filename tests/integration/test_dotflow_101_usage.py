@@ -137,20 +137,6 @@ def remember(task):
     REMEMBERED.append(task.task_id)
 
 
-def test_status_lines_go_to_the_dotflow_logger(caplog):
-    @action
-    def broken():
-        raise KeyError("missing column")
-
-    flow = DotFlow(workflow_id="logged")
-    flow.task.add(step=broken)
-    with caplog.at_level(logging.INFO, logger="dotflow"):
-        flow.start()
-    messages = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
-    assert ("dotflow", "INFO", "logged: 0-broken - In progress") in messages
-    assert ("dotflow", "ERROR", "logged: 0-broken - Failed: 'missing column'") in messages
-
-
 def test_retry_waits_retry_delay_and_doubles_it_with_backoff(monkeypatch):
     import dotflow.core.engine as engine
 

@@ -319,12 +319,15 @@ def test_task_callback_receives_the_task():
     assert seen == [("0-produce", TypeStatus.COMPLETED)]
 
 
-def test_start_twice_with_the_same_tasks_returns_the_first_run():
+def test_every_start_runs_its_tasks_and_resume_skips_the_checkpointed_ones():
     flow = flow_with()
     flow.task.add(step=produce)
     first = flow.start()
-    assert flow.start() is first
-    assert CALLS == ["produce"]
+    assert flow.start() is not first
+    assert CALLS == ["produce", "produce"]
+    flow.start(resume=True)
+    assert CALLS == ["produce", "produce"]
+    assert flow.result_task()[0].restored
 
 
 def test_initial_context_is_injected():
