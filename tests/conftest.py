@@ -11,10 +11,12 @@ from __future__ import annotations
 import multiprocessing.process
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import dotflow.core.engine as engine
+from tests.servers import LocalServer, start_fake_gcs, start_moto
 from tests.support import FakeClock
 
 
@@ -44,3 +46,31 @@ def _processes_only_in_slow_tests(request: pytest.FixtureRequest, monkeypatch: p
     yield
     # The engine turns a worker that could not start into a failed task: fail the test anyway.
     assert not started, f"{request.node.nodeid} starts a process: mark it @pytest.mark.slow"
+
+
+# ----------------------------------------------------------------------------- local S3 and GCS servers
+# Started on first use (by a slow test), once per session, and stopped at the end.
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[LocalServer]:
+    server = start_moto()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs_server() -> Iterator[LocalServer]:
+    server = start_fake_gcs()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def cloud(request: pytest.FixtureRequest) -> Any:
+    """A fresh bucket on the local S3 or GCS server (the test runs once for each)."""
+    from tests.cloud.backends import GcsCloud, S3Cloud
+
+    if request.param == "s3":
+        return S3Cloud(request.getfixturevalue("moto_server"))
+    return GcsCloud(request.getfixturevalue("fake_gcs_server"))

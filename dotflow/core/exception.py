@@ -20,6 +20,7 @@ they have always been, so existing `except TimeoutError` / `except TypeError` co
     ├── CheckpointNotSaved          a step succeeded but its checkpoint could not be committed
     ├── CorruptCheckpointError      a stored checkpoint is unreadable (also a ValueError)
     ├── StepTimeoutError            an attempt ran past the step's timeout (also a TimeoutError)
+    ├── StorageError                a storage service failed a request or cannot be used (names bucket, key)
     ├── WorkerError                 a child process died or could not send its result back
     ├── codec.UnencodableValueError a value the checkpoint encoding cannot store (also a TypeError)
     └── codec.DecodeError           stored text that is not a valid checkpoint encoding (also a ValueError)
@@ -45,6 +46,7 @@ __all__ = [
     "NotCallableObject",
     "ProblemOrdering",
     "StepTimeoutError",
+    "StorageError",
     "TaskError",
     "WorkerError",
     "WorkflowFlagConflict",
@@ -177,6 +179,15 @@ class StepTimeoutError(DotFlowError, TimeoutError):
         self.task_id = task_id
         self.timeout = timeout
         super().__init__(f"step of task {task_id!r} timed out after {timeout} s")
+
+
+class StorageError(DotFlowError):
+    """A storage service (S3, GCS) refused or failed a request, or its bucket cannot be used.
+
+    The message names the service, the bucket and the key (and the endpoint when it matters); the
+    SDK's own exception is the `__cause__`. Transient errors reach here only after the SDK's own
+    retries gave up.
+    """
 
 
 class WorkerError(DotFlowError):

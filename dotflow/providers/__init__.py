@@ -1,6 +1,7 @@
 """Providers: storage backends and the no-op defaults of the other Config slots.
 
-Cloud backends load lazily (`StorageS3`, `StorageGCS`), so their SDKs are only needed when used.
+Cloud backends load lazily (`StorageS3`, `StorageGCS`), and import their SDKs only when constructed:
+a missing SDK is a `ModuleNotFound` naming the extra to install (`dotflow-uow[s3]`, `dotflow-uow[gcs]`).
 """
 
 from __future__ import annotations
@@ -49,11 +50,7 @@ _NOT_SHIPPED = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        try:
-            module = import_module(_LAZY[name])
-        except ModuleNotFoundError as exc:
-            raise AttributeError(f"{name} is not available yet in this version: {exc}") from exc
-        return getattr(module, name)
+        return getattr(import_module(_LAZY[name]), name)
     if name in _NOT_SHIPPED:
         raise AttributeError(
             f"{name} is a dotflow 1.0.1 provider that this project does not ship "

@@ -1,23 +1,28 @@
 """`StorageContract`: the behaviour every checkpoint storage must have, as reusable tests.
 
 Mix it into `unittest.TestCase` (pytest collects such classes too) and return a fresh, empty storage
-from `make_storage`::
+from `make_storage`. TTL tests never sleep: `self.clock` (a `ManualClock`, created before
+`make_storage` is called) is the time the storage must read, so pass it on::
 
     class TestMyStorage(StorageContract, unittest.TestCase):
         def make_storage(self) -> Storage:
-            return MyStorage(...)
+            return MyStorage(..., clock=self.clock)
 
 Class flags switch off what a backend cannot do:
 
-- `supports_ttl = False` skips every test that relies on expiry (they sleep about a second each);
+- `supports_ttl = False` skips every test that relies on expiry;
 - `exact_values = False` skips the round-trip of rich values (tuples, sets, bytes, datetimes, ...);
-- `supports_delete = False` skips `delete`, `delete_prefix` and `clear`.
+- `supports_delete = False` skips `delete`, `delete_prefix` and `clear`;
+- `supports_versions = False` skips versions and conditional writes (`post_if`, `delete_if`): leave it
+  on for a `VersionedStorage`.
+
+`race_threads` / `race_rounds` size the race test (threads that read then conditionally write one
+key, round after round).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 import unittest
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -27,7 +32,7 @@ from uuid import UUID
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
 
-__all__ = ["StorageContract"]
+__all__ = ["ManualClock", "StorageContract"]
 
 if TYPE_CHECKING:
     _Base = unittest.TestCase
@@ -35,18 +40,39 @@ else:
     _Base = object
 
 
+class ManualClock:
+    """A clock that only moves when told: call it for the time, `advance(seconds)` to move it."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
 class StorageContract(_Base):
     supports_ttl: bool = True
     exact_values: bool = True
     supports_delete: bool = True
+    supports_versions: bool = True
+    race_threads: int = 8
+    race_rounds: int = 20
 
     storage: Storage
+    clock: ManualClock
 
     def make_storage(self) -> Storage:
         raise NotImplementedError(f"{type(self).__name__} must override make_storage()")
 
     def setUp(self) -> None:
         super().setUp()
+        self.clock = ManualClock()
         self.storage = self.make_storage()
 
     # ---------------------------------------------------------------------------- helpers
@@ -136,23 +162,26 @@ class StorageContract(_Base):
         self._require("supports_ttl")
         self._post("wf-1-a", "old", ttl=1)
         self.assertIs(self.storage.atomic_swap("wf-1-a", expected="old", new="new"), True)
-        time.sleep(1.2)
+        self.clock.advance(100)
         self.assertEqual(self._payload("wf-1-a"), "new")
 
     def test_atomic_swap_with_ttl_expires(self) -> None:
         self._require("supports_ttl")
         self._post("wf-1-a", "old")
         self.assertIs(self.storage.atomic_swap("wf-1-a", expected="old", new="new", ttl=1), True)
+        self.clock.advance(0.5)
         self.assertEqual(self._payload("wf-1-a"), "new")
-        time.sleep(1.2)
+        self.clock.advance(0.5)
         self.assertIsNone(self._payload("wf-1-a"))
 
     def test_post_with_ttl_expires(self) -> None:
         self._require("supports_ttl")
-        self._post("wf-1-a", "short-lived", ttl=1)
+        self._post("wf-1-a", "short-lived", ttl=10)
+        self.clock.advance(9.9)
         self.assertEqual(self._payload("wf-1-a"), "short-lived")
-        time.sleep(1.1)
+        self.clock.advance(0.1)
         self.assertIsNone(self._payload("wf-1-a"))
+        self.assertIsNone(self.storage.read_checkpoint("wf-1-a"))
 
     def test_clear_removes_only_that_workflow(self) -> None:
         self._require("supports_delete")
@@ -222,7 +251,7 @@ class StorageContract(_Base):
         self._require("supports_ttl")
         self._post("wf-1-a", "v1", ttl=1)
         self._post("wf-1-a", "v2")
-        time.sleep(1.2)
+        self.clock.advance(100)
         self.assertEqual(self._payload("wf-1-a"), "v2")
 
     def test_expired_key_is_missing_everywhere(self) -> None:  # D9
@@ -232,7 +261,7 @@ class StorageContract(_Base):
         self._post("wf-1-b", "kept")
         self._post("wf-9-e", "old", ttl=1)
         self._post("wf-9-k", "kept")
-        time.sleep(1.1)
+        self.clock.advance(1)
         # Each expired key is touched first by a different method, so none relies on another's eviction.
         self.assertIs(self.storage.atomic_swap("wf-1-a", expected="old", new="x"), False)
         if self.supports_delete:
@@ -305,3 +334,199 @@ class StorageContract(_Base):
         for n in range(threads):
             for i in range(per_thread):
                 self.assertEqual(self._payload(f"wf-c-{n}-{i}"), {"thread": n, "i": i})
+
+    # ------------------------------------------------------------- keys, listing, replacement
+
+    def test_unicode_keys_round_trip(self) -> None:
+        keys = ["wf-ü-naïve-1", "wf-ü-日本語-2", "wf-ü-emoji-🙂-3"]
+        for n, key in enumerate(keys):
+            self._post(key, {"n": n, "text": "ñ-日本-🙂"})
+        self.assertEqual(sorted(self.storage.list_keys("wf-ü-")), sorted(keys))
+        for n, key in enumerate(keys):
+            self.assertEqual(self._payload(key), {"n": n, "text": "ñ-日本-🙂"})
+        if self.supports_delete:
+            self.assertIs(self.storage.delete(keys[1]), True)
+            self.assertEqual(sorted(self.storage.list_keys("wf-ü-")), sorted([keys[0], keys[2]]))
+
+    def test_listing_and_prefix_deletion_go_beyond_one_page(self) -> None:
+        # Backends with paginated listings should use a page size below 25 in make_storage.
+        keys = [f"wf-page-{n:03d}" for n in range(25)]
+        for key in keys:
+            self._post(key, key)
+        self._post("wf-other-1", "kept")
+        self.assertEqual(sorted(self.storage.list_keys("wf-page-")), keys)
+        if self.supports_delete:
+            self.assertEqual(self.storage.delete_prefix("wf-page-"), 25)
+            self.assertEqual(list(self.storage.list_keys("wf-page-")), [])
+            self.assertEqual(self._payload("wf-other-1"), "kept")
+
+    def test_a_list_is_replaced_not_appended_to(self) -> None:  # D4
+        self._post("wf-1-a", [1, 2])
+        self._post("wf-1-a", [3])
+        self.assertEqual(self._payload("wf-1-a"), [3])
+        self.storage.post(key="wf-1-a", context=Context(storage=[Context(storage="x"), Context(storage="y")]))
+        self._post("wf-1-a", ["z"])
+        self.assertEqual(self._payload("wf-1-a"), ["z"])
+
+    def test_fingerprint_round_trips_and_is_replaced_with_the_value(self) -> None:
+        self._post("wf-1-a", "v1", fingerprint="sha256:" + "a" * 64)
+        first = self.storage.read_checkpoint("wf-1-a")
+        assert first is not None
+        self.assertEqual(first.fingerprint, "sha256:" + "a" * 64)
+        self._post("wf-1-a", "v2", fingerprint="fp-ü-2")
+        second = self.storage.read_checkpoint("wf-1-a")
+        assert second is not None
+        self.assertEqual((second.context.storage, second.fingerprint), ("v2", "fp-ü-2"))
+
+    def test_ttl_is_replaced_with_the_value(self) -> None:
+        self._require("supports_ttl")
+        self._post("wf-1-a", "v1")
+        self._post("wf-1-a", "v2", ttl=5)
+        self.clock.advance(4)
+        self.assertEqual(self._payload("wf-1-a"), "v2")
+        self.clock.advance(1)
+        self.assertIsNone(self._payload("wf-1-a"))
+
+    # ------------------------------------------------------------ versions, conditional writes
+
+    def _version(self, key: str) -> str | None:
+        checkpoint = self.storage.read_checkpoint(key)
+        return None if checkpoint is None else checkpoint.version
+
+    def _post_if(self, key: str, storage: Any, version: str | None, **kwargs: Any) -> bool:
+        return self.storage.post_if(key, Context(storage=storage), version=version, **kwargs)  # type: ignore[attr-defined]
+
+    def _delete_if(self, key: str, version: str | None) -> bool:
+        return self.storage.delete_if(key, version=version)  # type: ignore[attr-defined]
+
+    def test_read_checkpoint_returns_a_version(self) -> None:
+        self._require("supports_versions")
+        self._post("wf-1-a", "v")
+        version = self._version("wf-1-a")
+        self.assertIsInstance(version, str)
+
+    def test_version_changes_on_every_write_even_with_the_same_value(self) -> None:
+        self._require("supports_versions")
+        same = Context(storage={"same": "value"}, task_id="t")  # identical bytes every time, time included
+        seen = []
+        for _ in range(3):
+            self.storage.post(key="wf-1-a", context=same)
+            seen.append(self._version("wf-1-a"))
+        self.assertTrue(self.storage.post_if("wf-1-a", same, version=seen[-1]))  # type: ignore[attr-defined]
+        seen.append(self._version("wf-1-a"))
+        self.assertEqual(len(set(seen)), len(seen), seen)
+        self.assertEqual(self._version("wf-1-a"), seen[-1], "a read without a write keeps the version")
+
+    def test_post_if_absent_creates_once(self) -> None:
+        self._require("supports_versions")
+        self.assertIs(self._post_if("wf-1-a", "first", version=None), True)
+        self.assertIs(self._post_if("wf-1-a", "second", version=None), False)
+        self.assertEqual(self._payload("wf-1-a"), "first")
+
+    def test_post_if_with_the_current_version_replaces(self) -> None:
+        self._require("supports_versions")
+        self._post("wf-1-a", "v1", fingerprint="fp-1")
+        version = self._version("wf-1-a")
+        self.assertIs(self._post_if("wf-1-a", "v2", version=version, fingerprint="fp-2"), True)
+        checkpoint = self.storage.read_checkpoint("wf-1-a")
+        assert checkpoint is not None
+        self.assertEqual((checkpoint.context.storage, checkpoint.fingerprint), ("v2", "fp-2"))
+        self.assertNotEqual(checkpoint.version, version)
+
+    def test_post_if_with_a_stale_version_writes_nothing(self) -> None:
+        self._require("supports_versions")
+        self._post("wf-1-a", "v1")
+        stale = self._version("wf-1-a")
+        self._post("wf-1-a", "v2")
+        current = self._version("wf-1-a")
+        self.assertIs(self._post_if("wf-1-a", "lost", version=stale), False)
+        self.assertEqual(self._payload("wf-1-a"), "v2")
+        self.assertEqual(self._version("wf-1-a"), current)
+        self.assertIs(self._post_if("wf-1-a", "lost", version="not-a-version-0"), False)
+        self.assertEqual(self._payload("wf-1-a"), "v2")
+
+    def test_post_if_with_a_version_on_a_missing_key_writes_nothing(self) -> None:
+        self._require("supports_versions")
+        self._post("wf-1-a", "v1")
+        version = self._version("wf-1-a")
+        if self.supports_delete:
+            self.storage.delete("wf-1-a")
+            self.assertIs(self._post_if("wf-1-a", "late", version=version), False)
+            self.assertIsNone(self.storage.read_checkpoint("wf-1-a"))
+        self.assertIs(self._post_if("wf-1-never", "x", version=version), False)
+        self.assertIsNone(self.storage.read_checkpoint("wf-1-never"))
+
+    def test_post_if_absent_succeeds_over_an_expired_key(self) -> None:
+        self._require("supports_versions")
+        self._require("supports_ttl")
+        self._post("wf-1-a", "old", ttl=1)
+        self.assertIs(self._post_if("wf-1-a", "early", version=None), False)
+        self.clock.advance(2)
+        self.assertIsNone(self._version("wf-1-a"))
+        self.assertIs(self._post_if("wf-1-a", "fresh", version=None, ttl=60), True)
+        self.assertEqual(self._payload("wf-1-a"), "fresh")
+        self.clock.advance(60)
+        self.assertIsNone(self._payload("wf-1-a"))
+
+    def test_delete_if_with_the_current_version_deletes(self) -> None:
+        self._require("supports_versions")
+        self._post("wf-1-a", "v1")
+        self.assertIs(self._delete_if("wf-1-a", version=self._version("wf-1-a")), True)
+        self.assertIsNone(self.storage.read_checkpoint("wf-1-a"))
+
+    def test_delete_if_with_a_stale_version_keeps_the_key(self) -> None:
+        self._require("supports_versions")
+        self._post("wf-1-a", "v1")
+        stale = self._version("wf-1-a")
+        self._post("wf-1-a", "v2")
+        self.assertIs(self._delete_if("wf-1-a", version=stale), False)
+        self.assertEqual(self._payload("wf-1-a"), "v2")
+
+    def test_delete_if_absent(self) -> None:
+        self._require("supports_versions")
+        self.assertIs(self._delete_if("wf-1-missing", version=None), True)
+        self._post("wf-1-a", "v1")
+        self.assertIs(self._delete_if("wf-1-a", version=None), False)
+        self.assertEqual(self._payload("wf-1-a"), "v1")
+        version = self._version("wf-1-a")
+        self.assertIs(self._delete_if("wf-1-a", version=version), True)
+        self.assertIs(self._delete_if("wf-1-a", version=version), False, "a deleted key has no version")
+
+    def test_racing_conditional_writers_have_one_winner_per_round(self) -> None:
+        """`race_threads` threads read one key, then all write it conditionally on what they read:
+        exactly one wins each round, and the stored counter never loses an increment."""
+        self._require("supports_versions")
+        threads, rounds = self.race_threads, self.race_rounds
+        key = "wf-race-counter"
+        self._post(key, {"count": 0, "winner": None})
+        read_barrier, write_barrier = threading.Barrier(threads), threading.Barrier(threads)
+        wins: list[list[int]] = [[] for _ in range(rounds)]
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def racer(n: int) -> None:
+            try:
+                for r in range(rounds):
+                    checkpoint = self.storage.read_checkpoint(key)
+                    assert checkpoint is not None
+                    count = checkpoint.context.storage["count"]
+                    read_barrier.wait(timeout=60)  # everyone has read the same version
+                    won = self._post_if(key, {"count": count + 1, "winner": n}, version=checkpoint.version)
+                    if won:
+                        with lock:
+                            wins[r].append(n)
+                    write_barrier.wait(timeout=60)  # the round is over before anyone reads again
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+                read_barrier.abort()
+                write_barrier.abort()
+
+        workers = [threading.Thread(target=racer, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=300)
+        self.assertEqual(errors, [])
+        self.assertEqual([len(w) for w in wins], [1] * rounds, f"winners per round: {wins}")
+        final = self._payload(key)
+        self.assertEqual(final, {"count": rounds, "winner": wins[-1][0]})

@@ -13,7 +13,7 @@ from dotflow.testing import StorageContract
 
 class TestStorageDefault(StorageContract, unittest.TestCase):
     def make_storage(self) -> Storage:
-        return StorageDefault()
+        return StorageDefault(clock=self.clock)
 
 
 # Behaviour specific to the in-memory backend.

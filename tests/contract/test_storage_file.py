@@ -12,4 +12,4 @@ class TestStorageFile(StorageContract, unittest.TestCase):
     def make_storage(self) -> Storage:
         folder = tempfile.TemporaryDirectory()
         self.addCleanup(folder.cleanup)
-        return StorageFile(path=folder.name)
+        return StorageFile(path=folder.name, clock=self.clock)

@@ -1,0 +1,197 @@
+"""`StorageGCS`: checkpoints as objects in a Google Cloud Storage bucket, via google-cloud-storage.
+
+    from dotflow.providers import StorageGCS
+    storage = StorageGCS(bucket="my-bucket", prefix="dotflow/", project="my-project")
+
+Needs the `gcs` extra (`pip install 'dotflow-uow[gcs]'`; `gcp` is an alias). Without `client=`, the
+client is built by the SDK from `project` and its usual environment (Application Default
+Credentials; `STORAGE_EMULATOR_HOST` points it at an emulator, anonymously). Construction checks the
+bucket with one metadata GET.
+
+Retries: every request goes through `retry`, a `google.api_core.retry.Retry` (default: the SDK's
+`DEFAULT_RETRY`, which retries 408/429/5xx and connection errors with exponential backoff, here with a
+60 s deadline). Conditional writes are retried too: if a retried write finds its own earlier attempt
+already stored (same revision in the body), `post_if` reports it as written. 403, 404 and 412 are
+answered at once.
+
+Requests per operation: `post` one upload; `post_if` one upload with `ifGenerationMatch` (0 = must
+not exist; a 412 costs one GET to tell a lost race from an expired object or a retried write of
+our own); `get` / `read_checkpoint` one media GET (it returns the generation too). Documents up to
+8 MiB (checkpoints, in practice) go up in one multipart request, so the precondition and the data
+travel together; larger ones go through the SDK's resumable upload, whose session is opened with
+the same precondition. `delete_if` reads the object's generation, then deletes with
+`ifGenerationMatch`: GCS enforces that atomically; the read first keeps the answer right on
+emulators that ignore preconditions on DELETE (fake-gcs-server does). Listings are paginated
+(`page_size` per request) and carry the metadata, so TTLs cost no extra request there. See
+`object_store` for keys, versions (the generation) and TTL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from dotflow.core.exception import ModuleNotFound, StorageError
+from dotflow.providers.object_store import UNCONDITIONAL, Downloaded, Listed, ObjectStorage
+
+__all__ = ["StorageGCS"]
+
+_DEADLINE_SECONDS = 60.0
+
+
+class StorageGCS(ObjectStorage):
+    """Checkpoints in Google Cloud Storage; see the module docstring."""
+
+    service = "GCS"
+
+    def __init__(
+        self,
+        *args: Any,
+        bucket: str,
+        prefix: str = "dotflow/",
+        project: str | None = None,
+        client: Any = None,
+        retry: Any = None,
+        clock: Callable[[], float] | None = None,
+        page_size: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(bucket=bucket, prefix=prefix, clock=clock, page_size=page_size)
+        sdk = _import_sdk()
+        self._exceptions = sdk.exceptions
+        self._retry = retry if retry is not None else sdk.DEFAULT_RETRY.with_timeout(_DEADLINE_SECONDS)
+        if client is None:
+            try:
+                client = sdk.storage.Client(project=project)
+            except sdk.auth_exceptions.DefaultCredentialsError as exc:
+                raise StorageError(
+                    f"no Google Cloud credentials for GCS bucket {bucket!r}: set up Application Default "
+                    "Credentials (GOOGLE_APPLICATION_CREDENTIALS) or pass client="
+                ) from exc
+        self._client = client
+        self.endpoint_url = getattr(client, "api_endpoint", None) or client._connection.API_BASE_URL
+        self._bucket = client.bucket(bucket)
+        self._check_bucket()
+
+    def _check_bucket(self) -> None:
+        where = f"GCS bucket {self.bucket!r} at {self.endpoint_url}"
+        try:
+            self._bucket.reload(retry=self._retry)
+        except self._exceptions.NotFound as exc:
+            raise StorageError(f"{where} does not exist") from exc
+        except (self._exceptions.Forbidden, self._exceptions.Unauthorized) as exc:
+            raise StorageError(f"access to {where} is denied: check the credentials ({exc.code})") from exc
+        except self._exceptions.GoogleAPICallError as exc:
+            raise StorageError(f"{where} cannot be used: {exc}") from exc
+        except Exception as exc:  # connection errors, after the retry deadline
+            raise StorageError(f"{where} cannot be reached: {type(exc).__name__}: {exc}") from exc
+
+    # ----------------------------------------------------------------------------------- primitives
+
+    def _download(self, name: str, key: str) -> Downloaded | None:
+        blob = self._bucket.blob(name)
+        with self._translate("read", key):
+            try:
+                body = blob.download_as_bytes(retry=self._retry)
+            except self._exceptions.NotFound:
+                return None
+        return Downloaded(body=body, version=str(blob.generation))
+
+    def _upload(self, name: str, key: str, data: bytes, metadata: dict[str, str], if_version: Any) -> bool:
+        blob = self._bucket.blob(name)
+        blob.metadata = metadata or None
+        condition: dict[str, int] = {}
+        if if_version is None:
+            condition["if_generation_match"] = 0
+        elif if_version is not UNCONDITIONAL:
+            generation = _generation(if_version)
+            if generation is None:
+                return False  # not a generation this bucket could have handed out
+            condition["if_generation_match"] = generation
+        with self._translate("write", key):
+            try:
+                blob.upload_from_string(data, content_type="application/json", retry=self._retry, **condition)
+            except self._exceptions.PreconditionFailed:
+                return False
+        return True
+
+    def _remove(self, name: str, key: str, if_version: Any) -> bool:
+        condition: dict[str, int] = {}
+        if if_version is not UNCONDITIONAL:
+            generation = _generation(if_version)
+            with self._translate("read", key):
+                current = self._bucket.get_blob(name, retry=self._retry)
+            if generation is None or current is None or current.generation != generation:
+                return False
+            condition["if_generation_match"] = generation
+        with self._translate("delete", key):
+            try:
+                self._bucket.blob(name).delete(retry=self._retry, **condition)
+            except (self._exceptions.NotFound, self._exceptions.PreconditionFailed):
+                return False
+        return True
+
+    def _list(self, full_prefix: str) -> Iterator[Listed]:
+        blobs = self._client.list_blobs(
+            self._bucket, prefix=full_prefix, page_size=self.page_size, retry=self._retry
+        )
+        with self._translate("list", full_prefix[len(self.prefix) :]):
+            for blob in blobs:
+                yield Listed(name=blob.name, metadata=blob.metadata or {})
+
+    def _metadata(self, name: str) -> Mapping[str, str] | None:
+        with self._translate("read", name[len(self.prefix) :]):
+            blob = self._bucket.get_blob(name, retry=self._retry)
+        return None if blob is None else (blob.metadata or {})
+
+    def _remove_many(self, names: list[str]) -> None:
+        for name in names:
+            with self._translate("delete", name[len(self.prefix) :]):
+                try:
+                    self._bucket.blob(name).delete(retry=self._retry)
+                except self._exceptions.NotFound:
+                    pass
+
+    @contextlib.contextmanager
+    def _translate(self, action: str, key: str) -> Iterator[None]:
+        """SDK errors (after the retry policy gave up) become one StorageError naming bucket and key."""
+        try:
+            yield
+        except self._exceptions.GoogleAPICallError as exc:
+            raise StorageError(
+                f"GCS {action} of key {key!r} in bucket {self.bucket!r} failed: {exc.code} {exc.message}"
+            ) from exc
+        except (self._exceptions.RetryError, ConnectionError, OSError) as exc:
+            raise StorageError(
+                f"GCS {action} of key {key!r} in bucket {self.bucket!r} at {self.endpoint_url} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _generation(version: str) -> int | None:
+    try:
+        generation = int(version)
+    except (TypeError, ValueError):
+        return None
+    return generation if generation > 0 else None
+
+
+class _Sdk:
+    def __init__(self) -> None:
+        import google.api_core.exceptions as exceptions
+        import google.auth.exceptions as auth_exceptions
+        from google.cloud import storage
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        self.exceptions = exceptions
+        self.auth_exceptions = auth_exceptions
+        self.storage = storage
+        self.DEFAULT_RETRY = DEFAULT_RETRY
+
+
+def _import_sdk() -> _Sdk:
+    try:
+        return _Sdk()
+    except ModuleNotFoundError:
+        raise ModuleNotFound(module="google-cloud-storage", library="'dotflow-uow[gcs]'") from None

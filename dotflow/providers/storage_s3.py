@@ -1,0 +1,196 @@
+"""`StorageS3`: checkpoints as objects in an Amazon S3 bucket (or an S3-compatible service), via boto3.
+
+    from dotflow.providers import StorageS3
+    storage = StorageS3(bucket="my-bucket", prefix="dotflow/", region="eu-west-1")
+
+Needs the `s3` extra (`pip install 'dotflow-uow[s3]'`; `aws` is an alias). Without `client=`, the
+client is built by boto3 from `region`, `endpoint_url` and boto3's usual configuration (AWS_* variables,
+~/.aws, instance roles), with botocore's "standard" retry mode: throttling, 5xx and connection errors
+are retried by botocore itself with backoff; anything else (403, missing bucket, 412) is answered at
+once. Construction checks the bucket with one HeadBucket.
+
+Requests per operation: `post` one PutObject; `post_if` one conditional PutObject (If-None-Match: *
+for "must not exist", If-Match: <ETag> otherwise; a 412 costs one GetObject to tell a lost race from
+an expired object or from a retried write of our own); `get` / `read_checkpoint` one GetObject
+(plus one for a 1.0.1 object's `.fingerprint`); `delete_if` one DeleteObject with If-Match (S3 has
+supported conditional deletes since 2024-2025; an S3-compatible service that ignores If-Match on
+DELETE would delete unconditionally). Listings are paginated (`page_size` keys per request), and since
+S3 listings carry no metadata, `list_keys` and `delete_prefix` send one HeadObject per key to honour
+TTLs. See `object_store` for keys, versions (the ETag) and TTL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from dotflow.core.exception import ModuleNotFound, StorageError
+from dotflow.providers.object_store import UNCONDITIONAL, Downloaded, Listed, ObjectStorage
+
+__all__ = ["StorageS3"]
+
+_PRECONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_RETRIES = {"mode": "standard", "max_attempts": 5}
+
+
+class StorageS3(ObjectStorage):
+    """Checkpoints in S3; see the module docstring."""
+
+    service = "S3"
+
+    def __init__(
+        self,
+        *args: Any,
+        bucket: str,
+        prefix: str = "dotflow/",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        clock: Callable[[], float] | None = None,
+        page_size: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(bucket=bucket, prefix=prefix, clock=clock, page_size=page_size)
+        botocore = _import_sdk()
+        self._errors = botocore.exceptions
+        if client is None:
+            import boto3
+
+            client = boto3.client(
+                "s3",
+                region_name=region,
+                endpoint_url=endpoint_url,
+                config=botocore.config.Config(retries=_RETRIES),
+            )
+        self._client = client
+        self.endpoint_url = client.meta.endpoint_url
+        self._check_bucket()
+
+    def _check_bucket(self) -> None:
+        where = f"S3 bucket {self.bucket!r} at {self.endpoint_url}"
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except self._errors.ClientError as exc:
+            code = _code(exc)
+            if code in _NOT_FOUND or code == "NoSuchBucket":
+                raise StorageError(f"{where} does not exist") from exc
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise StorageError(f"access to {where} is denied: check the AWS credentials ({code})") from exc
+            raise StorageError(f"{where} cannot be used: {code} {exc}") from exc
+        except self._errors.NoCredentialsError as exc:
+            raise StorageError(
+                f"no AWS credentials for {where}: set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile"
+            ) from exc
+        except self._errors.BotoCoreError as exc:  # connection refused, DNS, timeouts (after retries)
+            raise StorageError(f"{where} cannot be reached: {exc}") from exc
+
+    # ----------------------------------------------------------------------------------- primitives
+
+    def _download(self, name: str, key: str) -> Downloaded | None:
+        with self._translate("read", key):
+            try:
+                response = self._client.get_object(Bucket=self.bucket, Key=name)
+            except self._errors.ClientError as exc:
+                if _code(exc) in _NOT_FOUND:
+                    return None
+                raise
+            return Downloaded(body=response["Body"].read(), version=response["ETag"])
+
+    def _upload(self, name: str, key: str, data: bytes, metadata: dict[str, str], if_version: Any) -> bool:
+        request: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": name,
+            "Body": data,
+            "ContentType": "application/json",
+            "Metadata": metadata,
+        }
+        if if_version is None:
+            request["IfNoneMatch"] = "*"
+        elif if_version is not UNCONDITIONAL:
+            request["IfMatch"] = if_version
+        with self._translate("write", key):
+            try:
+                self._client.put_object(**request)
+            except self._errors.ClientError as exc:
+                code = _code(exc)
+                # If-Match on a missing object is answered 404 by some services, 412 by others.
+                if code in _PRECONDITION_FAILED or (if_version is not UNCONDITIONAL and code in _NOT_FOUND):
+                    return False
+                raise
+        return True
+
+    def _remove(self, name: str, key: str, if_version: Any) -> bool:
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": name}
+        if if_version is not UNCONDITIONAL:
+            request["IfMatch"] = if_version
+        with self._translate("delete", key):
+            try:
+                self._client.delete_object(**request)
+            except self._errors.ClientError as exc:
+                if _code(exc) in _PRECONDITION_FAILED | _NOT_FOUND:
+                    return False
+                raise
+        return True
+
+    def _list(self, full_prefix: str) -> Iterator[Listed]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=full_prefix, PaginationConfig={"PageSize": self.page_size}
+        )
+        with self._translate("list", full_prefix):
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield Listed(name=item["Key"], metadata=None)
+
+    def _metadata(self, name: str) -> Mapping[str, str] | None:
+        with self._translate("read", name[len(self.prefix) :]):
+            try:
+                return self._client.head_object(Bucket=self.bucket, Key=name).get("Metadata", {})
+            except self._errors.ClientError as exc:
+                if _code(exc) in _NOT_FOUND:
+                    return None
+                raise
+
+    def _remove_many(self, names: list[str]) -> None:
+        with self._translate("delete", names[0][len(self.prefix) :] if names else ""):
+            response = self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": name} for name in names], "Quiet": True}
+            )
+        failed = response.get("Errors", [])
+        if failed:
+            first = failed[0]
+            raise StorageError(
+                f"S3 could not delete {len(failed)} object(s) in bucket {self.bucket!r}, "
+                f"first {first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
+            )
+
+    @contextlib.contextmanager
+    def _translate(self, action: str, key: str) -> Iterator[None]:
+        """SDK errors (after botocore's own retries) become one StorageError naming bucket and key."""
+        try:
+            yield
+        except self._errors.ClientError as exc:
+            raise StorageError(
+                f"S3 {action} of key {key!r} in bucket {self.bucket!r} failed: {_code(exc)} "
+                f"{exc.response.get('Error', {}).get('Message', '')}".rstrip()
+            ) from exc
+        except self._errors.BotoCoreError as exc:
+            raise StorageError(
+                f"S3 {action} of key {key!r} in bucket {self.bucket!r} at {self.endpoint_url} failed: {exc}"
+            ) from exc
+
+
+def _code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _import_sdk() -> Any:
+    try:
+        import boto3  # noqa: F401
+        import botocore.config
+        import botocore.exceptions
+    except ModuleNotFoundError:
+        raise ModuleNotFound(module="boto3", library="'dotflow-uow[s3]'") from None
+    return botocore
