@@ -99,7 +99,11 @@ class GcsCloud(Cloud):
 
 
 def storage_from_spec(spec: dict[str, str], **kwargs: Any) -> Any:
-    """Build, in any process, the storage a `Cloud.spec()` describes."""
+    """Build, in any process, the storage a `Cloud.spec()` describes (or {"backend": "file", "path": ...})."""
+    if spec["backend"] == "file":
+        from dotflow.providers.storage_file import StorageFile
+
+        return StorageFile(path=spec["path"], **kwargs)
     if spec["backend"] == "s3":
         return StorageS3(bucket=spec["bucket"], client=s3_client(spec["url"]), **kwargs)
     return StorageGCS(bucket=spec["bucket"], client=gcs_client(spec["url"]), **kwargs)
