@@ -74,3 +74,17 @@ def cloud(request: pytest.FixtureRequest) -> Any:
     if request.param == "s3":
         return S3Cloud(request.getfixturevalue("moto_server"))
     return GcsCloud(request.getfixturevalue("fake_gcs_server"))
+
+
+@pytest.fixture
+def cloud_s3(moto_server: LocalServer) -> Any:
+    from tests.cloud.backends import S3Cloud
+
+    return S3Cloud(moto_server)
+
+
+@pytest.fixture
+def cloud_gcs(fake_gcs_server: LocalServer) -> Any:
+    from tests.cloud.backends import GcsCloud
+
+    return GcsCloud(fake_gcs_server)

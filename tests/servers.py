@@ -112,7 +112,7 @@ def new_bucket_name(tag: str = "t") -> str:
 
 
 def s3_client(url: str, **config: Any) -> Any:
-    """A boto3 client for the moto server (retries configurable, e.g. max_attempts=1)."""
+    """A boto3 client for the moto server (retries configurable, e.g. total_max_attempts=1)."""
     import boto3
     from botocore.config import Config
 

@@ -32,7 +32,7 @@ __all__ = ["StorageS3"]
 
 _PRECONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
-_RETRIES = {"mode": "standard", "max_attempts": 5}
+_RETRIES = {"mode": "standard", "total_max_attempts": 5}  # the first try included
 
 
 class StorageS3(ObjectStorage):

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from dotflow import Config, DotFlow, action
+from dotflow import Config, Context, DotFlow, action
 from dotflow.core.types import TypeStatus
 from tests.servers import gcs_client, s3_client
 
@@ -148,3 +148,17 @@ def test_resume_downloads_once_per_lookup_and_uploads_only_what_runs(cloud, log,
     assert kinds == Counter({"upload": len(ran), "download": len(downloads)}), log.entries()
     if mode != "sequential_group":  # groups restore per group; the failed task's group re-runs after it
         assert [t.restored for t in tasks] == [True, True, False, mode == "parallel"]
+
+
+def test_listings_are_paginated(cloud, log):
+    storage = counted_storage(cloud, log)
+    storage = type(storage)(bucket=cloud.bucket, client=storage._client, page_size=3)
+    for n in range(10):
+        storage.post(f"wf-page-{n}", Context(storage=n))
+    log.clear()
+    assert storage.list_keys("wf-page-") == [f"wf-page-{n}" for n in range(10)]
+    listings = [kind for kind, _ in log.entries() if kind in ("ListObjectsV2", "GET")]
+    assert len(listings) == 4, log.entries()  # 3 + 3 + 3 + 1
+    log.clear()
+    assert storage.delete_prefix("wf-page-") == 10
+    assert storage.list_keys("wf-page-") == []

@@ -121,7 +121,7 @@ def test_s3_unreachable_endpoint_is_one_clear_error(monkeypatch):
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(StorageError) as info:
-        StorageS3(bucket="some-bucket", client=s3_client(url, max_attempts=1))
+        StorageS3(bucket="some-bucket", client=s3_client(url, total_max_attempts=1))
     assert "'some-bucket'" in str(info.value) and url in str(info.value) and "cannot be reached" in str(info.value)
 
 
