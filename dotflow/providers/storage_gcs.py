@@ -47,7 +47,7 @@ class StorageGCS(ObjectStorage):
 
     def __init__(
         self,
-        *args: Any,
+        *,
         bucket: str,
         prefix: str = "dotflow/",
         project: str | None = None,
@@ -55,7 +55,6 @@ class StorageGCS(ObjectStorage):
         retry: Any = None,
         clock: Callable[[], float] | None = None,
         page_size: int = 1000,
-        **kwargs: Any,
     ) -> None:
         super().__init__(bucket=bucket, prefix=prefix, clock=clock, page_size=page_size)
         sdk = _import_sdk()

@@ -42,7 +42,7 @@ class StorageS3(ObjectStorage):
 
     def __init__(
         self,
-        *args: Any,
+        *,
         bucket: str,
         prefix: str = "dotflow/",
         region: str | None = None,
@@ -50,7 +50,6 @@ class StorageS3(ObjectStorage):
         client: Any = None,
         clock: Callable[[], float] | None = None,
         page_size: int = 1000,
-        **kwargs: Any,
     ) -> None:
         super().__init__(bucket=bucket, prefix=prefix, clock=clock, page_size=page_size)
         botocore = _import_sdk()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from dotflow.testing.storage_contract import StorageContract
+from dotflow.testing.storage_contract import ManualClock, StorageContract
 
-__all__ = ["StorageContract"]
+__all__ = ["ManualClock", "StorageContract"]

@@ -37,3 +37,14 @@ def test_import_dotflow_loads_no_cloud_sdk():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["StorageS3", "StorageGCS"])
+def test_unknown_or_positional_arguments_are_refused(name):
+    import dotflow.providers
+
+    storage_class = getattr(dotflow.providers, name)
+    with pytest.raises(TypeError, match="endpoint"):
+        storage_class(bucket="any-bucket", endpoint="http://127.0.0.1:1")  # a typo must not reach real AWS
+    with pytest.raises(TypeError):
+        storage_class("any-bucket")
