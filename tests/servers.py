@@ -30,13 +30,19 @@ _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testin
 
 
 class LocalServer:
-    def __init__(self, name: str, command: list[str], port: int, ready_path: str) -> None:
+    def __init__(
+        self, name: str, command: list[str], port: int, ready_path: str, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
         )
         try:
             self._wait_until_ready(ready_path)
@@ -79,10 +85,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_moto() -> LocalServer:
+def start_moto(*, authenticate: bool = False) -> LocalServer:
+    """moto's S3 server; with `authenticate`, it checks every request's credentials (and knows none)."""
     port = free_port()
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    return LocalServer("moto-s3", command, port, "/moto-api/")
+    env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if authenticate else None
+    return LocalServer("moto-s3", command, port, "/moto-api/", env)
 
 
 def fake_gcs_binary() -> Path:

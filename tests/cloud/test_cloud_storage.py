@@ -167,3 +167,28 @@ def test_lazy_import_from_providers():
     from dotflow.providers.storage_s3 import StorageS3
 
     assert providers.StorageS3 is StorageS3 and providers.StorageGCS is StorageGCS
+
+
+def test_s3_refused_credentials_are_one_clear_error():
+    from dotflow.providers.storage_s3 import StorageS3
+    from tests.servers import start_moto
+
+    server = start_moto(authenticate=True)  # knows no credentials: every request is refused
+    try:
+        with pytest.raises(StorageError) as info:
+            StorageS3(bucket="some-bucket", client=s3_client(server.url))
+    finally:
+        server.stop()
+    message = str(info.value)
+    assert "'some-bucket'" in message and server.url in message and "check the AWS credentials" in message
+
+
+def test_gcs_missing_credentials_are_one_clear_error(monkeypatch, tmp_path):
+    from dotflow.providers.storage_gcs import StorageGCS
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # never ask a metadata server
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(StorageError) as info:
+        StorageGCS(bucket="some-bucket", project="p")
+    assert "'some-bucket'" in str(info.value) and "credentials" in str(info.value)
