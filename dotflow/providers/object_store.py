@@ -316,8 +316,8 @@ class ObjectStorage(VersionedStorage):
     def _expired(self, loaded: _Loaded) -> bool:
         return self._past(loaded.expires_at)
 
-    def _past(self, expires_at: Any) -> bool:
-        return isinstance(expires_at, float) and self._clock() >= expires_at
+    def _past(self, expires_at: float | None) -> bool:
+        return expires_at is not None and self._clock() >= expires_at
 
     def _listing(self, prefix: str) -> Iterable[tuple[Listed, Any]]:
         """(object, expires_at) for every object under prefix + `prefix`; 1.0.1 side objects and

@@ -192,3 +192,18 @@ def test_gcs_missing_credentials_are_one_clear_error(monkeypatch, tmp_path):
     with pytest.raises(StorageError) as info:
         StorageGCS(bucket="some-bucket", project="p")
     assert "'some-bucket'" in str(info.value) and "credentials" in str(info.value)
+
+
+def test_an_integer_expiry_written_by_another_program_is_honoured(cloud):
+    from dotflow.testing import ManualClock
+
+    clock = ManualClock(start=1000.0)
+    storage = cloud.storage(clock=clock)
+    from dotflow.providers.checkpoint_format import encode_document
+
+    document = json.loads(encode_document("wf-1-a", Context(storage="v"), None, None))
+    document["expires_at"] = 1010
+    cloud.put_raw("dotflow/wf-1-a", json.dumps(document).encode())
+    assert storage.get("wf-1-a").storage == "v"
+    clock.advance(10)
+    assert storage.read_checkpoint("wf-1-a") is None
