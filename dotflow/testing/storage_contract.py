@@ -13,8 +13,8 @@ Class flags switch off what a backend cannot do:
 - `supports_ttl = False` skips every test that relies on expiry;
 - `exact_values = False` skips the round-trip of rich values (tuples, sets, bytes, datetimes, ...);
 - `supports_delete = False` skips `delete`, `delete_prefix` and `clear`;
-- `supports_versions = False` skips versions and conditional writes (`post_if`, `delete_if`): leave it
-  on for a `VersionedStorage`.
+- `supports_versions = False` skips versions and conditional writes (`post_if`, `delete_if`); they
+  are also skipped for a storage that has no `post_if` / `delete_if` (a 1.0.1-style storage).
 
 `race_threads` / `race_rounds` size the race test (threads that read then conditionally write one
 key, round after round).
@@ -80,6 +80,10 @@ class StorageContract(_Base):
     def _require(self, flag: str) -> None:
         if not getattr(self, flag):
             self.skipTest(f"{type(self).__name__}.{flag} is False")
+        if flag == "supports_versions" and not all(
+            callable(getattr(self.storage, name, None)) for name in ("post_if", "delete_if")
+        ):
+            self.skipTest(f"{type(self.storage).__name__} has no post_if/delete_if (a storage without versions)")
 
     def _post(self, key: str, storage: Any, **kwargs: Any) -> None:
         self.storage.post(key=key, context=Context(storage=storage), **kwargs)
