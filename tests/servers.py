@@ -43,6 +43,7 @@ class LocalServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=None if env is None else {**os.environ, **env},
+            preexec_fn=_die_with_parent,
         )
         try:
             self._wait_until_ready(ready_path)
@@ -77,6 +78,17 @@ class LocalServer:
                 self._process.wait()
         self._log.close()
         os.unlink(self._log.name)
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: on Linux, be killed if the test process dies first
+    (a test run killed mid-way leaves no server behind). Linux ties this to the starting thread:
+    start servers from a thread that lives as long as they do (the main thread)."""
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
