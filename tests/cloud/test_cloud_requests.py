@@ -162,3 +162,28 @@ def test_listings_are_paginated(cloud, log):
     log.clear()
     assert storage.delete_prefix("wf-page-") == 10
     assert storage.list_keys("wf-page-") == []
+
+
+class UrlLog(requests.Session):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        self.urls.append((method, url))
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.mark.parametrize("size, upload_type", [(1000, "multipart"), (9 * 1024 * 1024, "resumable")])
+def test_gcs_conditional_uploads_carry_the_precondition(cloud_gcs, size, upload_type):
+    """Up to 8 MiB one multipart request carries data and precondition together; above, the SDK opens a
+    resumable session with the precondition (fake-gcs-server ignores it there, so only the request is
+    checked)."""
+    session = UrlLog()
+    storage = cloud_gcs.storage(client=gcs_client(cloud_gcs.server.url, _http=session))
+    session.urls.clear()
+    assert storage.post_if("wf-1-a", Context(storage="x" * size), version=None) is True
+    uploads = [url for method, url in session.urls if "/upload/" in url]
+    assert f"uploadType={upload_type}" in uploads[0] and "ifGenerationMatch=0" in uploads[0]
+    if upload_type == "multipart":
+        assert len(uploads) == 1
