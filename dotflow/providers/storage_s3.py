@@ -146,7 +146,9 @@ class StorageS3(ObjectStorage):
     def _metadata(self, name: str) -> Mapping[str, str] | None:
         with self._translate("read", name[len(self.prefix) :]):
             try:
-                return self._client.head_object(Bucket=self.bucket, Key=name).get("Metadata", {})
+                head = self._client.head_object(Bucket=self.bucket, Key=name)
+                metadata: Mapping[str, str] = head.get("Metadata", {})
+                return metadata
             except self._errors.ClientError as exc:
                 if _code(exc) in _NOT_FOUND:
                     return None

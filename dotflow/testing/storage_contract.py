@@ -398,10 +398,14 @@ class StorageContract(_Base):
         return None if checkpoint is None else checkpoint.version
 
     def _post_if(self, key: str, storage: Any, version: str | None, **kwargs: Any) -> bool:
-        return self.storage.post_if(key, Context(storage=storage), version=version, **kwargs)  # type: ignore[attr-defined]
+        written: bool = self.storage.post_if(  # type: ignore[attr-defined]
+            key, Context(storage=storage), version=version, **kwargs
+        )
+        return written
 
     def _delete_if(self, key: str, version: str | None) -> bool:
-        return self.storage.delete_if(key, version=version)  # type: ignore[attr-defined]
+        deleted: bool = self.storage.delete_if(key, version=version)  # type: ignore[attr-defined]
+        return deleted
 
     def test_read_checkpoint_returns_a_version(self) -> None:
         self._require("supports_versions")
