@@ -19,9 +19,10 @@ not exist; a 412 costs one GET to tell a lost race from an expired object or a r
 our own); `get` / `read_checkpoint` one media GET (it returns the generation too). Documents up to
 8 MiB (checkpoints, in practice) go up in one multipart request, so the precondition and the data
 travel together; larger ones go through the SDK's resumable upload, whose session is opened with
-the same precondition (fake-gcs-server ignores it there, so the tests cannot show GCS enforcing it). `delete_if` reads the object's generation, then deletes with
-`ifGenerationMatch`: GCS enforces that atomically; the read first keeps the answer right on
-emulators that ignore preconditions on DELETE (fake-gcs-server does). Listings are paginated
+the same precondition (fake-gcs-server ignores it there, so the tests cannot show GCS enforcing
+it). `delete_if` reads the object's generation, then deletes with `ifGenerationMatch`: GCS
+enforces that atomically; the read first keeps the answer right on emulators that ignore
+preconditions on DELETE (fake-gcs-server does). Listings are paginated
 (`page_size` per request) and carry the metadata, so TTLs cost no extra request there. See
 `object_store` for keys, versions (the generation) and TTL.
 """
