@@ -204,11 +204,11 @@ class ObjectStorage(VersionedStorage):
 
     def delete(self, key: str) -> bool:
         name = self._object_name(key)
-        current = self._load(key, name)
-        if current is not None:
+        metadata = self._metadata(name)  # a HEAD: existence and expiry without the body
+        if metadata is not None:
             self._remove(name, key, UNCONDITIONAL)
         self._remove(name + LEGACY_FINGERPRINT_SUFFIX, key, UNCONDITIONAL)
-        return current is not None and not self._expired(current)
+        return metadata is not None and not self._past(_parse_expiry(metadata.get(EXPIRES_AT_METADATA)))
 
     def delete_prefix(self, prefix: str) -> int:
         if not isinstance(prefix, str):
