@@ -25,9 +25,11 @@ TTL
     overwritten or deleted (a bucket lifecycle rule can sweep old objects).
 
 dotflow 1.0.1 objects
-    A body that is not a checkpoint document is read as 1.0.1 wrote it (a JSON array of JSON
-    strings); its fingerprint comes from the side object ``<key>.fingerprint`` (body ``["<fp>"]``),
-    read by `read_checkpoint` only for such objects. 1.0.1 never expired anything.
+    A JSON array of strings is read as 1.0.1 wrote it (each element ``json.dumps(payload)``); its
+    fingerprint comes from the side object ``<key>.fingerprint`` (body ``["<fp>"]``),
+    read by `read_checkpoint` only for such objects. 1.0.1 never expired anything. Any other body
+    (empty, not JSON, another JSON value, a broken document) raises `CorruptCheckpointError` (a
+    ValueError naming the key, the object and the bucket): it is never taken as missing.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ from typing import Any, Final
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
+from dotflow.core.exception import CorruptCheckpointError
 from dotflow.providers.checkpoint_format import (
     decode_document,
     document_expires_at,
     encode_document,
     is_document,
+    is_legacy_body,
     legacy_context,
     legacy_failure,
 )
@@ -276,14 +280,18 @@ class ObjectStorage(VersionedStorage):
         downloaded = self._download(name, key)
         if downloaded is None:
             return None
+        where = f"(object {name!r} in {self.service} bucket {self.bucket!r})"
         try:
             body = json.loads(downloaded.body)
-        except (ValueError, RecursionError) as exc:
-            raise ValueError(
-                f"corrupt checkpoint for key {key!r} in {self.service} bucket {self.bucket!r}: not JSON ({exc})"
-            ) from exc
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            problem = "the object is empty" if not downloaded.body else "it is not valid JSON"
+            raise CorruptCheckpointError(key, f"{problem} {where}") from exc
         if is_document(body):
-            context, fingerprint = decode_document(key, body)
+            try:
+                context, fingerprint = decode_document(key, body)
+            except ValueError as exc:
+                reason = str(exc).removeprefix(f"corrupt checkpoint for key {key!r}: ")
+                raise CorruptCheckpointError(key, f"{reason} {where}") from exc
             revision = body.get("revision")
             return _Loaded(
                 context,
@@ -292,6 +300,11 @@ class ObjectStorage(VersionedStorage):
                 downloaded.version,
                 revision if isinstance(revision, str) else None,
                 legacy=False,
+            )
+        if not is_legacy_body(body):
+            kind = type(body).__name__
+            raise CorruptCheckpointError(
+                key, f"it holds a JSON {kind}, neither a checkpoint document nor a dotflow 1.0.1 object {where}"
             )
         return _Loaded(legacy_context(body), None, None, downloaded.version, None, legacy=True)
 

@@ -207,3 +207,18 @@ def test_an_integer_expiry_written_by_another_program_is_honoured(cloud):
     assert storage.get("wf-1-a").storage == "v"
     clock.advance(10)
     assert storage.read_checkpoint("wf-1-a") is None
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"{not json", b'{"some": "dict"}', b"[1, 2]", b'{"format": "dotflow-checkpoint", "version": 99}']
+)
+def test_an_unreadable_object_is_an_error_never_missing(cloud, body):
+    from dotflow.core.exception import CorruptCheckpointError
+
+    storage = cloud.storage()
+    cloud.put_raw("dotflow/wf-1-a", body)
+    with pytest.raises(CorruptCheckpointError) as info:
+        storage.read_checkpoint("wf-1-a")
+    assert "'wf-1-a'" in str(info.value) and cloud.bucket in str(info.value)
+    with pytest.raises(CorruptCheckpointError):
+        storage.get("wf-1-a")
