@@ -10,7 +10,6 @@ answer in about a millisecond: read the request counts, not the times, as what a
 
 from __future__ import annotations
 
-import logging
 import statistics
 import sys
 import time
@@ -19,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 from dotflow import Config, DotFlow, action
-from dotflow.providers import StorageGCS, StorageS3
+from dotflow.providers import LogDefault, StorageGCS, StorageS3
 from tests.servers import gcs_client, new_bucket_name, s3_client, start_fake_gcs, start_moto
 
 
@@ -29,7 +28,8 @@ def step(previous_context):
 
 
 def build(storage: Any, workflow_id: str, tasks: int) -> DotFlow:
-    flow = DotFlow(config=Config(storage=storage), workflow_id=workflow_id)
+    quiet = LogDefault(level="WARNING")  # one line per task would drown the figures
+    flow = DotFlow(config=Config(storage=storage, log=quiet), workflow_id=workflow_id)
     for position in range(tasks):
         flow.task.add(step=step, task_id=f"t{position}")
     return flow
@@ -77,7 +77,6 @@ def measure(name: str, storage: Any, requests: Requests, tasks: int, repeats: in
 def main() -> None:
     tasks = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    logging.getLogger("dotflow").setLevel(logging.WARNING)  # one line per task would drown the figures
     moto, gcs = start_moto(), start_fake_gcs()
     try:
         requests = Requests()
