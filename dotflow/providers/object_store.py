@@ -172,8 +172,9 @@ class ObjectStorage(VersionedStorage):
         current = self._load(key, name)
         if current is not None and current.revision == revision:
             return True  # the SDK retried our own write after its first attempt had landed
-        if version is None and current is not None and self._expired(current):
-            # An expired object counts as absent: replace exactly that object, or lose to whoever did.
+        if version is None and current is not None and self._absent(current):
+            # An expired object (or 1.0.1's failure marker) counts as absent: replace exactly that
+            # object, or lose to whoever did.
             return self._upload(name, key, data, metadata, current.version)
         return False
 
@@ -183,7 +184,7 @@ class ObjectStorage(VersionedStorage):
             current = self._load(key, name)
             if current is None:
                 return True
-            if self._expired(current):
+            if self._absent(current):
                 self._remove(name, key, current.version)  # tidy up; someone else's newer object stays
                 return True
             return False
@@ -328,6 +329,10 @@ class ObjectStorage(VersionedStorage):
 
     def _expired(self, loaded: _Loaded) -> bool:
         return self._past(loaded.expires_at)
+
+    def _absent(self, loaded: _Loaded) -> bool:
+        """What `read_checkpoint` reports as missing: expired, or the null dotflow 1.0.1 wrote for a failure."""
+        return self._expired(loaded) or (loaded.legacy and legacy_failure(loaded.context))
 
     def _past(self, expires_at: float | None) -> bool:
         return expires_at is not None and self._clock() >= expires_at

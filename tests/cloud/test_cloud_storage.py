@@ -222,3 +222,31 @@ def test_an_unreadable_object_is_an_error_never_missing(cloud, body):
     assert "'wf-1-a'" in str(info.value) and cloud.bucket in str(info.value)
     with pytest.raises(CorruptCheckpointError):
         storage.get("wf-1-a")
+
+
+def test_a_101_failure_marker_counts_as_absent_for_conditional_writes(cloud):
+    storage = cloud.storage()
+    cloud.put_raw("dotflow/wf-1-a", json.dumps([json.dumps(None)]).encode())  # 1.0.1 wrote null on failure
+    assert storage.read_checkpoint("wf-1-a") is None
+    assert storage.delete_if("wf-1-a", version=None) is True
+    cloud.put_raw("dotflow/wf-1-a", json.dumps([json.dumps(None)]).encode())
+    assert storage.post_if("wf-1-a", Context(storage="resumed"), version=None) is True
+    assert storage.get("wf-1-a").storage == "resumed"
+    assert storage.post_if("wf-1-a", Context(storage="again"), version=None) is False
+
+
+def test_resume_over_a_101_failure_marker_runs_the_task(cloud):
+    from dotflow import Config, DotFlow, action
+
+    @action
+    def work():
+        return "done"
+
+    storage = cloud.storage()
+    cloud.put_raw("dotflow/legacy-0-work", json.dumps([json.dumps(None)]).encode())
+    flow = DotFlow(config=Config(storage=storage), workflow_id="legacy")
+    flow.task.add(step=work)
+    flow.start(resume=True)
+    task = flow.result_task()[0]
+    assert (task.status, task.restored, task.current_context.storage) == ("Completed", False, "done")
+    assert storage.get("legacy-0-work").storage == "done"
