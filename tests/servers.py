@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalServer", "start_fake_gcs", "start_moto", "new_bucket_name", "s3_client", "gcs_client"]
+__all__ = ["LocalServer", "free_port", "gcs_client", "new_bucket_name", "s3_client", "start_fake_gcs", "start_moto"]
 
 REGION = "us-east-1"
 _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

@@ -12,7 +12,7 @@ from dotflow.providers.storage_gcs import StorageGCS
 from dotflow.providers.storage_s3 import StorageS3
 from tests.servers import LocalServer, gcs_client, new_bucket_name, s3_client
 
-__all__ = ["Cloud", "GcsCloud", "S3Cloud"]
+__all__ = ["Cloud", "GcsCloud", "S3Cloud", "storage_from_spec"]
 
 
 class Cloud:
