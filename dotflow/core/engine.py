@@ -25,7 +25,7 @@ from uow import CommitError, ConflictError, HookError, JournalError, UnitOfWork
 
 from dotflow.core.action import call_step, is_action, step_contexts, takes_instance
 from dotflow.core.context import Context
-from dotflow.core.exception import CheckpointNotSaved, StepTimeoutError, TaskError
+from dotflow.core.exception import CheckpointNotSaved, StepTimeoutError, StorageError, TaskError
 from dotflow.core.resume import NOT_READ
 from dotflow.core.types import TypeStatus
 
@@ -38,11 +38,12 @@ COMMIT_ATTEMPTS = 3  # tries of one checkpoint commit before the task fails
 COMMIT_RETRY_DELAY = 0.2  # seconds before the 2nd try; doubles after each
 logger = logging.getLogger("dotflow")
 
-# Commit errors that retrying cannot fix: an unencodable value, a bad key, a bug in a storage.
-# Anything else (connection, timeout, throttling, SDK errors) is retried.
+# Commit errors that retrying cannot fix: an unencodable value, a bad key, a bug in a storage, and a
+# cloud storage's StorageError (raised only after the SDK's own retry policy gave up, or for a 403).
+# Anything else (connection, timeout, throttling from a custom storage) is retried.
 PERMANENT_COMMIT_ERRORS = (
     TypeError, ValueError, AttributeError, NameError, LookupError, AssertionError,
-    NotImplementedError, ImportError,
+    NotImplementedError, ImportError, StorageError,
 )  # fmt: skip
 
 

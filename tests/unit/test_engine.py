@@ -10,7 +10,7 @@ import pytest
 
 import dotflow.core.engine as engine
 from dotflow import Config, Context, DotFlow, action
-from dotflow.core.exception import CheckpointNotSaved
+from dotflow.core.exception import CheckpointNotSaved, StorageError
 from dotflow.core.types import TypeStatus
 from dotflow.providers.storage_default import StorageDefault
 from tests.support import FlakyStorage, MinimalStorage
@@ -250,7 +250,14 @@ def test_after_an_unsaved_checkpoint_keep_going_hands_on_no_value():
     assert second.previous_context.storage is None
 
 
-@pytest.mark.parametrize("error", [TypeError("cannot encode object"), AttributeError("bug in a storage")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        TypeError("cannot encode object"),
+        AttributeError("bug in a storage"),
+        StorageError("S3 refused PutObject on bucket 'b' key 'k': 403 AccessDenied"),  # the SDK already retried
+    ],
+)
 def test_permanent_commit_error_is_not_retried(error):
     storage = FlakyStorage(failures=100, error=error)
     flow = flow_with(storage)
