@@ -17,7 +17,7 @@ import pytest
 
 import dotflow.core.engine as engine
 from tests.servers import LocalServer, start_fake_gcs, start_moto
-from tests.support import FakeClock
+from dotflow.testing import ManualClock
 
 
 @pytest.fixture(autouse=True)
@@ -26,8 +26,8 @@ def _no_commit_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture(autouse=True)

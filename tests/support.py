@@ -130,16 +130,3 @@ class MinimalStorage(Storage):
 
     def key(self, task: Any) -> str:
         return f"{task.workflow_id}-{task.task_id}"
-
-
-class FakeClock:
-    """A clock for storages' `clock=` argument: time moves only when a test calls `advance`."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds

@@ -9,12 +9,12 @@ import pytest
 from dotflow.core.context import Context
 from dotflow.providers.storage_default import StorageDefault
 from dotflow.providers.storage_file import StorageFile
-from tests.support import FakeClock
+from dotflow.testing import ManualClock
 
 
 @pytest.fixture(params=["default", "file"])
 def make(request: pytest.FixtureRequest, tmp_path: Path):
-    def build(clock: FakeClock):
+    def build(clock: ManualClock):
         if request.param == "default":
             return StorageDefault(clock=clock), "wf-1-a"
         return StorageFile(path=tmp_path, clock=clock), "wf-1-a.json"
@@ -22,7 +22,7 @@ def make(request: pytest.FixtureRequest, tmp_path: Path):
     return build
 
 
-def test_a_key_lives_until_its_ttl_on_the_injected_clock(make, clock: FakeClock) -> None:
+def test_a_key_lives_until_its_ttl_on_the_injected_clock(make, clock: ManualClock) -> None:
     storage, key = make(clock)
     storage.post(key, Context(storage="v"), ttl=60)
     clock.advance(59.9)
@@ -34,7 +34,7 @@ def test_a_key_lives_until_its_ttl_on_the_injected_clock(make, clock: FakeClock)
     assert storage.list_keys("wf-1-") == []
 
 
-def test_a_post_without_ttl_never_expires_on_the_injected_clock(make, clock: FakeClock) -> None:
+def test_a_post_without_ttl_never_expires_on_the_injected_clock(make, clock: ManualClock) -> None:
     storage, key = make(clock)
     storage.post(key, Context(storage="old"), ttl=1)
     storage.post(key, Context(storage="new"))
