@@ -275,6 +275,7 @@ class TaskBuilder:
 
     def __init__(self, config: Any, workflow_id: Any = None, workflow_name: str | None = None) -> None:
         self.queue: list[Task] = []
+        self._ids: set[str] = set()  # task ids in `queue`, so `add` checks for a duplicate in O(1)
         self.workflow_id = workflow_id
         self.workflow_name = workflow_name
         self.config = config
@@ -296,7 +297,7 @@ class TaskBuilder:
         resolved = Module(step)
         if task_id is None:
             task_id = f"{len(self.queue)}-{step_name(resolved)}"
-        if any(task.task_id == task_id for task in self.queue):
+        if self._id_taken(task_id):
             raise ValueError(f"task_id {task_id!r} is already used in this workflow")
         self.queue.append(
             Task(
@@ -309,13 +310,22 @@ class TaskBuilder:
                 group_name=group_name,
             )
         )
+        self._ids.add(task_id)
         return self
+
+    def _id_taken(self, task_id: str) -> bool:
+        # `queue` is a public list that callers may change directly: the set is rebuilt from it when
+        # their sizes differ, and a hit is confirmed against the queue (a rare path: an error).
+        if len(self._ids) != len(self.queue):
+            self._ids = {task.task_id for task in self.queue}
+        return task_id in self._ids and any(task.task_id == task_id for task in self.queue)
 
     def count(self) -> int:
         return len(self.queue)
 
     def clear(self) -> None:
         self.queue.clear()
+        self._ids.clear()
 
     def reverse(self) -> None:
         self.queue.reverse()
