@@ -57,10 +57,21 @@ def step_contexts(initial_context: Any, previous_context: Any) -> dict[str, Cont
     }
 
 
-def call_step(func: Callable[..., Any], args: tuple[Any, ...], contexts: dict[str, Context]) -> Any:
-    """Call `func` with the contexts it asks for, awaiting it if it is a coroutine function."""
-    kwargs = {name: contexts[name] for name in injectable_names(func) if name in contexts}
-    if inspect.iscoroutinefunction(func):
+def call_step(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    contexts: dict[str, Context],
+    names: tuple[str, ...] | None = None,
+    is_async: bool | None = None,
+) -> Any:
+    """Call `func` with the contexts it asks for, awaiting it if it is a coroutine function.
+
+    `names` (its `injectable_names`) and `is_async` may be given when already known.
+    """
+    if names is None:
+        names = injectable_names(func)
+    kwargs = {name: contexts[name] for name in names if name in contexts}
+    if inspect.iscoroutinefunction(func) if is_async is None else is_async:
         return _run_coroutine(func(*args, **kwargs))
     return func(*args, **kwargs)
 
@@ -81,6 +92,11 @@ def _step_context(result: Any, task: Any) -> Context:
     if task is None:
         return Context(storage=result)
     return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))
+
+
+def _declared_contexts(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Context]:
+    """Like `step_contexts`, but only for the parameters the step declares (one Context each)."""
+    return {name: Context(kwargs.get(name)) for name in names}
 
 
 def _take_identity(wrapper: Any, func: Any) -> None:
@@ -116,33 +132,41 @@ class Action:
         self.retry_delay = retry_delay
         self.backoff = backoff
         self.params = injectable_names(func) if func is not None else ()
+        self._is_async = inspect.iscoroutinefunction(func) if func is not None else False
         if func is not None:
             _take_identity(self, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.func is not None:
-            return self._run(self.func, args, kwargs)
+            return self._run(self.func, args, kwargs, self.params, self._is_async)
         # `@action(...)`: we are the options; wrap the function now.
         (func,) = args
         return self._wrap(func)
 
     def _wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
         options = self
+        names = injectable_names(func)  # resolved once here, not on every call
+        is_async = inspect.iscoroutinefunction(func)
 
         def step(*args: Any, **kwargs: Any) -> Any:
-            return options._run(func, args, kwargs)
+            return options._run(func, args, kwargs, names, is_async)
 
         step.retry = self.retry  # type: ignore[attr-defined]
         step.timeout = self.timeout  # type: ignore[attr-defined]
         step.retry_delay = self.retry_delay  # type: ignore[attr-defined]
         step.backoff = self.backoff  # type: ignore[attr-defined]
         step.func = func  # type: ignore[attr-defined]
-        step.params = injectable_names(func)  # type: ignore[attr-defined]
+        step.params = names  # type: ignore[attr-defined]
         _take_identity(step, func)
         return step
 
     @staticmethod
-    def _run(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
+    def _run(
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        names: tuple[str, ...],
+        is_async: bool,
+    ) -> Context:
         task = kwargs.get("task")
-        contexts = step_contexts(kwargs.get("initial_context"), kwargs.get("previous_context"))
-        return _step_context(call_step(func, args, contexts), task)
+        return _step_context(call_step(func, args, _declared_contexts(kwargs, names), names, is_async), task)

@@ -57,15 +57,25 @@ def workflow_uuid(workflow_id: Any) -> UUID | None:
         raise TypeError(
             f"Invalid workflow_id {workflow_id!r}: must be a UUID or a str, not {type(workflow_id).__name__}"
         )
-    parsed = _parse_uuid(workflow_id)
-    if parsed is not None:
-        return parsed
-    if not WORKFLOW_NAME.fullmatch(workflow_id):
-        raise ValueError(
-            f"Invalid workflow_id {workflow_id!r}: use a UUID, or a name of 1-200 letters, digits, "
-            "'_', '.', '-' starting with a letter or digit"
-        )
-    return uuid5(NAMESPACE_URL, f"dotflow-workflow:{workflow_id}")
+    known = _WORKFLOW_UUIDS.get(workflow_id)  # asked once or more per task: each id is parsed once
+    if known is not None:
+        return known
+    found = _parse_uuid(workflow_id)
+    if found is None:
+        if not WORKFLOW_NAME.fullmatch(workflow_id):
+            raise ValueError(
+                f"Invalid workflow_id {workflow_id!r}: use a UUID, or a name of 1-200 letters, digits, "
+                "'_', '.', '-' starting with a letter or digit"
+            )
+        found = uuid5(NAMESPACE_URL, f"dotflow-workflow:{workflow_id}")
+    if len(_WORKFLOW_UUIDS) >= _WORKFLOW_UUIDS_KEPT:
+        _WORKFLOW_UUIDS.clear()
+    _WORKFLOW_UUIDS[workflow_id] = found
+    return found
+
+
+_WORKFLOW_UUIDS: dict[str, UUID] = {}  # workflow id string -> its UUID (UUIDs are immutable)
+_WORKFLOW_UUIDS_KEPT = 256
 
 
 class ContextInstance:
@@ -86,11 +96,21 @@ class Context(ContextInstance):
     """
 
     def __init__(self, storage: Any = None, task_id: str | None = "", workflow_id: UUID | str | None = None) -> None:
-        super().__init__()
-        self.time = datetime.now()
-        self.task_id = task_id
-        self.workflow_id = workflow_id
-        self.storage = storage
+        # Built several times per task: the common argument types are stored directly, anything
+        # else goes through the validating (or unwrapping) property setters.
+        self._time = datetime.now()
+        if task_id is None or type(task_id) is str:
+            self._task_id = task_id
+        else:
+            self.task_id = task_id
+        if workflow_id is None or type(workflow_id) is UUID:
+            self._workflow_id = workflow_id
+        else:
+            self.workflow_id = workflow_id
+        if isinstance(storage, Context):
+            self.storage = storage
+        else:
+            self._storage = storage
 
     @property
     def time(self) -> datetime | None:
@@ -133,9 +153,9 @@ class Context(ContextInstance):
     @storage.setter
     def storage(self, value: Any) -> None:
         if isinstance(value, Context):
-            self._storage = value.storage
-            self._time = value.time
-            self._task_id = value.task_id
-            self._workflow_id = value.workflow_id
+            self._storage = value._storage
+            self._time = value._time
+            self._task_id = value._task_id
+            self._workflow_id = value._workflow_id
         else:
             self._storage = value

@@ -15,10 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, Iterator, cast
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from uow import CommitError, ConflictError, HookError, JournalError, UnitOfWork
@@ -67,29 +66,10 @@ class TaskEngine:
         self.fingerprint = fingerprint
         self.expected_version = expected_version  # NOT_READ: commit unconditionally
 
-    @contextmanager
-    def start(self) -> Iterator[TaskEngine]:
-        """Marks the task IN_PROGRESS, then COMPLETED, or FAILED with the error that ended it."""
-        task = self.task
-        config = task.config
-        task.workflow_id = self.workflow_id
-        task.previous_context = self.previous_context
-        config.tracer.start_task(task=task)
-        task.started_at = datetime.now()
-        task.status = TypeStatus.IN_PROGRESS
-        try:
-            yield self
-        except Exception as error:
-            task.errors = error
-            task.status = TypeStatus.FAILED
-        else:
-            if task.status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
-                task.status = TypeStatus.COMPLETED
-        finally:
-            task.finished_at = datetime.now()
-            task.duration = (task.finished_at - task.started_at).total_seconds()
-            config.tracer.end_task(task=task)
-            config.server.update_task(task=task)
+    def start(self) -> _TaskRun:
+        """`with engine.start():` marks the task IN_PROGRESS, then COMPLETED, or FAILED with the
+        error that ended it (that error does not propagate)."""
+        return _TaskRun(self)
 
     def execute(self) -> Context:
         """One attempt, no retry."""
@@ -263,6 +243,42 @@ class TaskEngine:
             results.append(sub)
             previous = sub
         return Context(storage=results, task_id=task.task_id, workflow_id=context.workflow_id)
+
+
+class _TaskRun:
+    """The context manager of `TaskEngine.start` (a class: it runs once per task)."""
+
+    __slots__ = ("engine",)
+
+    def __init__(self, engine: TaskEngine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> TaskEngine:
+        engine = self.engine
+        task = engine.task
+        task.workflow_id = engine.workflow_id
+        task.previous_context = engine.previous_context
+        task.config.tracer.start_task(task=task)
+        task.started_at = datetime.now()
+        task.status = TypeStatus.IN_PROGRESS
+        return engine
+
+    def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
+        task = self.engine.task
+        config = task.config
+        try:
+            if error is None:
+                if task.status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
+                    task.status = TypeStatus.COMPLETED
+            elif isinstance(error, Exception):
+                task.errors = error
+                task.status = TypeStatus.FAILED
+        finally:
+            task.finished_at = datetime.now()
+            task.duration = (task.finished_at - task.started_at).total_seconds()
+            config.tracer.end_task(task=task)
+            config.server.update_task(task=task)
+        return isinstance(error, Exception)
 
 
 def action_methods(cls: type) -> list[tuple[str, Any]]:
