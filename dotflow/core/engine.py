@@ -271,6 +271,7 @@ class _TaskRun:
                 if task.status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
                     task.status = TypeStatus.COMPLETED
             elif isinstance(error, Exception):
+                flush_before_failure(config.storage, task)
                 task.errors = error
                 task.status = TypeStatus.FAILED
         finally:
@@ -279,6 +280,17 @@ class _TaskRun:
             config.tracer.end_task(task=task)
             config.server.update_task(task=task)
         return isinstance(error, Exception)
+
+
+def flush_before_failure(storage: Any, task: Any) -> None:
+    """A storage that buffers writes (BatchStorage) makes them durable before a failure is reported."""
+    if not getattr(storage, "buffers_writes", False):
+        return
+    try:
+        storage.flush()
+    except Exception as error:  # the task's own error is what gets reported; this one is logged
+        logger.error("task %s: flushing buffered checkpoints before reporting its failure failed: %r",
+                     task.task_id, error)  # fmt: skip
 
 
 def action_methods(cls: type) -> list[tuple[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from dotflow.providers.batch_storage import BatchStorage
 from dotflow.providers.log_default import LogDefault
 from dotflow.providers.metrics_default import MetricsDefault
 from dotflow.providers.notify_default import NotifyDefault
@@ -19,6 +20,7 @@ from dotflow.providers.storage_file import StorageFile
 from dotflow.providers.tracer_default import TracerDefault
 
 __all__ = [
+    "BatchStorage",
     "LogDefault",
     "MetricsDefault",
     "NotifyDefault",

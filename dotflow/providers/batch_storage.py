@@ -1,0 +1,294 @@
+"""`BatchStorage`: group commit. Buffers checkpoint writes and makes many of them durable at once.
+
+    Config(storage=BatchStorage(StorageFile(path=".output"), max_batch=100, max_delay=0.2))
+
+`post` stages the checkpoint in memory and returns; the buffer is flushed (made durable in the
+wrapped storage) when it holds `max_batch` checkpoints, when the oldest has waited `max_delay`
+seconds (a background thread), when a workflow ends (`DotFlow.start` returns), before a task's
+failure is reported, before any delete / list / swap, and on `flush()`, `close()` or leaving a
+`with` block (and at interpreter exit, for an instance never closed). Reads (`get`,
+`read_checkpoint`) see the buffered checkpoints.
+
+How a batch is made durable depends on the wrapped storage:
+
+- `StorageFile`: one log file per batch, written and fsync'd once, then applied to the per-key files
+  without an fsync each (see `dotflow.providers.batch_log`); a crash between the two is repaired
+  by the next `BatchStorage` opened on the folder, which replays the log. Values are encoded when
+  posted, so a value that cannot be stored is refused at once, by the task that returned it.
+- a storage with `post_many(items)` (items: `(key, context, ttl, fingerprint)` tuples): one call
+  per batch, for backends that can write a batch in one transaction or concurrently.
+- any other storage: one `post` per checkpoint, in order, at flush time (coalescing still saves
+  rewriting a key posted twice in one batch). Values are deep-copied when posted.
+
+Durability contract: a commit acknowledged by `post` is durable once the flush that contains it
+returns. A crash (kill -9, power loss) loses at most the checkpoints not yet flushed (at most
+`max_batch`, or `max_delay` seconds' worth): their tasks run again on resume. A batch is never torn
+or partly applied: after the next open, either all of its checkpoints are there or none is. A task
+whose batch was flushed is never run again by resume.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any, Iterable, NamedTuple
+
+from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
+from dotflow.core.context import Context
+from dotflow.providers.isolated_copy import isolated_copy
+
+__all__ = ["BatchStorage"]
+
+logger = logging.getLogger("dotflow")
+
+
+class _Pending(NamedTuple):
+    context: Context | None  # a private copy (generic storages); None when `document` is set
+    document: bytes | None  # the encoded checkpoint (StorageFile)
+    ttl: float | None
+    fingerprint: str | None
+    deadline: float | None = None  # time.monotonic() expiry of a buffered generic checkpoint
+
+
+class BatchStorage(Storage):
+    """Wraps `storage`; see the module docstring. Thread-safe; one instance per StorageFile folder."""
+
+    buffers_writes = True  # the engine flushes such a storage before it reports a failure
+
+    def __init__(self, storage: Storage, max_batch: int = 100, max_delay: float | None = 0.2) -> None:
+        super().__init__()
+        if not isinstance(storage, Storage):
+            raise TypeError(f"BatchStorage wraps a Storage, not {type(storage).__name__}")
+        if isinstance(storage, BatchStorage):
+            raise TypeError("BatchStorage cannot wrap another BatchStorage")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ValueError(f"max_batch must be an int >= 1, not {max_batch!r}")
+        if max_delay is not None and (
+            isinstance(max_delay, bool) or not isinstance(max_delay, (int, float)) or not max_delay >= 0
+        ):
+            raise ValueError(f"max_delay must be a number of seconds >= 0 or None, not {max_delay!r}")
+        self.storage = storage
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self._pending: dict[str, _Pending] = {}
+        self._oldest = 0.0  # time.monotonic() of the oldest pending checkpoint
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self._flushes = 0
+        self._posts = 0
+        self._timer: threading.Thread | None = None
+        self._log = None
+        from dotflow.providers.storage_file import StorageFile
+
+        if isinstance(storage, StorageFile):
+            from dotflow.providers.batch_log import FileBatchLog
+
+            self._log = FileBatchLog(storage)  # replays what a crash left committed but unapplied
+        self._pid = os.getpid()  # a forked child never flushes its copy of the parent's buffer at exit
+        atexit.register(_flush_at_exit, weakref.ref(self))
+
+    def __repr__(self) -> str:
+        return f"BatchStorage({self.storage!r}, max_batch={self.max_batch}, max_delay={self.max_delay})"
+
+    def key(self, task: Any) -> str:
+        return self.storage.key(task=task)
+
+    # --------------------------------------------------------------------------------------- writes
+
+    def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
+        pending = self._prepare(key, context, ttl, fingerprint)
+        with self._lock:
+            self._check_open()
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.pop(key, None)  # a re-posted key moves to the end, after what it may follow
+            self._pending[key] = pending
+            self._posts += 1
+            if len(self._pending) >= self.max_batch or self.max_delay == 0:
+                self._flush_locked()
+            elif self.max_delay is not None:
+                self._start_timer()
+
+    def flush(self) -> None:
+        """Make every buffered checkpoint durable now (one batch). A no-op when nothing is buffered."""
+        with self._lock:
+            self._flush_locked()
+
+    def close(self) -> None:
+        """Flush, retire the batch logs and release the folder. Idempotent; `post` refuses afterwards."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._flush_locked()
+            finally:
+                self._closed = True
+                self._wake.notify_all()
+                if self._log is not None:
+                    self._log.close()
+
+    def __enter__(self) -> BatchStorage:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def stats(self) -> dict[str, int]:
+        """Counters: `posts` accepted, `flushes` that wrote a batch, `pending` checkpoints buffered now."""
+        with self._lock:
+            return {"posts": self._posts, "flushes": self._flushes, "pending": len(self._pending)}
+
+    # ---------------------------------------------------------------------------------------- reads
+
+    def read_checkpoint(self, key: str) -> Checkpoint | None:
+        with self._lock:
+            pending = self._pending.get(key)
+        if pending is None:
+            return self.storage.read_checkpoint(key=key)
+        if pending.document is not None:
+            return _decode(key, pending.document)
+        if pending.deadline is not None and time.monotonic() >= pending.deadline:
+            return None
+        return Checkpoint(context=isolated_copy(pending.context), fingerprint=pending.fingerprint)
+
+    def get(self, key: str) -> Context:
+        with self._lock:
+            buffered = key in self._pending
+        if not buffered:
+            return self.storage.get(key=key)
+        checkpoint = self.read_checkpoint(key)
+        return Context() if checkpoint is None else checkpoint.context
+
+    # -------------------------------------------- everything else: flush first, then the wrapped storage
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            self._flush_locked()
+            return self.storage.delete(key=key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            self._flush_locked()
+            return self.storage.delete_prefix(prefix=prefix)
+
+    def list_keys(self, prefix: str = "") -> Iterable[str]:
+        with self._lock:
+            self._flush_locked()
+            return self.storage.list_keys(prefix=prefix)
+
+    def atomic_swap(
+        self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
+    ) -> bool:
+        with self._lock:
+            self._flush_locked()
+            return self.storage.atomic_swap(key=key, expected=expected, new=new, ttl=ttl, fingerprint=fingerprint)
+
+    def clear(self, workflow_id: str) -> None:
+        with self._lock:
+            self._flush_locked()
+            self.storage.clear(workflow_id)
+
+    # -------------------------------------------------------------------------------------- helpers
+
+    def _prepare(self, key: str, context: Any, ttl: Any, fingerprint: Any) -> _Pending:
+        """Check and capture the checkpoint now, so later changes to the value cannot reach it."""
+        if self._log is not None:
+            from dotflow.providers.checkpoint_format import encode_document
+            from dotflow.providers.storage_file import _bad_key_reason
+
+            reason = _bad_key_reason(key)  # a key that could leave the folder is refused, as StorageFile does
+            if reason is not None:
+                raise ValueError(f"invalid storage key {key!r}: {reason}; a key cannot escape the storage folder")
+            return _Pending(None, encode_document(key, context, ttl, fingerprint), ttl, fingerprint)
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, not {type(key).__name__}")
+        check_post_metadata(ttl, fingerprint)
+        value = context if isinstance(context, Context) else Context(storage=context)
+        copied = isolated_copy(value)  # as StorageDefault keeps it: what cannot be copied is kept as is
+        return _Pending(copied, None, ttl, fingerprint, None if ttl is None else time.monotonic() + ttl)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this BatchStorage is closed; open a new one on the storage")
+
+    def _flush_locked(self) -> None:
+        """Write the pending batch durably. On failure nothing is dropped: the batch stays pending."""
+        if not self._pending:
+            return
+        batch = self._pending
+        if self._log is not None:
+            self._log.commit([(key, pending.document) for key, pending in batch.items()])  # type: ignore[misc]
+        else:
+            self._post_each(batch)
+        self._pending = {}
+        self._flushes += 1
+
+    def _post_each(self, batch: dict[str, _Pending]) -> None:
+        post_many = getattr(self.storage, "post_many", None)
+        items = [(key, p.context, p.ttl, p.fingerprint) for key, p in batch.items()]
+        if callable(post_many):
+            post_many(items)
+            return
+        for key, context, ttl, fingerprint in items:
+            self.storage.post(key=key, context=context, ttl=ttl, fingerprint=fingerprint)
+
+    def _start_timer(self) -> None:
+        if self._timer is not None and self._timer.is_alive():
+            self._wake.notify_all()
+            return
+        self._timer = threading.Thread(
+            target=_timer_loop, args=(weakref.ref(self),), name="dotflow-batch-flush", daemon=True
+        )
+        self._timer.start()
+
+
+def _timer_loop(ref: weakref.ref[BatchStorage]) -> None:
+    """Flush a batch once its oldest checkpoint is `max_delay` old; ends when the storage closes or goes."""
+    while True:
+        storage = ref()
+        if storage is None:
+            return
+        with storage._wake:
+            if storage._closed:
+                return
+            delay = storage.max_delay or 0.0
+            if not storage._pending:
+                storage._wake.wait(timeout=1.0)  # woken by the next post
+            else:
+                due = storage._oldest + delay - time.monotonic()
+                if due > 0:
+                    storage._wake.wait(timeout=due)
+                else:
+                    try:
+                        storage._flush_locked()
+                    except Exception:
+                        logger.exception("BatchStorage: a timed flush failed; the batch stays buffered")
+                        storage._wake.wait(timeout=max(delay, 0.05))
+        del storage  # hold no reference while idle, so an unused storage can be collected
+
+
+def _flush_at_exit(ref: weakref.ref[BatchStorage]) -> None:
+    storage = ref()
+    if storage is None or storage._pid != os.getpid():
+        return
+    try:
+        storage.close()
+    except Exception:
+        logger.exception("BatchStorage: flushing at interpreter exit failed")
+
+
+def _decode(key: str, document: bytes) -> Checkpoint | None:
+    from dotflow.providers.checkpoint_format import decode_document, document_expires_at
+
+    body = json.loads(document)
+    expires_at = document_expires_at(body)
+    if expires_at is not None and time.time() >= expires_at:
+        return None
+    context, fingerprint = decode_document(key, body)
+    return Checkpoint(context=context, fingerprint=fingerprint)
