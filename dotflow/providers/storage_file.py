@@ -67,6 +67,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -280,8 +281,13 @@ class StorageFile(VersionedStorage):
         reason = _bad_key_reason(key, self._name_max)
         if reason is None:
             target = self._root / key
-            # Double check on the resolved path (catches symlinks pointing outside, odd platforms).
-            if target.resolve().parent != self._root or target.name != key:
+            # The folder is resolved and the key is one plain name, so only the key's own entry can
+            # lead elsewhere, as a symlink: one lstat, and a full resolve only for a link.
+            try:
+                is_link = stat.S_ISLNK(os.lstat(target).st_mode)
+            except FileNotFoundError:
+                is_link = False
+            if target.name != key or (is_link and target.resolve().parent != self._root):
                 reason = "it resolves to a path outside the storage folder"
             else:
                 return target
