@@ -1,0 +1,172 @@
+"""One measurement of the performance suite, in a process of its own; prints one JSON line.
+
+Runs under this project, under dotflow 1.0.1 (its own venv) or, for `floor`, under any Python:
+
+    python perf_worker.py mem        --tasks N   # N sequential tasks on StorageDefault
+    python perf_worker.py file       --tasks N   # N sequential tasks on StorageFile
+    python perf_worker.py file_batch --tasks N   # this project only: BatchStorage(StorageFile)
+    python perf_worker.py floor      --tasks N   # N x (write + fsync + rename + folder fsync) of a small file
+
+Each step returns a small dict computed from its predecessor's (`{"n", "total", "payload"}`, 32-byte
+payload). Logging is off in both libraries (`LogDefault(level="ERROR")`: 1.0.1 otherwise writes
+every status change to stderr). Building the workflow (`DotFlow` + one `task.add` per task) and
+running it (`start()`) are timed apart with `time.perf_counter`. Storage calls are counted by
+wrapping the storage's own methods (outermost call only). Peak RSS is `ru_maxrss` of this process,
+which runs one workload once, so it is the workload's own peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+
+PAYLOAD = "x" * 32
+
+
+def rss_kb() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
+
+
+def expected_after(tasks: int) -> dict:
+    return {"n": tasks, "total": tasks * (tasks + 1) // 2, "payload": PAYLOAD}
+
+
+class Calls:
+    """Counts the outermost storage calls (a backend's `get` may call its own `read_checkpoint`)."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.reads = 0
+        self._depth = 0
+
+    def wrap(self, storage: object) -> None:
+        for name, kind in (("post", "writes"), ("get", "reads"), ("read_checkpoint", "reads")):
+            inner = getattr(storage, name, None)
+            if inner is not None:
+                setattr(storage, name, self._counted(inner, kind))
+
+    def _counted(self, inner, kind: str):
+        def method(*args, **kwargs):
+            if self._depth == 0:
+                setattr(self, kind, getattr(self, kind) + 1)
+            self._depth += 1
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self._depth -= 1
+
+        return method
+
+
+def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
+    from dotflow import Config, DotFlow, action
+    from dotflow.providers import LogDefault, StorageDefault, StorageFile
+
+    try:
+        import uow  # noqa: F401  (only this project ships it)
+
+        lib = "ours"
+    except ImportError:
+        lib = "dotflow-1.0.1"
+
+    @action
+    def step(previous_context):
+        prev = previous_context.storage if isinstance(previous_context.storage, dict) else {"n": 0, "total": 0}
+        n = prev["n"] + 1
+        return {"n": n, "total": prev["total"] + n, "payload": PAYLOAD}
+
+    batch = None
+    if kind == "mem":
+        storage = StorageDefault()
+    elif kind == "file":
+        storage = StorageFile(path=folder)
+    elif kind == "file_batch":
+        from dotflow.providers import BatchStorage
+
+        batch = BatchStorage(StorageFile(path=folder))
+        storage = batch
+    else:
+        raise SystemExit(f"unknown workload {kind!r}")
+    calls = Calls()
+    calls.wrap(storage)
+
+    rss_before = rss_kb()
+    begin = time.perf_counter()
+    flow = DotFlow(config=Config(storage=storage, log=LogDefault(level="ERROR")), workflow_id=str(uuid.uuid4()))
+    for _ in range(tasks):
+        flow.task.add(step=step)
+    built = time.perf_counter()
+    flow.start()
+    if batch is not None:
+        batch.close()  # start() already flushed at workflow end; close() must find nothing to write
+    ran = time.perf_counter()
+
+    results = flow.result_storage()
+    out = {
+        "lib": lib,
+        "build_us_per_task": (built - begin) * 1e6 / tasks,
+        "run_us_per_task": (ran - built) * 1e6 / tasks,
+        "writes_per_task": calls.writes / tasks,
+        "reads_per_task": calls.reads / tasks,
+        "ok": len(results) == tasks and results[-1] == expected_after(tasks),
+        "rss_before_kb": rss_before,
+    }
+    if batch is not None:
+        out["batches"] = batch.stats()["flushes"]
+    return out
+
+
+def run_floor(tasks: int, folder: str) -> dict:
+    """The cost of one durable small-file replace, done by hand: what a durable checkpoint cannot beat."""
+    data = (json.dumps({"value": PAYLOAD * 10}) + "\n").encode()  # about the size of one checkpoint
+    begin = time.perf_counter()
+    for number in range(tasks):
+        target = os.path.join(folder, f"key-{number}.json")
+        tmp = os.path.join(folder, f".key-{number}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    ended = time.perf_counter()
+    return {"lib": "floor", "run_us_per_task": (ended - begin) * 1e6 / tasks, "writes_per_task": 1.0,
+            "reads_per_task": 0.0, "ok": len(os.listdir(folder)) == tasks}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", choices=["mem", "file", "file_batch", "floor"])
+    parser.add_argument("--tasks", type=int, required=True)
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix="dotflow-perf-")
+    os.environ["DOTFLOW_OUTPUT_PATH"] = folder  # whatever a library writes by default lands here
+    try:
+        if args.workload == "floor":
+            metrics = run_floor(args.tasks, folder)
+        else:
+            metrics = run_flow(args.workload, args.tasks, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    metrics.update(workload=args.workload, tasks=args.tasks, peak_rss_kb=rss_kb(), python=platform.python_version())
+    print(json.dumps(metrics), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
