@@ -91,7 +91,7 @@ class FileBatchLog:
         """
         storage = self.storage
         root = str(self.root)
-        with storage._lock:
+        with storage._exclusive():  # StorageFile's folder lock: compare-and-set writers see whole batches
             for key, data in entries:
                 target = os.path.join(root, key)  # checked by `storage._file` when posted or replayed
                 try:

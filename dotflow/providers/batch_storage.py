@@ -152,7 +152,7 @@ class BatchStorage(Storage):
         if pending is None:
             return self.storage.read_checkpoint(key=key)
         if pending.document is not None:
-            return _decode(key, pending.document)
+            return _decode(key, pending.document, self.storage._clock())
         if pending.deadline is not None and time.monotonic() >= pending.deadline:
             return None
         return Checkpoint(context=isolated_copy(pending.context), fingerprint=pending.fingerprint)
@@ -199,13 +199,12 @@ class BatchStorage(Storage):
     def _prepare(self, key: str, context: Any, ttl: Any, fingerprint: Any) -> _Pending:
         """Check and capture the checkpoint now, so later changes to the value cannot reach it."""
         if self._log is not None:
-            from dotflow.providers.checkpoint_format import encode_document
-            from dotflow.providers.storage_file import _bad_key_reason
+            from dotflow.providers.storage_file import _bad_key_reason, _encode
 
             reason = _bad_key_reason(key)  # a key that could leave the folder is refused, as StorageFile does
             if reason is not None:
                 raise ValueError(f"invalid storage key {key!r}: {reason}; a key cannot escape the storage folder")
-            return _Pending(None, encode_document(key, context, ttl, fingerprint), ttl, fingerprint)
+            return _Pending(None, _encode(key, context, ttl, fingerprint, self.storage._clock()), ttl, fingerprint)  # with a fresh revision
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, not {type(key).__name__}")
         check_post_metadata(ttl, fingerprint)
@@ -283,12 +282,12 @@ def _flush_at_exit(ref: weakref.ref[BatchStorage]) -> None:
         logger.exception("BatchStorage: flushing at interpreter exit failed")
 
 
-def _decode(key: str, document: bytes) -> Checkpoint | None:
+def _decode(key: str, document: bytes, now: float) -> Checkpoint | None:
     from dotflow.providers.checkpoint_format import decode_document, document_expires_at
 
     body = json.loads(document)
     expires_at = document_expires_at(body)
-    if expires_at is not None and time.time() >= expires_at:
+    if expires_at is not None and now >= expires_at:
         return None
     context, fingerprint = decode_document(key, body)
     return Checkpoint(context=context, fingerprint=fingerprint)
