@@ -98,6 +98,13 @@ class Context(ContextInstance):
     def __init__(self, storage: Any = None, task_id: str | None = "", workflow_id: UUID | str | None = None) -> None:
         # Built several times per task: the common argument types are stored directly, anything
         # else goes through the validating (or unwrapping) property setters.
+        if type(storage) is Context:  # unwrapped: its time and ids, unless given explicitly below
+            self._storage = storage._storage
+            self._time = storage._time
+            self._task_id = storage._task_id
+            self._workflow_id = storage._workflow_id
+            if task_id == "" and workflow_id is None:
+                return
         self._time = datetime.now()
         if task_id is None or type(task_id) is str:
             self._task_id = task_id
