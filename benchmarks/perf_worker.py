@@ -12,7 +12,9 @@ payload). Logging is off in both libraries (`LogDefault(level="ERROR")`: 1.0.1 o
 every status change to stderr). Building the workflow (`DotFlow` + one `task.add` per task) and
 running it (`start()`) are timed apart with `time.perf_counter`. Storage calls are counted by
 wrapping the storage's own methods (outermost call only). Peak RSS is `ru_maxrss` of this process,
-which runs one workload once, so it is the workload's own peak.
+which runs one workload once, so it is the workload's own peak. The file workloads also measure the
+floor themselves, half of N just before and half just after the workflow, in the same folder
+(`floor_us_per_task`), so that ratio pairs two measurements taken seconds apart.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
     calls = Calls()
     calls.wrap(storage)
 
+    floor_before = run_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder))["run_us_per_task"] if folder and kind != "mem" else None
     rss_before = rss_kb()
     begin = time.perf_counter()
     flow = DotFlow(config=Config(storage=storage, log=LogDefault(level="ERROR")), workflow_id=str(uuid.uuid4()))
@@ -110,6 +113,10 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
         batch.close()  # start() already flushed at workflow end; close() must find nothing to write
     ran = time.perf_counter()
 
+    if floor_before is not None:
+        # The floor again, right after: its mean with the one before pairs this run with the disk's
+        # speed at the time (on a shared machine fsync latency moves from one second to the next).
+        floor_after = run_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder))["run_us_per_task"]
     results = flow.result_storage()
     out = {
         "lib": lib,
@@ -120,6 +127,8 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
         "ok": len(results) == tasks and results[-1] == expected_after(tasks),
         "rss_before_kb": rss_before,
     }
+    if floor_before is not None:
+        out["floor_us_per_task"] = (floor_before + floor_after) / 2
     if batch is not None:
         out["batches"] = batch.stats()["flushes"]
     return out
@@ -161,6 +170,8 @@ def main() -> int:
             metrics = run_floor(args.tasks, folder)
         else:
             metrics = run_flow(args.workload, args.tasks, folder)
+            if "floor_us_per_task" in metrics:
+                metrics["ours_over_floor"] = metrics["run_us_per_task"] / metrics["floor_us_per_task"]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     metrics.update(workload=args.workload, tasks=args.tasks, peak_rss_kb=rss_kb(), python=platform.python_version())
