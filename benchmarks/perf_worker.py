@@ -10,7 +10,8 @@ Runs under this project, under dotflow 1.0.1 (its own venv) or, for `floor`, und
 Each step returns a small dict computed from its predecessor's (`{"n", "total", "payload"}`, 32-byte
 payload). Logging is off in both libraries (`LogDefault(level="ERROR")`: 1.0.1 otherwise writes
 every status change to stderr). Building the workflow (`DotFlow` + one `task.add` per task) and
-running it (`start()`) are timed apart with `time.perf_counter`. Storage calls are counted by
+running it (`start()`) are timed apart with `time.perf_counter`; the run's CPU time
+(`time.process_time`, which other processes on a shared machine disturb far less) is reported too. Storage calls are counted by
 wrapping the storage's own methods (outermost call only). Peak RSS is `ru_maxrss` of this process,
 which runs one workload once, so it is the workload's own peak. The file workloads also measure the
 floor themselves, half of N just before and half just after the workflow, in the same folder
@@ -108,10 +109,12 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
     for _ in range(tasks):
         flow.task.add(step=step)
     built = time.perf_counter()
+    cpu_begin = time.process_time()
     flow.start()
     if batch is not None:
         batch.close()  # start() already flushed at workflow end; close() must find nothing to write
     ran = time.perf_counter()
+    cpu = time.process_time() - cpu_begin
 
     if floor_before is not None:
         # The floor again, right after: its mean with the one before pairs this run with the disk's
@@ -122,6 +125,7 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
         "lib": lib,
         "build_us_per_task": (built - begin) * 1e6 / tasks,
         "run_us_per_task": (ran - built) * 1e6 / tasks,
+        "run_cpu_us_per_task": cpu * 1e6 / tasks,
         "writes_per_task": calls.writes / tasks,
         "reads_per_task": calls.reads / tasks,
         "ok": len(results) == tasks and results[-1] == expected_after(tasks),

@@ -166,8 +166,8 @@ def floor_ratio(results: dict[str, list[dict]], row: Row) -> str:
 def table(rows: list[Row], results: dict[str, list[dict]]) -> list[str]:
     lines = [
         "| workload | system | writes / task | reads / task | build us/task | run us/task | ours / 1.0.1 "
-        "| ours / floor | ours / DBOS | peak RSS (MB) | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ours / floor | ours / DBOS | run CPU us/task | ours / 1.0.1 (CPU) | peak RSS (MB) | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         got = results.get(row.name, [])
@@ -204,6 +204,8 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> list[str]:
             fmt(paired(results, row.name, row.pairs["old"])) if "old" in row.pairs else "",
             floor_ratio(results, row) if "floor" in row.pairs else "",
             fmt(paired(results, row.name, row.pairs["dbos"])) if "dbos" in row.pairs else "",
+            fmt(median_of(got, "run_cpu_us_per_task")),
+            fmt(paired(results, row.name, row.pairs["old"], "run_cpu_us_per_task")) if "old" in row.pairs else "",
             fmt(rss / 1024) if rss is not None else "-",
             "; ".join(notes),
         ]
