@@ -182,6 +182,9 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> list[str]:
             notes.append(f"{fmt(speedup)}x the throughput of per-task durable commits")
             if batches is not None:
                 notes.append(f"{fmt(batches)} batch logs fsync'd (default max_batch=100)")
+            create = median_of(got, "create_floor_us_per_task")
+            if create is not None:
+                notes.append(f"creating and writing a small file, no fsync, costs {fmt(create)} us here")
         if "flat" in row.pairs:
             build = paired(results, row.name, row.pairs["flat"], "build_us_per_task")
             run = paired(results, row.name, row.pairs["flat"], "run_us_per_task")

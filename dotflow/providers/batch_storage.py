@@ -105,15 +105,16 @@ class BatchStorage(Storage):
         pending = self._prepare(key, context, ttl, fingerprint)
         with self._lock:
             self._check_open()
-            if not self._pending:
+            first = not self._pending
+            if first:
                 self._oldest = time.monotonic()
             self._pending.pop(key, None)  # a re-posted key moves to the end, after what it may follow
             self._pending[key] = pending
             self._posts += 1
             if len(self._pending) >= self.max_batch or self.max_delay == 0:
                 self._flush_locked()
-            elif self.max_delay is not None:
-                self._start_timer()
+            elif first and self.max_delay is not None:
+                self._start_timer()  # the flusher sleeps until a batch starts: wake it once per batch
 
     def flush(self) -> None:
         """Make every buffered checkpoint durable now (one batch). A no-op when nothing is buffered."""
