@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
 from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
@@ -17,8 +15,6 @@ from dotflow.core.task import Task, TaskBuilder
 from dotflow.core.workflow import Manager
 
 __all__ = ["DotFlow"]
-
-logger = logging.getLogger("dotflow")
 
 RESERVED_START_ARGUMENTS = ("tasks", "workflow_id", "config")
 
@@ -70,27 +66,7 @@ class DotFlow:
         for task in self.task.queue:
             task.clear_run()
         self._manager = Manager(tasks=self.task.queue, workflow_id=self.workflow_id, config=self._config, **kwargs)
-        self._flush_at_end(self._manager)
         return self._manager
-
-    def _flush_at_end(self, manager: Manager) -> None:
-        """A storage that buffers writes (BatchStorage) is flushed when the workflow ends."""
-        storage = self._config.storage
-        if not getattr(storage, "buffers_writes", False):
-            return
-        thread = getattr(manager, "thread", None)
-        if thread is None:  # every mode but background has finished by now
-            storage.flush()
-            return
-
-        def flush_after(worker: Any = thread) -> None:
-            worker.join()
-            try:
-                storage.flush()
-            except Exception:
-                logger.exception("workflow %s: flushing buffered checkpoints at the end failed", self.workflow_id)
-
-        threading.Thread(target=flush_after, name="dotflow-flush-at-end", daemon=True).start()
 
     def result_task(self) -> list[Task]:
         return self.task.queue

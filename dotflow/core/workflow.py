@@ -217,6 +217,8 @@ class Manager:
         failed = any(task.status == TypeStatus.FAILED for task in self.tasks)
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
+        if config is not None and getattr(config.storage, "buffers_writes", False):
+            config.storage.flush()  # BatchStorage: every checkpoint durable before the workflow's callbacks
         if config is not None:
             config.tracer.end_workflow(workflow_id=self.workflow_id, duration=duration, failed=failed)
             if failed:

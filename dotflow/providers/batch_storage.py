@@ -4,7 +4,7 @@
 
 `post` stages the checkpoint in memory and returns; the buffer is flushed (made durable in the
 wrapped storage) when it holds `max_batch` checkpoints, when the oldest has waited `max_delay`
-seconds (a background thread), when a workflow ends (`DotFlow.start` returns), before a task's
+seconds (a background thread), when a workflow ends (before its callbacks), before a task's
 failure is reported, before any delete / list / swap, and on `flush()`, `close()` or leaving a
 `with` block (and at interpreter exit, for an instance never closed). Reads (`get`,
 `read_checkpoint`) see the buffered checkpoints.

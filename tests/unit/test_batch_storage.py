@@ -262,3 +262,18 @@ def test_retired_logs_are_never_replayed(tmp_path):
         assert reopened._log.replayed == 0
         assert reopened.get("a.json").storage == 2
     assert logs(tmp_path) == []
+
+
+def test_the_workflow_callbacks_run_after_the_last_flush(tmp_path):
+    for mode in ("sequential", "background"):
+        folder = tmp_path / mode
+        batch = BatchStorage(StorageFile(path=folder), max_batch=1000, max_delay=None)
+        seen: list[list[str]] = []
+        flow = DotFlow(config=Config(storage=batch), workflow_id=WORKFLOW)
+        flow.task.add(step=[double] * 3)
+        flow.start(mode=mode, on_success=lambda tasks: seen.append(files(folder)))
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.005)  # the background run ends in its own thread
+        assert seen == [[f"{WORKFLOW}-{n}-double.json" for n in range(3)]], mode
+        batch.close()
