@@ -275,8 +275,9 @@ class _TaskRun:
                 task.errors = error
                 task.status = TypeStatus.FAILED
         finally:
-            task.finished_at = datetime.now()
-            task.duration = (task.finished_at - task.started_at).total_seconds()
+            task.finished_at = finished = datetime.now()
+            started = task.started_at
+            task.duration = None if started is None else (finished - started).total_seconds()
             config.tracer.end_task(task=task)
             config.server.update_task(task=task)
         return isinstance(error, Exception)

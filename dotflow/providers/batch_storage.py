@@ -36,7 +36,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, cast
 
 from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
 from dotflow.core.context import Context
@@ -84,11 +84,13 @@ class BatchStorage(Storage):
         self._posts = 0
         self._timer: threading.Thread | None = None
         self._log = None
+        self._file_clock: Callable[[], float] = time.time
         from dotflow.providers.storage_file import StorageFile
 
         if isinstance(storage, StorageFile):
             from dotflow.providers.batch_log import FileBatchLog
 
+            self._file_clock = storage.clock  # documents are encoded here, on the file storage's clock
             self._log = FileBatchLog(storage)  # replays what a crash left committed but unapplied
         self._pid = os.getpid()  # a forked child never flushes its copy of the parent's buffer at exit
         atexit.register(_flush_at_exit, weakref.ref(self))
@@ -153,7 +155,7 @@ class BatchStorage(Storage):
         if pending is None:
             return self.storage.read_checkpoint(key=key)
         if pending.document is not None:
-            return _decode(key, pending.document, self.storage._clock())
+            return _decode(key, pending.document, self._file_clock())
         if pending.deadline is not None and time.monotonic() >= pending.deadline:
             return None
         return Checkpoint(context=isolated_copy(pending.context), fingerprint=pending.fingerprint)
@@ -205,7 +207,7 @@ class BatchStorage(Storage):
             reason = _bad_key_reason(key)  # a key that could leave the folder is refused, as StorageFile does
             if reason is not None:
                 raise ValueError(f"invalid storage key {key!r}: {reason}; a key cannot escape the storage folder")
-            return _Pending(None, _encode(key, context, ttl, fingerprint, self.storage._clock()), ttl, fingerprint)  # with a fresh revision
+            return _Pending(None, _encode(key, context, ttl, fingerprint, self._file_clock()), ttl, fingerprint)  # with a fresh revision
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, not {type(key).__name__}")
         check_post_metadata(ttl, fingerprint)
@@ -236,7 +238,7 @@ class BatchStorage(Storage):
             post_many(items)
             return
         for key, context, ttl, fingerprint in items:
-            self.storage.post(key=key, context=context, ttl=ttl, fingerprint=fingerprint)
+            self.storage.post(key=key, context=cast(Context, context), ttl=cast("int | None", ttl), fingerprint=fingerprint)
 
     def _start_timer(self) -> None:
         if self._timer is not None and self._timer.is_alive():

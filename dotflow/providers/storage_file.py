@@ -142,6 +142,7 @@ class StorageFile(VersionedStorage):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.clock = clock  # wall time: expiry times are stored in the files
         self._clock = clock
         self.path = Path(path, "tasks")
         self.path.mkdir(parents=True, exist_ok=True)
