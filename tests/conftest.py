@@ -4,6 +4,8 @@
   delays themselves record `time.sleep` calls instead). Storages take a `clock=` for ttl.
 - A test that starts a process (subprocess or multiprocessing) must be marked `@pytest.mark.slow`,
   so that `pytest -m "not slow"` stays a fast loop; an unmarked one fails, saying so.
+- SQL: a throwaway PostgreSQL server (started by the first slow test that needs it), and
+  `database_url` / `schema_url`, one database per SQL backend (the PostgreSQL ones are slow).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import multiprocessing.process
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,9 @@ import pytest
 import dotflow.core.engine as engine
 from tests.servers import LocalServer, start_fake_gcs, start_moto
 from dotflow.testing import ManualClock
+from tests.postgres_server import postgres_server, postgres_url
+
+__all__ = ["clock", "database_url", "postgres_server", "postgres_url", "schema_url"]
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +94,27 @@ def cloud_gcs(fake_gcs_server: LocalServer) -> Any:
     from tests.cloud.backends import GcsCloud
 
     return GcsCloud(fake_gcs_server)
+
+
+# ----------------------------------------------------------------------------- SQL databases
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that does not exist yet (SQLite) or is empty (PostgreSQL)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def schema_url(database_url: str) -> str:
+    """`database_url`, upgraded to the current schema where it is not created automatically (PostgreSQL)."""
+    if database_url.startswith("postgresql"):
+        from uow.journal_migrate import upgrade
+        from uow.sql_engine import make_engine
+
+        engine = make_engine(database_url)
+        upgrade(engine)
+        engine.dispose()
+    return database_url

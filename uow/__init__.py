@@ -3,6 +3,7 @@
 `uow` knows nothing about dotflow: values are opaque and the storage is any object with
 `post(key=, context=, ttl=, fingerprint=)` and `get(key=)` (optionally `delete`,
 `read_checkpoint`, and `post_if` / `delete_if` for optimistic concurrency).
+`Journal` (SQL, needs the `sql` extra when used) records every unit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from uow.errors import (
     UnitClosedError,
     UnitOfWorkError,
 )
+from uow.journal import Journal
+from uow.journal_migrate import SchemaError
 from uow.snapshot import UnitSnapshot
 from uow.unit_of_work import (
     ACTIVE,
@@ -51,9 +54,11 @@ __all__ = [
     "ConflictError",
     "Delete",
     "HookError",
+    "Journal",
     "JournalError",
     "NestingError",
     "Put",
+    "SchemaError",
     "StoredCheckpoint",
     "SupportsConditionalWrite",
     "SupportsDelete",

@@ -19,6 +19,7 @@ __all__ = ["UnitSnapshot"]
 
 @dataclass(frozen=True)
 class UnitSnapshot:
+    id: str
     state: str
     workflow_id: str | None
     task_id: Any
@@ -35,6 +36,7 @@ class UnitSnapshot:
         if isinstance(unit, UnitSnapshot):
             return unit
         return cls(
+            id=unit.id,
             state=unit.state,
             workflow_id=unit.workflow_id,
             task_id=unit.task_id,

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -229,6 +230,7 @@ class UnitOfWork:
         self._on_rollback: list[Hook] = []
         self._parent: UnitOfWork | None = None
         self._child: UnitOfWork | None = None
+        self._id = uuid.uuid4().hex
         self._started_at = _now()
         self._finished_at: datetime | None = None
         self._error: BaseException | None = None
@@ -237,6 +239,11 @@ class UnitOfWork:
         return f"<UnitOfWork {self._state}, {len(self._changes)} change(s)>"
 
     # -- read-only facts, for callers and the journal ------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """A random id (32 hex digits), the unit's key in a journal."""
+        return self._id
 
     @property
     def state(self) -> str:

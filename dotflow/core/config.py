@@ -12,6 +12,7 @@ from dotflow.abc.server import Server
 from dotflow.abc.storage import Storage
 from dotflow.abc.tracer import Tracer
 from dotflow.core.exception import NotCallableObject
+from dotflow.core.journal import open_journal
 
 __all__ = ["Config"]
 
@@ -19,8 +20,9 @@ __all__ = ["Config"]
 class Config:
     """Holds storage, notify, log, server, scheduler, tracer, metrics and the optional journal.
 
-    `journal` is any object with a `record(unit)` method; each unit of work reports its outcome
-    to it. None (the default) keeps no journal.
+    `journal` is a `uow.Journal`, a journal URL string (``sqlite:///journal.db``,
+    ``postgresql://...``; opened as a `uow.Journal`), or any object with a `record(unit)` method;
+    each unit of work reports its outcome to it. None (the default) keeps no journal.
     """
 
     def __init__(
@@ -51,7 +53,7 @@ class Config:
         self.scheduler = scheduler if scheduler is not None else SchedulerDefault()
         self.tracer = tracer if tracer is not None else TracerDefault()
         self.metrics = metrics if metrics is not None else MetricsDefault()
-        self.journal = journal
+        self.journal = open_journal(journal)
         self._validate()
 
     def _validate(self) -> None:

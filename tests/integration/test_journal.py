@@ -1,0 +1,173 @@
+"""The SQL journal on SQLite and on a real PostgreSQL: recording, queries, fingerprints, verify."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from dotflow.core.context import Context
+from dotflow.core.journal import checkpoint_bytes
+from dotflow.providers.storage_default import StorageDefault
+from uow import ConflictError, Journal, UnitOfWork
+from uow.journal import BACKED, CHANGED, MISSING, UNBACKED, UNCONFIRMED
+
+
+@pytest.fixture
+def journal(schema_url: str) -> Iterator[Journal]:
+    opened = Journal(schema_url, encode=checkpoint_bytes)
+    yield opened
+    opened.close()
+
+
+def committed_unit(storage: StorageDefault, journal: Journal, key: str, value: object, **ids: object) -> UnitOfWork:
+    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1, **ids)  # type: ignore[arg-type]
+    unit.put(key, Context(storage=value), fingerprint="fp-1")
+    unit.commit()
+    return unit
+
+
+def test_a_committed_unit_is_recorded_with_its_writes(journal: Journal) -> None:
+    storage = StorageDefault()
+    unit = committed_unit(storage, journal, "wf-0-a", {"rows": 3})
+    entry = journal.unit(unit.id)
+    assert entry is not None
+    assert (entry.workflow_id, entry.task_id, entry.attempt, entry.outcome) == ("wf", "0-a", 1, "committed")
+    assert entry.started_at.tzinfo is not None and entry.finished_at is not None
+    assert entry.started_at <= entry.finished_at
+    [write] = entry.writes
+    data = checkpoint_bytes(storage.read_checkpoint("wf-0-a").context)  # type: ignore[union-attr]
+    assert (write.key, write.operation, write.fingerprint, write.size) == ("wf-0-a", "put", "fp-1", len(data))
+    assert write.checksum is not None and len(write.checksum) == 64
+    assert journal.fingerprint("wf") == "fp-1"
+
+
+def test_a_rolled_back_unit_keeps_its_error_text(journal: Journal) -> None:
+    unit = UnitOfWork(StorageDefault(), journal=journal, workflow_id="wf", task_id="0-a", attempt=2)
+    with pytest.raises(RuntimeError):
+        with unit:
+            raise RuntimeError("the API answered 503")
+    entry = journal.unit(unit.id)
+    assert entry is not None and entry.outcome == "rolled_back"
+    assert entry.error == "RuntimeError: the API answered 503"
+    assert journal.fingerprint("wf") is None  # only committed units move the fingerprint
+
+
+def test_a_conflict_is_its_own_outcome(journal: Journal) -> None:
+    storage = StorageDefault()
+    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
+    unit.get("wf-0-a")  # remembers "absent"
+    storage.post("wf-0-a", Context(storage="someone else"))
+    unit.put("wf-0-a", Context(storage="mine"))
+    with pytest.raises(ConflictError):
+        unit.commit()
+    [entry] = journal.units()
+    assert (entry.id, entry.outcome) == (unit.id, "conflict")
+    assert entry.error is not None and "ConflictError" in entry.error
+
+
+def test_prepare_then_record_is_one_entry(journal: Journal) -> None:
+    storage = StorageDefault()
+    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
+    unit.put("wf-0-a", Context(storage=1))
+    journal.prepare(unit)
+    assert [u.outcome for u in journal.units()] == ["prepared"]
+    unit.commit()
+    assert [(u.id, u.outcome) for u in journal.units()] == [(unit.id, "committed")]
+
+
+def test_units_are_listed_newest_first_and_filtered(journal: Journal) -> None:
+    storage = StorageDefault()
+    first = committed_unit(storage, journal, "wf-0-a", 1)
+    second = committed_unit(storage, journal, "wf-1-b", 2)
+    other = UnitOfWork(storage, journal=journal, workflow_id="other", task_id="0-a", attempt=1)
+    other.rollback()
+    assert [u.id for u in journal.units()] == [other.id, second.id, first.id]
+    assert [u.id for u in journal.units(workflow_id="wf", oldest_first=True)] == [first.id, second.id]
+    assert [u.id for u in journal.units(outcome="rolled_back")] == [other.id]
+    assert journal.units(since=datetime.now(timezone.utc) + timedelta(seconds=5)) == []
+    assert len(journal.units(limit=2)) == 2
+
+
+def test_verify_classifies_every_key(journal: Journal) -> None:
+    storage = StorageDefault()
+    committed_unit(storage, journal, "wf-backed", "ok")
+    committed_unit(storage, journal, "wf-changed", "original")
+    storage.post("wf-changed", Context(storage="edited by hand"))
+    committed_unit(storage, journal, "wf-missing", "gone")
+    storage.delete("wf-missing")
+    storage.post("wf-stray", Context(storage="nobody journalled me"))
+    # the crash window: intent recorded, value written, outcome never recorded
+    crashed = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="4-e", attempt=1)
+    value = Context(storage="written, not confirmed")
+    crashed.put("wf-window", value)
+    journal.prepare(crashed)
+    storage.post("wf-window", value)
+    found = {f.key: f.status for f in journal.verify(storage)}
+    assert found == {
+        "wf-backed": BACKED,
+        "wf-changed": CHANGED,
+        "wf-missing": MISSING,
+        "wf-stray": UNBACKED,
+        "wf-window": UNCONFIRMED,
+    }
+
+
+def test_verify_a_crash_before_the_write_leaves_the_key_backed(journal: Journal) -> None:
+    storage = StorageDefault()
+    committed_unit(storage, journal, "wf-0-a", "first")
+    crashed = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
+    crashed.put("wf-0-a", Context(storage="second, never written"))
+    journal.prepare(crashed)
+    [finding] = journal.verify(storage)
+    assert finding.status == BACKED
+
+
+def test_verify_accepts_a_committed_delete(journal: Journal) -> None:
+    storage = StorageDefault()
+    committed_unit(storage, journal, "wf-0-a", "first")
+    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
+    unit.delete("wf-0-a")
+    unit.commit()
+    assert [f.status for f in journal.verify(storage)] == [BACKED]
+    storage.post("wf-0-a", Context(storage="back again"))
+    assert [f.status for f in journal.verify(storage)] == [UNBACKED]
+
+
+def test_the_workflow_fingerprint_row_follows_the_newest_commit(journal: Journal) -> None:
+    journal.set_fingerprint("wf", "fp-old")
+    journal.set_fingerprint("wf", "fp-new")
+    journal.set_fingerprint("other", "fp-x")
+    assert journal.fingerprint("wf") == "fp-new"
+    assert [(w, f) for w, f, _ in journal.fingerprints()] == [("other", "fp-x"), ("wf", "fp-new")]
+
+
+def test_many_threads_record_at_once(journal: Journal) -> None:
+    storage = StorageDefault()
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                committed_unit(storage, journal, f"wf-{n}-{i}", i)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(journal.units(outcome="committed")) == 80
+
+
+def test_a_journal_without_an_encoder_records_no_checksums(journal: Journal) -> None:
+    journal.encode = None
+    unit = committed_unit(StorageDefault(), journal, "wf-0-a", 1)
+    [write] = journal.unit(unit.id).writes  # type: ignore[union-attr]
+    assert write.checksum is None and write.size is None
+    with pytest.raises(ValueError, match="encoder"):
+        journal.verify(StorageDefault())

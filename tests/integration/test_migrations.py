@@ -1,0 +1,115 @@
+"""Alembic owns every table: migrations match the table definitions, run both ways, and are never implicit."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from dotflow.providers.storage_sql import metadata as storage_metadata
+from uow import Journal, SchemaError
+from uow.journal_migrate import PROJECT_ROOT, current_revision, head_revision, upgrade
+from uow.journal_schema import metadata as journal_metadata
+from uow.sql_engine import make_engine
+
+OWN_TABLES = {"dotflow_journal_unit", "dotflow_journal_write", "dotflow_workflow_input", "dotflow_checkpoint"}
+
+
+def tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_autogenerate_finds_no_difference_after_upgrade(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            diff = compare_metadata(context, [journal_metadata, storage_metadata])
+        assert diff == []
+        assert tables(database_url) == OWN_TABLES
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_then_downgrade_base(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        from alembic import command
+
+        from uow.journal_migrate import alembic_config
+
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection=connection), "base")
+        assert tables(database_url) == set()
+        assert current_revision(engine) is None
+    finally:
+        engine.dispose()
+
+
+def test_a_missing_sqlite_file_is_created_at_head(tmp_path: Path) -> None:
+    journal = Journal(f"sqlite:///{tmp_path / 'new.db'}")
+    try:
+        assert current_revision(journal.engine) == head_revision()
+        with journal.engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        assert mode == "wal"
+    finally:
+        journal.close()
+
+
+def test_an_existing_database_without_the_tables_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "existing.db"
+    sqlite3.connect(path).close()  # an empty file that exists
+    with pytest.raises(SchemaError) as info:
+        Journal(f"sqlite:///{path}")
+    assert "has no dotflow tables" in str(info.value)
+    assert "dotflow journal upgrade" in str(info.value)
+    assert tables(f"sqlite:///{path}") == set()
+
+
+def test_a_database_at_another_revision_names_the_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    Journal(url).close()
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+    engine.dispose()
+    with pytest.raises(SchemaError, match=r"is at revision 'f00d'.*dotflow journal upgrade"):
+        Journal(url)
+
+
+@pytest.mark.slow
+def test_a_postgres_database_is_never_created_implicitly(postgres_url: str) -> None:
+    with pytest.raises(SchemaError, match="dotflow journal upgrade"):
+        Journal(postgres_url)
+    assert tables(postgres_url) == set()
+
+
+
+
+@pytest.mark.slow
+def test_the_alembic_command_line_with_x_url_and_the_environment(tmp_path: Path) -> None:
+    alembic = [sys.executable, "-m", "alembic", "-c", str(PROJECT_ROOT / "alembic.ini")]
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "DOTFLOW_JOURNAL_URL": url}
+    subprocess.run([*alembic, "-x", f"url={url}", "upgrade", "head"], check=True, capture_output=True, cwd=tmp_path)
+    assert tables(url) == OWN_TABLES
+    subprocess.run([*alembic, "downgrade", "base"], check=True, capture_output=True, cwd=tmp_path, env=env)
+    assert tables(url) == set()
+    missing = subprocess.run([*alembic, "upgrade", "head"], capture_output=True, text=True, cwd=tmp_path,
+                             env={k: v for k, v in env.items() if k != "DOTFLOW_JOURNAL_URL"})
+    assert missing.returncode != 0 and "DOTFLOW_JOURNAL_URL" in missing.stderr

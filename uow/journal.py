@@ -1,0 +1,444 @@
+"""`Journal`: an SQL record of every top-level unit of work, and the audit (`verify`) built on it.
+
+Order of writes for one unit (see also `uow.unit_of_work`)
+    1. `prepare(unit)`: the unit's row with outcome "prepared" and one row per staged key (the
+       checksum and size of the value about to be stored), committed in the journal's database.
+    2. The storage writes.
+    3. `record(unit)`: the final outcome ("committed" only once every write has returned), its end
+       time and error text.
+
+So after a crash at any point, every key falls in one class (see `verify`): its stored value
+matches the newest committed entry (backed); it matches an entry that never reached "committed"
+(written but not confirmed: the crash window between 2 and 3); or it matches nothing (unbacked).
+A committed entry never points at a value that was not written. When the storage offers a
+transaction on the journal's own database, steps 1-3 collapse into that one transaction
+(`shares` and `record_in`): the writes and the committed entry are visible together or not at all.
+
+Checksums are SHA-256 of `encode(value)`, the storage-neutral bytes of a staged value; dotflow
+sets `encode` to its checkpoint encoding, and `verify` re-encodes what the storage returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from uow.sql_engine import dialect_insert, make_engine, retry_locked
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = [
+    "BACKED",
+    "CHANGED",
+    "Journal",
+    "JournalUnit",
+    "JournalWrite",
+    "MISSING",
+    "PROBLEMS",
+    "UNBACKED",
+    "UNCONFIRMED",
+    "VerifyFinding",
+    "outcome_of",
+]
+
+BACKED = "backed"  # the stored value is the one the newest committed entry wrote (or deleted)
+UNCONFIRMED = "unconfirmed"  # stored by a unit whose outcome was never confirmed: the crash window
+MISSING = "missing"  # a committed entry wrote it, the storage does not have it
+CHANGED = "changed"  # the storage holds something else than the newest committed entry wrote
+UNBACKED = "unbacked"  # present in the storage, no journal entry wrote it
+PROBLEMS = (MISSING, CHANGED, UNBACKED)
+
+Encoder = Callable[[Any], bytes]
+
+
+@dataclass(frozen=True)
+class JournalWrite:
+    key: str
+    operation: str  # "put" or "delete"
+    fingerprint: str | None
+    checksum: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class JournalUnit:
+    id: str
+    workflow_id: str | None
+    task_id: str | None
+    attempt: int | None
+    outcome: str
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    writes: tuple[JournalWrite, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyFinding:
+    key: str
+    status: str  # one of BACKED, UNCONFIRMED, MISSING, CHANGED, UNBACKED
+    unit_id: str | None = None  # the entry the key was compared with
+    detail: str = ""
+
+
+@dataclass
+class _KeyHistory:
+    committed: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)
+    unconfirmed: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)
+
+
+def outcome_of(unit: Any) -> str:
+    """The journal outcome of a settled unit: committed, rolled_back, failed or conflict."""
+    return str(unit.state)
+
+
+class Journal:
+    """Records units of work in an SQL database (SQLite file or PostgreSQL); see the module docstring.
+
+    `Journal("sqlite:///journal.db")` creates a missing SQLite file at the current schema; an
+    existing database must be at the current schema revision (`dotflow journal upgrade`).
+    `synchronous` is SQLite's durability level (NORMAL by default: see `uow.sql_engine`).
+    """
+
+    def __init__(self, url_or_engine: Any, *, encode: Encoder | None = None, synchronous: str = "NORMAL") -> None:
+        from uow import journal_migrate
+
+        self.engine: Engine = make_engine(url_or_engine, synchronous=synchronous)
+        self.encode = encode
+        try:
+            journal_migrate.ensure_schema(self.engine)
+        except BaseException:
+            if self.engine is not url_or_engine:
+                self.engine.dispose()
+            raise
+        from uow import journal_schema
+
+        self._schema = journal_schema
+        self._recorded_in_transaction: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Journal({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def prepare(self, unit: Any) -> None:
+        """Record the intent of `unit` (outcome "prepared", its keys and checksums) before it writes."""
+        rows = self._write_rows(unit)
+
+        def run() -> None:
+            with self.engine.begin() as connection:
+                connection.execute(self._schema.unit_table.insert().values(self._unit_row(unit, "prepared")))
+                if rows:
+                    connection.execute(self._schema.write_table.insert(), rows)
+
+        retry_locked(run)
+
+    def record(self, unit: Any) -> None:
+        """Record the final outcome of `unit` (inserting its entry if `prepare` was never called)."""
+        unit_id = _unit_id(unit)
+        with self._lock:
+            in_transaction = unit_id in self._recorded_in_transaction
+            self._recorded_in_transaction.discard(unit_id)
+        outcome = outcome_of(unit)
+        if in_transaction and outcome == "committed":
+            return  # written with the storage's own transaction
+        retry_locked(lambda: self._record(unit, outcome))
+
+    def shares(self, transaction: Any) -> bool:
+        """True if `transaction` (a storage's) runs on this journal's database, so one commit covers both."""
+        connection = getattr(transaction, "connection", None)
+        engine = getattr(connection, "engine", None)
+        return engine is not None and _same_database(engine, self.engine)
+
+    def record_in(self, transaction: Any, unit: Any) -> None:
+        """Write `unit` as committed inside the storage's `transaction` (see `shares`)."""
+        connection: Connection = transaction.connection
+        unit_id = _unit_id(unit)
+        row = self._unit_row(unit, "committed")
+        row["finished_at"] = _now()
+        connection.execute(self._schema.unit_table.insert().values(row))
+        rows = self._write_rows(unit)
+        if rows:
+            connection.execute(self._schema.write_table.insert(), rows)
+        self._save_fingerprint(connection, unit)
+        with self._lock:
+            self._recorded_in_transaction.add(unit_id)
+
+    def _record(self, unit: Any, outcome: str) -> None:
+        table = self._schema.unit_table
+        unit_id = _unit_id(unit)
+        finished = {
+            "outcome": outcome,
+            "finished_at": _aware(getattr(unit, "finished_at", None)) or _now(),
+            "error": getattr(unit, "error_text", None),
+        }
+        with self.engine.begin() as connection:
+            updated = connection.execute(table.update().where(table.c.id == unit_id).values(**finished))
+            if updated.rowcount == 0:
+                connection.execute(table.insert().values({**self._unit_row(unit, outcome), **finished}))
+                rows = self._write_rows(unit)
+                if rows:
+                    connection.execute(self._schema.write_table.insert(), rows)
+            if outcome == "committed":
+                self._save_fingerprint(connection, unit)
+
+    def _unit_row(self, unit: Any, outcome: str) -> dict[str, Any]:
+        task_id = getattr(unit, "task_id", None)
+        return {
+            "id": _unit_id(unit),
+            "workflow_id": getattr(unit, "workflow_id", None),
+            "task_id": None if task_id is None else str(task_id),
+            "attempt": getattr(unit, "attempt", None),
+            "outcome": outcome,
+            "started_at": _aware(getattr(unit, "started_at", None)) or _now(),
+            "finished_at": None,
+            "error": None,
+        }
+
+    def _write_rows(self, unit: Any) -> list[dict[str, Any]]:
+        rows = []
+        for key, change in dict(getattr(unit, "changes", {})).items():
+            value = getattr(change, "value", _DELETED)
+            checksum, size = (None, None) if value is _DELETED else self._digest(value)
+            rows.append(
+                {
+                    "unit_id": _unit_id(unit),
+                    "key": key,
+                    "operation": "delete" if value is _DELETED else "put",
+                    "fingerprint": getattr(change, "fingerprint", None),
+                    "checksum": checksum,
+                    "size": size,
+                }
+            )
+        return rows
+
+    def _digest(self, value: Any) -> tuple[str | None, int | None]:
+        if self.encode is None:
+            return None, None
+        try:
+            data = self.encode(value)
+        except Exception:  # an unencodable value: its commit fails on its own, with its own error
+            return None, None
+        return hashlib.sha256(data).hexdigest(), len(data)
+
+    def _save_fingerprint(self, connection: Connection, unit: Any) -> None:
+        workflow_id = getattr(unit, "workflow_id", None)
+        prints = [getattr(c, "fingerprint", None) for c in dict(getattr(unit, "changes", {})).values()]
+        prints = [p for p in prints if p is not None]
+        if workflow_id is not None and prints:
+            self._upsert_fingerprint(connection, workflow_id, prints[-1])
+
+    # -- per-workflow input fingerprint ----------------------------------------------------------
+
+    def fingerprint(self, workflow_id: str) -> str | None:
+        """The current input fingerprint of `workflow_id`, or None if none was recorded."""
+        table = self._schema.workflow_input_table
+        with self.engine.connect() as connection:
+            return connection.execute(
+                table.select().with_only_columns(table.c.fingerprint).where(table.c.workflow_id == workflow_id)
+            ).scalar_one_or_none()
+
+    def set_fingerprint(self, workflow_id: str, fingerprint: str) -> None:
+        def run() -> None:
+            with self.engine.begin() as connection:
+                self._upsert_fingerprint(connection, workflow_id, fingerprint)
+
+        retry_locked(run)
+
+    def fingerprints(self) -> list[tuple[str, str, datetime]]:
+        """(workflow id, fingerprint, updated at) of every workflow, by workflow id."""
+        table = self._schema.workflow_input_table
+        with self.engine.connect() as connection:
+            rows = connection.execute(table.select().order_by(table.c.workflow_id)).all()
+        return [(row.workflow_id, row.fingerprint, _aware(row.updated_at)) for row in rows]
+
+    def _upsert_fingerprint(self, connection: Connection, workflow_id: str, fingerprint: str) -> None:
+        table = self._schema.workflow_input_table
+        statement = dialect_insert(connection)(table).values(
+            workflow_id=workflow_id, fingerprint=fingerprint, updated_at=_now()
+        )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.workflow_id],
+                set_={"fingerprint": statement.excluded.fingerprint, "updated_at": statement.excluded.updated_at},
+            )
+        )
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def units(
+        self,
+        *,
+        workflow_id: str | None = None,
+        task_id: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[JournalUnit]:
+        """Entries matching every given filter, newest first (by start time) unless `oldest_first`."""
+        table = self._schema.unit_table
+        query = table.select()
+        if workflow_id is not None:
+            query = query.where(table.c.workflow_id == workflow_id)
+        if task_id is not None:
+            query = query.where(table.c.task_id == task_id)
+        if outcome is not None:
+            query = query.where(table.c.outcome == outcome)
+        if since is not None:
+            query = query.where(table.c.started_at >= _aware(since))
+        if until is not None:
+            query = query.where(table.c.started_at < _aware(until))
+        order = (table.c.started_at, table.c.id) if oldest_first else (table.c.started_at.desc(), table.c.id.desc())
+        query = query.order_by(*order)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_unit_from_row(row) for row in rows]
+
+    def unit(self, unit_id: str) -> JournalUnit | None:
+        """One entry with its writes, or None."""
+        units, writes = self._schema.unit_table, self._schema.write_table
+        with self.engine.connect() as connection:
+            row = connection.execute(units.select().where(units.c.id == unit_id)).one_or_none()
+            if row is None:
+                return None
+            write_rows = connection.execute(
+                writes.select().where(writes.c.unit_id == unit_id).order_by(writes.c.key)
+            ).all()
+        return _unit_from_row(row, tuple(_write_from_row(w) for w in write_rows))
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def verify(self, storage: Any, *, prefix: str = "", encode: Encoder | None = None) -> list[VerifyFinding]:
+        """Compare every key the journal wrote (and every key the storage holds) with the storage.
+
+        Reads each key once through `storage.read_checkpoint`; keys the journal never mentions
+        come from `storage.list_keys(prefix)` when the storage has it. Findings come sorted by key.
+        """
+        encode = encode or self.encode
+        if encode is None:
+            raise ValueError("verify needs an encoder for stored values (Journal(encode=...))")
+        history = self._history(prefix)
+        findings = [self._classify(key, history[key], storage, encode) for key in sorted(history)]
+        for key in sorted(set(_storage_keys(storage, prefix)) - set(history)):
+            findings.append(VerifyFinding(key, UNBACKED, detail="no journal entry wrote this key"))
+        return sorted(findings, key=lambda finding: finding.key)
+
+    def _history(self, prefix: str) -> dict[str, _KeyHistory]:
+        units, writes = self._schema.unit_table, self._schema.write_table
+        query = (
+            writes.join(units, writes.c.unit_id == units.c.id)
+            .select()
+            .with_only_columns(units.c.id, units.c.outcome, units.c.started_at, *writes.c)
+            .where(units.c.outcome.in_(("committed", "prepared", "failed", "conflict")))
+        )
+        if prefix:
+            query = query.where(writes.c.key.startswith(prefix, autoescape=True))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        history: dict[str, _KeyHistory] = {}
+        for row in rows:
+            entry = (_aware(row.started_at), row.id, _write_from_row(row))
+            keyed = history.setdefault(row.key, _KeyHistory())
+            (keyed.committed if row.outcome == "committed" else keyed.unconfirmed).append(entry)
+        return history
+
+    def _classify(self, key: str, history: _KeyHistory, storage: Any, encode: Encoder) -> VerifyFinding:
+        try:
+            checkpoint = storage.read_checkpoint(key=key)
+            stored = None if checkpoint is None else hashlib.sha256(encode(checkpoint.context)).hexdigest()
+        except Exception as error:
+            return VerifyFinding(key, CHANGED, detail=f"cannot be read: {type(error).__name__}: {error}")
+        latest = max(history.committed, key=lambda entry: entry[:2], default=None)
+        newer = [e for e in history.unconfirmed if latest is None or e[:2] > latest[:2]]
+        if latest is not None:
+            started, unit_id, write = latest
+            expected = None if write.operation == "delete" else write.checksum
+            if stored == expected:
+                return VerifyFinding(key, BACKED, unit_id)
+        for _, pending_id, pending in sorted(newer, key=lambda entry: entry[:2], reverse=True):
+            if stored == (None if pending.operation == "delete" else pending.checksum):
+                return VerifyFinding(key, UNCONFIRMED, pending_id, "written by a unit whose outcome was never confirmed")
+        if latest is None:
+            if stored is None:
+                return VerifyFinding(key, BACKED, detail="never committed, and absent")
+            return VerifyFinding(key, UNBACKED, detail="no committed entry wrote this value")
+        unit_id = latest[1]
+        if stored is None:
+            return VerifyFinding(key, MISSING, unit_id, "committed, but absent from the storage")
+        if latest[2].operation == "delete":
+            return VerifyFinding(key, UNBACKED, unit_id, "deleted by the newest committed entry, but present")
+        return VerifyFinding(key, CHANGED, unit_id, "the stored value differs from the committed one")
+
+
+_DELETED = object()
+
+
+def _unit_id(unit: Any) -> str:
+    unit_id = getattr(unit, "id", None)
+    if unit_id is None:
+        raise TypeError(f"a journal entry needs the unit's id; {type(unit).__name__} has none")
+    return str(unit_id)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """UTC-aware (SQLite hands back naive datetimes; the journal only ever stores UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _unit_from_row(row: Any, writes: tuple[JournalWrite, ...] = ()) -> JournalUnit:
+    return JournalUnit(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        task_id=row.task_id,
+        attempt=row.attempt,
+        outcome=row.outcome,
+        started_at=_aware(row.started_at),  # type: ignore[arg-type]
+        finished_at=_aware(row.finished_at),
+        error=row.error,
+        writes=writes,
+    )
+
+
+def _write_from_row(row: Any) -> JournalWrite:
+    return JournalWrite(row.key, row.operation, row.fingerprint, row.checksum, row.size)
+
+
+def _same_database(first: Engine, second: Engine) -> bool:
+    if first is second:
+        return True
+    return first.url.render_as_string(hide_password=False) == second.url.render_as_string(hide_password=False)
+
+
+def _storage_keys(storage: Any, prefix: str) -> Iterable[str]:
+    list_keys = getattr(storage, "list_keys", None)
+    if not callable(list_keys):
+        return ()
+    try:
+        return list(list_keys(prefix))
+    except NotImplementedError:
+        return ()

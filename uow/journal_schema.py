@@ -1,0 +1,79 @@
+"""The journal's tables, as SQLAlchemy Core `Table`s on one `MetaData` (Alembic owns their DDL).
+
+dotflow_journal_unit      one row per top-level unit of work
+dotflow_journal_write     one row per key a unit writes or deletes (what was stored: checksum, size)
+dotflow_workflow_input    one row per workflow: its current input fingerprint
+
+Each commit writes few pages: on SQLite both journal tables are WITHOUT ROWID (clustered on their
+primary key) and only the per-workflow index is kept. A unit's `outcome` is "prepared" from just before its storage writes until the outcome is final,
+then one of "committed", "rolled_back", "failed" or "conflict". Importing this module needs
+SQLAlchemy (the `sql` extra); `uow` itself does not import it until a journal is used.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "OUTCOMES",
+    "PREPARED",
+    "metadata",
+    "unit_table",
+    "workflow_input_table",
+    "write_table",
+]
+
+PREPARED = "prepared"
+OUTCOMES = ("committed", "rolled_back", "failed", "conflict")
+
+metadata = MetaData()
+
+unit_table = Table(
+    "dotflow_journal_unit",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workflow_id", String(255), nullable=True),
+    Column("task_id", String(255), nullable=True),
+    Column("attempt", Integer, nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_dotflow_journal_unit_workflow", "workflow_id", "started_at"),
+    sqlite_with_rowid=False,  # the id is the key: one B-tree, not a table plus an index
+)
+
+write_table = Table(
+    "dotflow_journal_write",
+    metadata,
+    Column(
+        "unit_id",
+        String(32),
+        ForeignKey("dotflow_journal_unit.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(1024), primary_key=True),
+    Column("operation", String(8), nullable=False),  # "put" or "delete"
+    Column("fingerprint", String(255), nullable=True),
+    Column("checksum", String(64), nullable=True),  # SHA-256 hex of the stored encoding
+    Column("size", Integer, nullable=True),  # bytes of that encoding
+    sqlite_with_rowid=False,
+)
+
+workflow_input_table = Table(
+    "dotflow_workflow_input",
+    metadata,
+    Column("workflow_id", String(255), primary_key=True),
+    Column("fingerprint", String(255), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
