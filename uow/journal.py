@@ -186,8 +186,10 @@ class Journal:
             "error": getattr(unit, "error_text", None),
         }
         with self.engine.begin() as connection:
-            updated = connection.execute(table.update().where(table.c.id == unit_id).values(**finished))
-            if updated.rowcount == 0:
+            updated = connection.execute(
+                table.update().where(table.c.id == unit_id).values(**finished).returning(table.c.id)
+            )
+            if updated.first() is None:
                 connection.execute(table.insert().values({**self._unit_row(unit, outcome), **finished}))
                 rows = self._write_rows(unit)
                 if rows:

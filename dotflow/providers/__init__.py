@@ -1,7 +1,8 @@
 """Providers: storage backends and the no-op defaults of the other Config slots.
 
-Cloud backends load lazily (`StorageS3`, `StorageGCS`), and import their SDKs only when constructed:
-a missing SDK is a `ModuleNotFound` naming the extra to install (`dotflow-uow[s3]`, `dotflow-uow[gcs]`).
+Cloud and SQL backends load lazily (`StorageS3`, `StorageGCS`, `StorageSQL`), and import their SDKs only
+when constructed or imported: a missing SDK is an error naming the extra to install (`dotflow-uow[s3]`,
+`dotflow-uow[gcs]`, `dotflow-uow[sql]`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
 _LAZY = {
     "StorageS3": "dotflow.providers.storage_s3",
     "StorageGCS": "dotflow.providers.storage_gcs",
+    "StorageSQL": "dotflow.providers.storage_sql",
 }
 
 # 1.0.1 providers this project does not ship
