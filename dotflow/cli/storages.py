@@ -1,0 +1,37 @@
+"""Build the storage named by `--storage` and its options (shared by `start` and `journal verify`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dotflow.cli import CommandError
+
+__all__ = ["build_storage"]
+
+
+def build_storage(args: Any) -> Any:
+    """The storage the options describe, or None when `--storage` was not given."""
+    name = getattr(args, "storage", None)
+    if name is None:
+        return None
+    from dotflow import providers
+
+    if name == "default":
+        return providers.StorageDefault()
+    if name == "file":
+        return providers.StorageFile(path=args.path)
+    if name == "sql":
+        if not args.storage_url:
+            raise CommandError("--storage sql needs --storage-url (a database URL)", status=2)
+        return providers.StorageSQL(args.storage_url)
+    if not args.bucket:
+        raise CommandError(f"--storage {name} needs --bucket", status=2)
+    options: dict[str, Any] = {"bucket": args.bucket}
+    if args.prefix is not None:
+        options["prefix"] = args.prefix
+    if name == "s3" and args.region:
+        options["region"] = args.region
+    if name == "gcs" and args.project:
+        options["project"] = args.project
+    cls = getattr(providers, "StorageS3" if name == "s3" else "StorageGCS")
+    return cls(**options)
