@@ -12,7 +12,7 @@ matches the newest committed entry (backed); it matches an entry that never reac
 (written but not confirmed: the crash window between 2 and 3); or it matches nothing (unbacked).
 A committed entry never points at a value that was not written. When the storage offers a
 transaction on the journal's own database, steps 1-3 collapse into that one transaction
-(`shares` and `record_in`): the writes and the committed entry are visible together or not at all.
+(`shares(storage)` and `record_in`): the writes and the committed entry are visible together or not at all.
 
 Checksums are SHA-256 of `encode(value)`, the storage-neutral bytes of a staged value; dotflow
 sets `encode` to its checkpoint encoding, and `verify` re-encodes what the storage returns.
@@ -157,11 +157,17 @@ class Journal:
             return  # written with the storage's own transaction
         retry_locked(lambda: self._record(unit, outcome))
 
-    def shares(self, transaction: Any) -> bool:
-        """True if `transaction` (a storage's) runs on this journal's database, so one commit covers both."""
-        connection = getattr(transaction, "connection", None)
-        engine = getattr(connection, "engine", None)
-        return engine is not None and _same_database(engine, self.engine)
+    def shares(self, storage: Any) -> bool:
+        """True if `storage` keeps its checkpoints in this journal's database and offers `transaction()`
+        (its transactions have a `connection`), so one database commit covers the writes and the entry."""
+        from sqlalchemy.engine import Engine
+
+        engine = getattr(storage, "engine", None)
+        return (
+            isinstance(engine, Engine)
+            and callable(getattr(storage, "transaction", None))
+            and _same_database(engine, self.engine)
+        )
 
     def record_in(self, transaction: Any, unit: Any) -> None:
         """Write `unit` as committed inside the storage's `transaction` (see `shares`)."""
@@ -433,6 +439,8 @@ def _write_from_row(row: Any) -> JournalWrite:
 def _same_database(first: Engine, second: Engine) -> bool:
     if first is second:
         return True
+    if first.url.get_backend_name() == "sqlite" and first.url.database in (None, "", ":memory:"):
+        return False  # each engine's in-memory database is its own
     return first.url.render_as_string(hide_password=False) == second.url.render_as_string(hide_password=False)
 
 

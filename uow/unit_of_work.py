@@ -24,6 +24,17 @@ Commit
 * While a commit runs the state is "committing": a storage that calls back into the unit cannot
   commit it a second time (UnitClosedError).
 
+Storage transactions and the journal's intent record
+----------------------------------------------------
+* A storage with `transaction()` (a context manager yielding an object with post / delete /
+  post_if / delete_if, committed when the block ends normally, rolled back on an exception) gets
+  every multi-key commit in one transaction: all or nothing, no before-images, no restoring.
+* A journal with `prepare(unit)` is called once before the first write (its intent record); a
+  failure there fails the commit with nothing written (`CommitError`). A journal whose
+  `shares(storage)` is true instead writes its committed entry with `record_in(transaction, unit)`
+  inside the storage's transaction, so the writes and the entry become visible together or not
+  at all (even for one key); `record(unit)` still follows once the outcome is final.
+
 Optimistic concurrency
 ----------------------
 On a storage with versions (`read_checkpoint` returning a `version`, plus `post_if` / `delete_if`),
@@ -447,6 +458,16 @@ class UnitOfWork:
     def _write_all(self) -> None:
         """Write every change, appending to `_written`; on failure undo what was written and raise."""
         changes = list(self._changes.items())
+        if not changes:
+            return
+        shared = self._journal_shares_storage()
+        begin = getattr(self._storage, "transaction", None)
+        if callable(begin) and (len(changes) > 1 or shared):
+            if not shared:
+                self._prepare()
+            self._write_in_transaction(begin, changes, shared)
+            return
+        self._prepare()
         before = self._read_before_images() if len(changes) > 1 else None
         for key, change in changes:
             expected = self._seen.get(key, _UNSEEN)
@@ -469,9 +490,42 @@ class UnitOfWork:
                 )
             self._written.append(key)
 
-    def _write_one(self, key: str, change: Change, expected: object) -> bool:
+    def _journal_shares_storage(self) -> bool:
+        """True if the journal can write its entry inside the storage's own transaction."""
+        shares = getattr(self._journal, "shares", None)
+        return callable(shares) and bool(shares(self._storage))
+
+    def _prepare(self) -> None:
+        """Tell the journal what is about to be written, before any write (see `uow.journal`)."""
+        prepare = getattr(self._journal, "prepare", None)
+        if not callable(prepare):
+            return
+        try:
+            prepare(self)
+        except Exception as error:
+            raise CommitError(next(iter(self._changes)), reason="journalling the intent to write") from error
+
+    def _write_in_transaction(self, begin: Callable[[], Any], changes: list[tuple[str, Change]], shared: bool) -> None:
+        """All changes in one storage transaction (and the journal entry too when `shared`): all or nothing."""
+        key = changes[0][0]
+        try:
+            with begin() as transaction:
+                for key, change in changes:
+                    expected = self._seen.get(key, _UNSEEN)
+                    if not self._write_one(key, change, expected, target=transaction):
+                        raise ConflictError(key, cast("str | None", expected))
+                if shared:
+                    key = "(journal entry)"
+                    self._journal.record_in(transaction, self)  # type: ignore[union-attr]
+        except (ConflictError, CommitError):
+            raise
+        except Exception as error:
+            raise CommitError(key, reason="writing (transaction rolled back)") from error
+        self._written.extend(k for k, _ in changes)
+
+    def _write_one(self, key: str, change: Change, expected: object, target: Any = None) -> bool:
         """One write; False if its version condition failed (nothing written)."""
-        storage: Any = self._storage
+        storage: Any = self._storage if target is None else target
         if expected is _UNSEEN or not self._capabilities.versions:
             if isinstance(change, Put):
                 storage.post(key=key, context=change.value, ttl=change.ttl, fingerprint=change.fingerprint)

@@ -43,7 +43,7 @@ STATE_FIELDS = (
 )  # fmt: skip
 RELAYED = {
     "storage": ("post", "get", "read_checkpoint", "delete", "delete_prefix", "list_keys", "clear", "post_if", "delete_if"),
-    "journal": ("record",),
+    "journal": ("prepare", "record"),
 }  # fmt: skip
 MAX_SERVING_THREADS = 32
 PIPE_ERRORS = (pickle.PicklingError, TypeError, AttributeError)
@@ -132,6 +132,9 @@ class JournalRelay:
     def __init__(self, pipe: _Pipe, index: int) -> None:
         self._pipe = pipe
         self._index = index
+
+    def prepare(self, unit: UnitOfWork) -> None:
+        self._pipe.call("journal", self._index, "prepare", {"unit": UnitSnapshot.of(unit)})
 
     def record(self, unit: UnitOfWork) -> None:
         self._pipe.call("journal", self._index, "record", {"unit": UnitSnapshot.of(unit)})
@@ -239,6 +242,8 @@ def _answer(worker: _Worker, target: str, index: int, method: str, kwargs: dict[
     reply: tuple[str, Any]
     if method not in RELAYED.get(target, ()) or obj is None:
         reply = ("error", WorkerError(f"{target} method {method!r} cannot be relayed"))
+    elif method == "prepare" and not callable(getattr(obj, "prepare", None)):
+        reply = ("ok", None)  # the parent's journal keeps no intent record
     else:
         try:
             reply = ("ok", getattr(obj, method)(**kwargs))

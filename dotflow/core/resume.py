@@ -6,6 +6,10 @@ the leading tasks whose checkpoints exist are restored; from the first task that
 of that sequence runs too, since its input may now differ. Parallel tasks are independent: each one
 with a checkpoint is restored.
 
+Input changes (`on_input_change`): when the configured journal keeps per-workflow fingerprints
+(`journal.fingerprint(workflow_id)`, as `uow.Journal` does), its row is compared with this run's
+fingerprint; otherwise each restored checkpoint's own fingerprint is.
+
 On a storage with versions, the tasks that run are also looked up, so that each commit can be
 conditional on the version this run saw ("absent" included): if another run committed that task
 first, the commit conflicts and the engine adopts the stored checkpoint instead (see TaskEngine).
@@ -52,6 +56,7 @@ def plan_restore(
 ) -> RunPlan:
     """Read each task's checkpoint once and plan the run. With policy "reset", deletes this run's checkpoints."""
     plan = RunPlan(fingerprint)
+    recorded = _journal_fingerprint(sequences, workflow_id)
     for tasks in sequences:
         restoring = True
         for task in tasks:
@@ -66,7 +71,10 @@ def plan_restore(
                 restoring = False
             if not restoring:
                 continue
-            changed = checkpoint.fingerprint is not None and checkpoint.fingerprint != fingerprint
+            if recorded is not _NO_JOURNAL:  # the journal's row for the workflow decides
+                changed = recorded is not None and recorded != fingerprint
+            else:
+                changed = checkpoint.fingerprint is not None and checkpoint.fingerprint != fingerprint
             if changed and policy == TypeInputChange.RAISE:
                 raise InputChangedError(workflow_id=workflow_id)
             if changed and policy == TypeInputChange.RESET:
@@ -74,6 +82,19 @@ def plan_restore(
                 return RunPlan(fingerprint, versions={task.task_id: None for seq in sequences for task in seq})
             plan.restored[task.task_id] = checkpoint.context
     return plan
+
+
+_NO_JOURNAL: Any = object()
+
+
+def _journal_fingerprint(sequences: list[list[Any]], workflow_id: Any) -> Any:
+    """The workflow's input fingerprint recorded in the journal (None if none), or _NO_JOURNAL
+    when no journal with per-workflow fingerprints is configured."""
+    first = next((task for tasks in sequences for task in tasks), None)
+    lookup = getattr(getattr(getattr(first, "config", None), "journal", None), "fingerprint", None)
+    if not callable(lookup):
+        return _NO_JOURNAL
+    return lookup(str(workflow_id))
 
 
 def _delete_checkpoints(sequences: list[list[Any]]) -> None:

@@ -9,6 +9,10 @@ storage's clock (`clock=`, default `time.monotonic`; tests pass a fake clock ins
 an expired key behaves as missing everywhere and is evicted when touched.
 Value, fingerprint and expiry are stored together and replaced together by every write.
 
+`transaction()` holds the lock for a block of writes and puts every entry back as it was if the
+block raises: several writes become visible together or not at all (the unit of work uses it for
+multi-key commits).
+
 Versions: every write stamps the entry with the next value of a per-instance counter ("1", "2", ...),
 so `post_if` / `delete_if` compare-and-set under the same lock.
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -128,6 +134,18 @@ class StorageDefault(VersionedStorage):
                 return False
             self._put(key, entry)
             return True
+
+    @contextmanager
+    def transaction(self) -> Iterator[StorageDefault]:
+        """Writes made through the yielded storage inside the block are all kept, or all undone if it raises."""
+        with self._lock:
+            saved = dict(self._entries)  # entries are replaced by writes, never changed in place
+            try:
+                yield self
+            except BaseException:
+                self._entries.clear()
+                self._entries.update(saved)
+                raise
 
     # ----------------------------------------------------------------------------------------- helpers
 

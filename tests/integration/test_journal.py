@@ -11,7 +11,7 @@ import pytest
 from dotflow.core.context import Context
 from dotflow.core.journal import checkpoint_bytes
 from dotflow.providers.storage_default import StorageDefault
-from uow import ConflictError, Journal, UnitOfWork
+from uow import CommitError, ConflictError, Journal, UnitOfWork
 from uow.journal import BACKED, CHANGED, MISSING, UNBACKED, UNCONFIRMED
 
 
@@ -68,14 +68,43 @@ def test_a_conflict_is_its_own_outcome(journal: Journal) -> None:
     assert entry.error is not None and "ConflictError" in entry.error
 
 
-def test_prepare_then_record_is_one_entry(journal: Journal) -> None:
+def test_the_intent_is_recorded_before_the_storage_write_then_confirmed(journal: Journal) -> None:
+    seen_during_write: list[list[str]] = []
+
+    class Watching(StorageDefault):
+        def post(self, *args: object, **kwargs: object) -> None:
+            seen_during_write.append([u.outcome for u in journal.units()])
+            super().post(*args, **kwargs)  # type: ignore[arg-type]
+
+    unit = UnitOfWork(Watching(), journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
+    unit.put("wf-0-a", Context(storage=1))
+    unit.commit()
+    assert seen_during_write == [["prepared"]]
+    assert [(u.id, u.outcome) for u in journal.units()] == [(unit.id, "committed")]
+
+
+def test_a_failed_write_turns_the_intent_into_a_failed_entry(journal: Journal) -> None:
+    class Broken(StorageDefault):
+        def post(self, *args: object, **kwargs: object) -> None:
+            raise OSError("disk full")
+
+    unit = UnitOfWork(Broken(), journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
+    unit.put("wf-0-a", Context(storage=1))
+    with pytest.raises(CommitError):
+        unit.commit()
+    [entry] = journal.units()
+    assert (entry.outcome, entry.error) == ("failed", "CommitError: commit failed writing 'wf-0-a'")
+
+
+def test_no_write_happens_when_the_intent_cannot_be_recorded(journal: Journal) -> None:
     storage = StorageDefault()
     unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
     unit.put("wf-0-a", Context(storage=1))
-    journal.prepare(unit)
-    assert [u.outcome for u in journal.units()] == ["prepared"]
-    unit.commit()
-    assert [(u.id, u.outcome) for u in journal.units()] == [(unit.id, "committed")]
+    journal.engine.dispose()
+    journal.prepare = lambda unit: (_ for _ in ()).throw(OSError("journal unreachable"))  # type: ignore[method-assign]
+    with pytest.raises(CommitError, match="journalling the intent"):
+        unit.commit()
+    assert storage.read_checkpoint("wf-0-a") is None
 
 
 def test_units_are_listed_newest_first_and_filtered(journal: Journal) -> None:
