@@ -5,7 +5,10 @@ Order of writes for one unit (see also `uow.unit_of_work`)
        checksum and size of the value about to be stored), committed in the journal's database.
     2. The storage writes.
     3. `record(unit)`: the final outcome ("committed" only once every write has returned), its end
-       time and error text.
+       time and error text. For a prepared unit this is queued and written by the journal's next
+       transaction (the next unit's step 1, a read, `flush`, `close`, the end of a dotflow run):
+       one SQLite transaction per unit instead of two. A crash before then leaves "prepared",
+       which is exactly what a crash between steps 2 and 3 leaves.
 
 So after a crash at any point, every key falls in one class (see `verify`): its stored value
 matches the newest committed entry (backed); it matches an entry that never reached "committed"
@@ -92,6 +95,22 @@ class _KeyHistory:
     unconfirmed: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)
 
 
+class _Statements:
+    """Statements built once and reused with parameters (SQLAlchemy then compiles each once)."""
+
+    def __init__(self, schema: Any) -> None:
+        from sqlalchemy import bindparam
+
+        units = schema.unit_table
+        self.insert_unit = units.insert()
+        self.insert_write = schema.write_table.insert()
+        self.finish = (
+            units.update()
+            .where(units.c.id == bindparam("unit_id"))
+            .values(outcome=bindparam("outcome"), finished_at=bindparam("finished_at"), error=bindparam("error"))
+        )
+
+
 def outcome_of(unit: Any) -> str:
     """The journal outcome of a settled unit: committed, rolled_back, failed or conflict."""
     return str(unit.state)
@@ -119,8 +138,15 @@ class Journal:
         from uow import journal_schema
 
         self._schema = journal_schema
+        self._statements = _Statements(journal_schema)
         self._recorded_in_transaction: set[str] = set()
+        self._prepared: set[str] = set()  # ids prepared here and not yet recorded
+        self._last_fingerprint: dict[str, str] = {}  # workflow id -> fingerprint this journal last wrote
+        self._pending: list[tuple[dict[str, Any], tuple[str, str] | None]] = []  # outcomes not yet written
         self._lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._writers = threading.local()  # each thread keeps one connection for its writes
+        self._open_writers: list[tuple[threading.Thread, Connection]] = []
 
     def __repr__(self) -> str:
         return f"Journal({self.url!r})"
@@ -130,32 +156,113 @@ class Journal:
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Write the queued outcomes, then release the database connections."""
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                writers, self._open_writers = self._open_writers, []
+            for _, connection in writers:
+                connection.close()
+            self._writers = threading.local()
+            self.engine.dispose()
+
+    def _writer(self) -> Connection:
+        """This thread's write connection (opened once: a pool checkout per write costs more than the write)."""
+        connection: Connection | None = getattr(self._writers, "connection", None)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self.engine.connect()
+            self._writers.connection = connection
+            with self._lock:
+                ended = [pair for pair in self._open_writers if not pair[0].is_alive()]
+                self._open_writers = [pair for pair in self._open_writers if pair[0].is_alive()]
+                self._open_writers.append((threading.current_thread(), connection))
+            for _, stale in ended:  # threads that are gone will not use theirs again
+                stale.close()
+        return connection
 
     # -- recording -----------------------------------------------------------------------------
 
     def prepare(self, unit: Any) -> None:
-        """Record the intent of `unit` (outcome "prepared", its keys and checksums) before it writes."""
-        rows = self._write_rows(unit)
+        """Record the intent of `unit` (outcome "prepared", its keys and checksums) before it writes.
 
-        def run() -> None:
-            with self.engine.begin() as connection:
-                connection.execute(self._schema.unit_table.insert().values(self._unit_row(unit, "prepared")))
-                if rows:
-                    connection.execute(self._schema.write_table.insert(), rows)
-
-        retry_locked(run)
+        The same transaction first writes the outcomes `record` has queued (see `flush`).
+        """
+        unit_row, write_rows = self._unit_row(unit, "prepared"), self._write_rows(unit)
+        self._write(lambda connection: self._insert(connection, unit_row, write_rows))
+        with self._lock:
+            self._prepared.add(unit_row["id"])
 
     def record(self, unit: Any) -> None:
-        """Record the final outcome of `unit` (inserting its entry if `prepare` was never called)."""
+        """Record the final outcome of `unit`.
+
+        The outcome of a unit this journal prepared is queued, and written by the next journal
+        transaction of this process (the next unit's `prepare`, any read, `flush`, `close`, the
+        end of a dotflow run); one transaction per unit instead of two. Until then it reads as
+        "prepared", which is also what a crash would leave: `verify` calls such keys unconfirmed.
+        A unit that was never prepared is inserted at once.
+        """
         unit_id = _unit_id(unit)
         with self._lock:
             in_transaction = unit_id in self._recorded_in_transaction
             self._recorded_in_transaction.discard(unit_id)
+            prepared = unit_id in self._prepared
+            self._prepared.discard(unit_id)
         outcome = outcome_of(unit)
         if in_transaction and outcome == "committed":
             return  # written with the storage's own transaction
-        retry_locked(lambda: self._record(unit, outcome))
+        finished = {
+            "unit_id": unit_id,
+            "outcome": outcome,
+            "finished_at": _aware(getattr(unit, "finished_at", None)) or _now(),
+            "error": getattr(unit, "error_text", None),
+        }
+        fingerprint = self._fingerprint_to_save(unit) if outcome == "committed" else None
+        if prepared:
+            with self._lock:
+                self._pending.append((finished, fingerprint))
+                if fingerprint is not None:
+                    self._last_fingerprint[fingerprint[0]] = fingerprint[1]
+            return
+        unit_row = self._unit_row(unit, outcome)
+        unit_row.update(finished_at=finished["finished_at"], error=finished["error"])
+        write_rows = self._write_rows(unit)
+
+        def insert(connection: Connection) -> None:
+            self._insert(connection, unit_row, write_rows)
+            if fingerprint is not None:
+                self._upsert_fingerprint(connection, *fingerprint)
+
+        self._write(insert)
+        if fingerprint is not None:
+            with self._lock:
+                self._last_fingerprint[fingerprint[0]] = fingerprint[1]
+
+    def flush(self) -> None:
+        """Write the outcomes `record` has queued, now."""
+        with self._lock:
+            if not self._pending:
+                return
+        self._write(lambda connection: None)
+
+    def _write(self, work: Callable[[Connection], None]) -> None:
+        """One transaction: the queued outcomes first, then `work`; the queue empties only if it commits."""
+        with self._write_lock:  # the queue must not be written twice, nor overtaken, by two threads
+
+            def run() -> None:
+                with self._lock:
+                    pending = list(self._pending)
+                connection = self._writer()
+                with connection.begin():
+                    for finished, fingerprint in pending:
+                        connection.execute(self._statements.finish, finished)
+                        if fingerprint is not None:
+                            self._upsert_fingerprint(connection, *fingerprint)
+                    work(connection)
+                with self._lock:
+                    del self._pending[: len(pending)]
+
+            retry_locked(run)
 
     def shares(self, storage: Any) -> bool:
         """True if `storage` keeps its checkpoints in this journal's database and offers `transaction()`
@@ -172,36 +279,19 @@ class Journal:
     def record_in(self, transaction: Any, unit: Any) -> None:
         """Write `unit` as committed inside the storage's `transaction` (see `shares`)."""
         connection: Connection = transaction.connection
-        unit_id = _unit_id(unit)
-        row = self._unit_row(unit, "committed")
-        row["finished_at"] = _now()
-        connection.execute(self._schema.unit_table.insert().values(row))
-        rows = self._write_rows(unit)
-        if rows:
-            connection.execute(self._schema.write_table.insert(), rows)
-        self._save_fingerprint(connection, unit)
+        unit_row = self._unit_row(unit, "committed")
+        unit_row["finished_at"] = _now()
+        self._insert(connection, unit_row, self._write_rows(unit))
+        fingerprint = self._fingerprint_to_save(unit, cached=False)
+        if fingerprint is not None:
+            self._upsert_fingerprint(connection, *fingerprint)
         with self._lock:
-            self._recorded_in_transaction.add(unit_id)
+            self._recorded_in_transaction.add(unit_row["id"])
 
-    def _record(self, unit: Any, outcome: str) -> None:
-        table = self._schema.unit_table
-        unit_id = _unit_id(unit)
-        finished = {
-            "outcome": outcome,
-            "finished_at": _aware(getattr(unit, "finished_at", None)) or _now(),
-            "error": getattr(unit, "error_text", None),
-        }
-        with self.engine.begin() as connection:
-            updated = connection.execute(
-                table.update().where(table.c.id == unit_id).values(**finished).returning(table.c.id)
-            )
-            if updated.first() is None:
-                connection.execute(table.insert().values({**self._unit_row(unit, outcome), **finished}))
-                rows = self._write_rows(unit)
-                if rows:
-                    connection.execute(self._schema.write_table.insert(), rows)
-            if outcome == "committed":
-                self._save_fingerprint(connection, unit)
+    def _insert(self, connection: Connection, unit_row: dict[str, Any], write_rows: list[dict[str, Any]]) -> None:
+        connection.execute(self._statements.insert_unit, unit_row)
+        if write_rows:
+            connection.execute(self._statements.insert_write, write_rows[0] if len(write_rows) == 1 else write_rows)
 
     def _unit_row(self, unit: Any, outcome: str) -> dict[str, Any]:
         task_id = getattr(unit, "task_id", None)
@@ -242,17 +332,23 @@ class Journal:
             return None, None
         return hashlib.sha256(data).hexdigest(), len(data)
 
-    def _save_fingerprint(self, connection: Connection, unit: Any) -> None:
+    def _fingerprint_to_save(self, unit: Any, *, cached: bool = True) -> tuple[str, str] | None:
+        """(workflow id, fingerprint) a committed unit sets, or None when it sets none (or, with
+        `cached`, when this journal last wrote that same fingerprint for the workflow)."""
         workflow_id = getattr(unit, "workflow_id", None)
         prints = [getattr(c, "fingerprint", None) for c in dict(getattr(unit, "changes", {})).values()]
         prints = [p for p in prints if p is not None]
-        if workflow_id is not None and prints:
-            self._upsert_fingerprint(connection, workflow_id, prints[-1])
+        if workflow_id is None or not prints:
+            return None
+        if cached and self._last_fingerprint.get(workflow_id) == prints[-1]:
+            return None
+        return workflow_id, prints[-1]
 
     # -- per-workflow input fingerprint ----------------------------------------------------------
 
     def fingerprint(self, workflow_id: str) -> str | None:
         """The current input fingerprint of `workflow_id`, or None if none was recorded."""
+        self.flush()
         table = self._schema.workflow_input_table
         with self.engine.connect() as connection:
             return connection.execute(
@@ -260,14 +356,13 @@ class Journal:
             ).scalar_one_or_none()
 
     def set_fingerprint(self, workflow_id: str, fingerprint: str) -> None:
-        def run() -> None:
-            with self.engine.begin() as connection:
-                self._upsert_fingerprint(connection, workflow_id, fingerprint)
-
-        retry_locked(run)
+        with self._lock:
+            self._last_fingerprint.pop(workflow_id, None)
+        self._write(lambda connection: self._upsert_fingerprint(connection, workflow_id, fingerprint))
 
     def fingerprints(self) -> list[tuple[str, str, datetime]]:
         """(workflow id, fingerprint, updated at) of every workflow, by workflow id."""
+        self.flush()
         table = self._schema.workflow_input_table
         with self.engine.connect() as connection:
             rows = connection.execute(table.select().order_by(table.c.workflow_id)).all()
@@ -299,6 +394,7 @@ class Journal:
         oldest_first: bool = False,
     ) -> list[JournalUnit]:
         """Entries matching every given filter, newest first (by start time) unless `oldest_first`."""
+        self.flush()
         table = self._schema.unit_table
         query = table.select()
         if workflow_id is not None:
@@ -321,6 +417,7 @@ class Journal:
 
     def unit(self, unit_id: str) -> JournalUnit | None:
         """One entry with its writes, or None."""
+        self.flush()
         units, writes = self._schema.unit_table, self._schema.write_table
         with self.engine.connect() as connection:
             row = connection.execute(units.select().where(units.c.id == unit_id)).one_or_none()
@@ -340,6 +437,7 @@ class Journal:
         come from `storage.list_keys(prefix)` when the storage has it. Findings come sorted by key.
         """
         encode = encode or self.encode
+        self.flush()
         if encode is None:
             raise ValueError("verify needs an encoder for stored values (Journal(encode=...))")
         history = self._history(prefix)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 from typing import Any, Callable
@@ -27,6 +28,7 @@ from dotflow.core.types import VALID_POLICIES, TypeInputChange, TypeStatus, Work
 __all__ = ["Background", "Manager", "Parallel", "Sequential", "SequentialGroup", "grouper"]
 
 MODES = ("sequential", "sequential_group", "background", "parallel")
+logger = logging.getLogger("dotflow")
 
 
 def grouper(tasks: list[Any]) -> dict[str, list[Any]]:
@@ -214,6 +216,7 @@ class Manager:
         self._finish()
 
     def _finish(self) -> None:
+        self._flush_journals()
         failed = any(task.status == TypeStatus.FAILED for task in self.tasks)
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
@@ -231,6 +234,18 @@ class Manager:
             self.on_failure(tasks=self.tasks)
         else:
             self.on_success(tasks=self.tasks)
+
+    def _flush_journals(self) -> None:
+        """Write what the run's journals have queued (a `uow.Journal` confirms outcomes lazily)."""
+        configs = [self.config, *(task.config for task in self.tasks)]
+        journals = {id(j): j for j in (getattr(c, "journal", None) for c in configs) if j is not None}
+        for journal in journals.values():
+            flush = getattr(journal, "flush", None)
+            if callable(flush):
+                try:
+                    flush()
+                except Exception as error:  # the run's outcome stands; the next write retries the queue
+                    logger.warning("workflow %s: the journal could not be flushed: %s", self.workflow_id, error)
 
     def sequential(self, **kwargs: Any) -> list[Any]:
         return Sequential(**kwargs).get_tasks()

@@ -83,6 +83,21 @@ def test_the_intent_is_recorded_before_the_storage_write_then_confirmed(journal:
     assert [(u.id, u.outcome) for u in journal.units()] == [(unit.id, "committed")]
 
 
+def test_outcomes_are_confirmed_with_the_next_write_or_on_close(journal: Journal, schema_url: str) -> None:
+    storage = StorageDefault()
+    first = committed_unit(storage, journal, "wf-0-a", 1)
+    reader = Journal(schema_url)
+    try:
+        assert [u.outcome for u in reader.units()] == ["prepared"]  # queued in the writing journal
+        second = committed_unit(storage, journal, "wf-1-b", 2)  # its intent record confirms the first
+        assert {u.id: u.outcome for u in reader.units()} == {first.id: "committed", second.id: "prepared"}
+        journal.close()
+        assert {u.outcome for u in reader.units()} == {"committed"}
+        assert reader.fingerprint("wf") == "fp-1"
+    finally:
+        reader.close()
+
+
 def test_a_failed_write_turns_the_intent_into_a_failed_entry(journal: Journal) -> None:
     class Broken(StorageDefault):
         def post(self, *args: object, **kwargs: object) -> None:

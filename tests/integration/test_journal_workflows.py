@@ -72,6 +72,12 @@ def test_every_mode_records_each_unit_once_and_verify_is_clean(
     statuses = [str(task.status) for task in flow.result_task()]
     assert statuses == ["Completed", "Completed", "Failed"]
 
+    if mode != "background":  # the run has confirmed every outcome: another reader sees them all
+        reader = Journal(journal.url)
+        try:
+            assert "prepared" not in {u.outcome for u in reader.units(workflow_id=f"etl-{mode}")}
+        finally:
+            reader.close()
     units = journal.units(workflow_id=f"etl-{mode}", oldest_first=True)
     entries = Counter((u.task_id, u.attempt, u.outcome) for u in units)
     assert entries == Counter({
@@ -104,6 +110,17 @@ def test_every_mode_records_each_unit_once_and_verify_is_clean(
     assert [(f["key"], f["status"]) for f in report["findings"] if f["status"] in PROBLEMS] == [
         (f"etl-{mode}-1-flaky.json", "changed")
     ]
+
+
+def test_the_end_of_a_run_confirms_its_last_outcome(journal: Journal, tmp_path: Path) -> None:
+    flow = DotFlow(config=Config(storage=StorageFile(path=tmp_path), journal=journal), workflow_id="short")
+    flow.task.add(step=extract)
+    flow.start()
+    reader = Journal(journal.url)
+    try:
+        assert [u.outcome for u in reader.units()] == ["committed"]
+    finally:
+        reader.close()
 
 
 def test_a_multi_key_unit_on_storage_default_is_all_or_nothing_without_reads() -> None:

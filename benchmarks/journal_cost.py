@@ -1,0 +1,89 @@
+"""What the SQLite journal costs per task on the durable StorageFile workload, side by side.
+
+Each round runs the same workflow twice, back to back, in an order that alternates between rounds:
+N sequential tasks on a fresh `StorageFile` folder, once without a journal and once with
+`Config(journal="sqlite:///<fresh file>")` (created at the schema head before the clock starts, so
+only recording is timed). It prints the median time per task of each, the overhead of the median,
+and the median of the per-round overheads (each pair ran under the same machine load).
+
+Usage: .venv/bin/python benchmarks/journal_cost.py [--tasks 50] [--rounds 15] [--json]
+The cost target of the journal is at most +25% per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dotflow import Config, DotFlow, action
+from dotflow.core.journal import checkpoint_bytes
+from dotflow.providers import StorageFile
+from uow import Journal
+
+__all__ = ["main"]
+
+
+@action
+def step(previous_context):  # type: ignore[no-untyped-def]
+    return {"rows": list(range(20)), "from": str(previous_context.storage)[:20]}
+
+
+def one_run(tasks: int, with_journal: bool) -> float:
+    """Seconds per task of one run of `tasks` sequential tasks on a fresh folder."""
+    with tempfile.TemporaryDirectory(prefix="dotflow-journal-bench-") as folder:
+        journal = Journal(f"sqlite:///{folder}/journal.db", encode=checkpoint_bytes) if with_journal else None
+        try:
+            flow = DotFlow(config=Config(storage=StorageFile(path=Path(folder, "out")), journal=journal),
+                           workflow_id="bench")  # fmt: skip
+            flow.task.add(step=[step] * tasks)
+            began = time.perf_counter()
+            flow.start()
+            elapsed = time.perf_counter() - began
+            assert all(str(task.status) == "Completed" for task in flow.result_task())
+            if journal is not None:
+                assert len(journal.units(limit=None)) == tasks
+        finally:
+            if journal is not None:
+                journal.close()
+    return elapsed / tasks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    one_run(5, False), one_run(5, True)  # warm-up: imports, first file system touches
+    plain: list[float] = []
+    journalled: list[float] = []
+    for round_number in range(args.rounds):
+        order = (False, True) if round_number % 2 == 0 else (True, False)
+        for with_journal in order:
+            (journalled if with_journal else plain).append(one_run(args.tasks, with_journal))
+    ratios = [j / p for j, p in zip(journalled, plain)]
+    result = {
+        "tasks": args.tasks,
+        "rounds": args.rounds,
+        "ms_per_task_without_journal": round(statistics.median(plain) * 1000, 3),
+        "ms_per_task_with_journal": round(statistics.median(journalled) * 1000, 3),
+        "overhead_of_medians_pct": round((statistics.median(journalled) / statistics.median(plain) - 1) * 100, 1),
+        "median_paired_overhead_pct": round((statistics.median(ratios) - 1) * 100, 1),
+        "paired_overhead_range_pct": [round((min(ratios) - 1) * 100, 1), round((max(ratios) - 1) * 100, 1)],
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, value in result.items():
+            print(f"{name:32} {value}")
+        print("target: journal overhead <= 25% per task", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
