@@ -342,7 +342,7 @@ class Journal:
             return None
         if cached and self._last_fingerprint.get(workflow_id) == prints[-1]:
             return None
-        return workflow_id, prints[-1]
+        return str(workflow_id), str(prints[-1])
 
     # -- per-workflow input fingerprint ----------------------------------------------------------
 
@@ -366,7 +366,7 @@ class Journal:
         table = self._schema.workflow_input_table
         with self.engine.connect() as connection:
             rows = connection.execute(table.select().order_by(table.c.workflow_id)).all()
-        return [(row.workflow_id, row.fingerprint, _aware(row.updated_at)) for row in rows]
+        return [(row.workflow_id, row.fingerprint, _utc(row.updated_at)) for row in rows]
 
     def _upsert_fingerprint(self, connection: Connection, workflow_id: str, fingerprint: str) -> None:
         table = self._schema.workflow_input_table
@@ -460,7 +460,7 @@ class Journal:
             rows = connection.execute(query).all()
         history: dict[str, _KeyHistory] = {}
         for row in rows:
-            entry = (_aware(row.started_at), row.id, _write_from_row(row))
+            entry = (_utc(row.started_at), str(row.id), _write_from_row(row))
             keyed = history.setdefault(row.key, _KeyHistory())
             (keyed.committed if row.outcome == "committed" else keyed.unconfirmed).append(entry)
         return history
@@ -514,6 +514,13 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    """`_aware` of a NOT NULL column."""
+    aware = _aware(moment)
+    assert aware is not None
+    return aware
 
 
 def _unit_from_row(row: Any, writes: tuple[JournalWrite, ...] = ()) -> JournalUnit:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -44,7 +44,7 @@ def make_engine(url_or_engine: Any, *, synchronous: str = "NORMAL") -> Engine:
     """An Engine for a URL string (an Engine is returned as it is)."""
     sqlalchemy = import_sqlalchemy()
     if isinstance(url_or_engine, sqlalchemy.engine.Engine):
-        return url_or_engine
+        return cast("Engine", url_or_engine)
     if not isinstance(url_or_engine, str) or not url_or_engine.strip():
         raise TypeError(f"expected a database URL or a SQLAlchemy Engine, not {url_or_engine!r}")
     if synchronous.upper() not in _SYNCHRONOUS:
@@ -57,10 +57,10 @@ def make_engine(url_or_engine: Any, *, synchronous: str = "NORMAL") -> Engine:
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         _require_psycopg(url.drivername)
-        return sqlalchemy.create_engine(url, pool_pre_ping=True)
+        return cast("Engine", sqlalchemy.create_engine(url, pool_pre_ping=True))
     if url.get_backend_name() != "sqlite":
         raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite:/// or postgresql://")
-    engine = sqlalchemy.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
+    engine = cast("Engine", sqlalchemy.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT}))
     _configure_sqlite(engine, synchronous.upper())
     return engine
 
@@ -114,9 +114,11 @@ def dialect_insert(connection: Any) -> Any:
     """The `insert` of the connection's dialect (both have `on_conflict_do_nothing/_update`)."""
     name = connection.dialect.name
     if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:  # pragma: no cover - make_engine accepts these two only
-        raise ValueError(f"unsupported database {name!r}")
-    return insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    raise ValueError(f"unsupported database {name!r}")  # pragma: no cover - make_engine refuses others

@@ -187,7 +187,7 @@ def _resolve(journal: Any, given: str) -> str:
         return given
     matches = [u.id for u in journal.units(limit=None) if u.id.startswith(given)]
     if len(matches) == 1:
-        return matches[0]
+        return str(matches[0])
     if not matches:
         raise CommandError(f"no unit of work with id {given!r}")
     raise CommandError(f"{len(matches)} units start with {given!r}; give more of the id")

@@ -36,8 +36,9 @@ def run(args: Any) -> int:
         return _report(args, flow, _run(args, flow))
     finally:
         for opened in (config.journal, config.storage):
-            if callable(getattr(opened, "close", None)):
-                opened.close()
+            close = getattr(opened, "close", None)
+            if callable(close):
+                close()
 
 
 def _run(args: Any, flow: Any) -> list[Any]:
