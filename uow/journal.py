@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from uow.sql_engine import dialect_insert, make_engine, retry_locked
+from uow.journal_writer import Operation
+from uow.sql_engine import make_engine, retry_locked
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -95,22 +96,6 @@ class _KeyHistory:
     unconfirmed: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)
 
 
-class _Statements:
-    """Statements built once and reused with parameters (SQLAlchemy then compiles each once)."""
-
-    def __init__(self, schema: Any) -> None:
-        from sqlalchemy import bindparam
-
-        units = schema.unit_table
-        self.insert_unit = units.insert()
-        self.insert_write = schema.write_table.insert()
-        self.finish = (
-            units.update()
-            .where(units.c.id == bindparam("unit_id"))
-            .values(outcome=bindparam("outcome"), finished_at=bindparam("finished_at"), error=bindparam("error"))
-        )
-
-
 def outcome_of(unit: Any) -> str:
     """The journal outcome of a settled unit: committed, rolled_back, failed or conflict."""
     return str(unit.state)
@@ -137,16 +122,16 @@ class Journal:
             raise
         from uow import journal_schema
 
+        from uow.journal_writer import JournalWriter
+
         self._schema = journal_schema
-        self._statements = _Statements(journal_schema)
+        self._writer = JournalWriter(self.engine, journal_schema)
         self._recorded_in_transaction: set[str] = set()
         self._prepared: set[str] = set()  # ids prepared here and not yet recorded
         self._last_fingerprint: dict[str, str] = {}  # workflow id -> fingerprint this journal last wrote
         self._pending: list[tuple[dict[str, Any], tuple[str, str] | None]] = []  # outcomes not yet written
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
-        self._writers = threading.local()  # each thread keeps one connection for its writes
-        self._open_writers: list[tuple[threading.Thread, Connection]] = []
 
     def __repr__(self) -> str:
         return f"Journal({self.url!r})"
@@ -160,26 +145,8 @@ class Journal:
         try:
             self.flush()
         finally:
-            with self._lock:
-                writers, self._open_writers = self._open_writers, []
-            for _, connection in writers:
-                connection.close()
-            self._writers = threading.local()
+            self._writer.close()
             self.engine.dispose()
-
-    def _writer(self) -> Connection:
-        """This thread's write connection (opened once: a pool checkout per write costs more than the write)."""
-        connection: Connection | None = getattr(self._writers, "connection", None)
-        if connection is None or connection.closed or connection.invalidated:
-            connection = self.engine.connect()
-            self._writers.connection = connection
-            with self._lock:
-                ended = [pair for pair in self._open_writers if not pair[0].is_alive()]
-                self._open_writers = [pair for pair in self._open_writers if pair[0].is_alive()]
-                self._open_writers.append((threading.current_thread(), connection))
-            for _, stale in ended:  # threads that are gone will not use theirs again
-                stale.close()
-        return connection
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -188,8 +155,8 @@ class Journal:
 
         The same transaction first writes the outcomes `record` has queued (see `flush`).
         """
-        unit_row, write_rows = self._unit_row(unit, "prepared"), self._write_rows(unit)
-        self._write(lambda connection: self._insert(connection, unit_row, write_rows))
+        unit_row = self._unit_row(unit, "prepared")
+        self._write(self._insert(unit_row, self._write_rows(unit)))
         with self._lock:
             self._prepared.add(unit_row["id"])
 
@@ -226,14 +193,10 @@ class Journal:
             return
         unit_row = self._unit_row(unit, outcome)
         unit_row.update(finished_at=finished["finished_at"], error=finished["error"])
-        write_rows = self._write_rows(unit)
-
-        def insert(connection: Connection) -> None:
-            self._insert(connection, unit_row, write_rows)
-            if fingerprint is not None:
-                self._upsert_fingerprint(connection, *fingerprint)
-
-        self._write(insert)
+        operations = self._insert(unit_row, self._write_rows(unit))
+        if fingerprint is not None:
+            operations.append(_fingerprint_operation(*fingerprint))
+        self._write(operations)
         if fingerprint is not None:
             with self._lock:
                 self._last_fingerprint[fingerprint[0]] = fingerprint[1]
@@ -243,22 +206,21 @@ class Journal:
         with self._lock:
             if not self._pending:
                 return
-        self._write(lambda connection: None)
+        self._write([])
 
-    def _write(self, work: Callable[[Connection], None]) -> None:
-        """One transaction: the queued outcomes first, then `work`; the queue empties only if it commits."""
+    def _write(self, operations: list[Operation]) -> None:
+        """One transaction: the queued outcomes first, then `operations`; the queue empties only if it commits."""
         with self._write_lock:  # the queue must not be written twice, nor overtaken, by two threads
 
             def run() -> None:
                 with self._lock:
                     pending = list(self._pending)
-                connection = self._writer()
-                with connection.begin():
-                    for finished, fingerprint in pending:
-                        connection.execute(self._statements.finish, finished)
-                        if fingerprint is not None:
-                            self._upsert_fingerprint(connection, *fingerprint)
-                    work(connection)
+                queued: list[Operation] = []
+                for finished, fingerprint in pending:
+                    queued.append(("finish", finished))
+                    if fingerprint is not None:
+                        queued.append(_fingerprint_operation(*fingerprint))
+                self._writer.run(queued + operations)
                 with self._lock:
                     del self._pending[: len(pending)]
 
@@ -281,17 +243,20 @@ class Journal:
         connection: Connection = transaction.connection
         unit_row = self._unit_row(unit, "committed")
         unit_row["finished_at"] = _now()
-        self._insert(connection, unit_row, self._write_rows(unit))
+        operations = self._insert(unit_row, self._write_rows(unit))
         fingerprint = self._fingerprint_to_save(unit, cached=False)
         if fingerprint is not None:
-            self._upsert_fingerprint(connection, *fingerprint)
+            operations.append(_fingerprint_operation(*fingerprint))
+        self._writer.run(operations, connection=connection)
         with self._lock:
             self._recorded_in_transaction.add(unit_row["id"])
 
-    def _insert(self, connection: Connection, unit_row: dict[str, Any], write_rows: list[dict[str, Any]]) -> None:
-        connection.execute(self._statements.insert_unit, unit_row)
+    @staticmethod
+    def _insert(unit_row: dict[str, Any], write_rows: list[dict[str, Any]]) -> list[Operation]:
+        operations: list[Operation] = [("insert_unit", unit_row)]
         if write_rows:
-            connection.execute(self._statements.insert_write, write_rows[0] if len(write_rows) == 1 else write_rows)
+            operations.append(("insert_write", write_rows[0] if len(write_rows) == 1 else write_rows))
+        return operations
 
     def _unit_row(self, unit: Any, outcome: str) -> dict[str, Any]:
         task_id = getattr(unit, "task_id", None)
@@ -358,7 +323,7 @@ class Journal:
     def set_fingerprint(self, workflow_id: str, fingerprint: str) -> None:
         with self._lock:
             self._last_fingerprint.pop(workflow_id, None)
-        self._write(lambda connection: self._upsert_fingerprint(connection, workflow_id, fingerprint))
+        self._write([_fingerprint_operation(workflow_id, fingerprint)])
 
     def fingerprints(self) -> list[tuple[str, str, datetime]]:
         """(workflow id, fingerprint, updated at) of every workflow, by workflow id."""
@@ -367,18 +332,6 @@ class Journal:
         with self.engine.connect() as connection:
             rows = connection.execute(table.select().order_by(table.c.workflow_id)).all()
         return [(row.workflow_id, row.fingerprint, _utc(row.updated_at)) for row in rows]
-
-    def _upsert_fingerprint(self, connection: Connection, workflow_id: str, fingerprint: str) -> None:
-        table = self._schema.workflow_input_table
-        statement = dialect_insert(connection)(table).values(
-            workflow_id=workflow_id, fingerprint=fingerprint, updated_at=_now()
-        )
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.workflow_id],
-                set_={"fingerprint": statement.excluded.fingerprint, "updated_at": statement.excluded.updated_at},
-            )
-        )
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -514,6 +467,10 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def _fingerprint_operation(workflow_id: str, fingerprint: str) -> Operation:
+    return ("upsert_fingerprint", {"workflow_id": workflow_id, "fingerprint": fingerprint, "updated_at": _now()})
 
 
 def _utc(moment: datetime) -> datetime:

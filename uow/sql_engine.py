@@ -99,12 +99,14 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
 def retry_locked(operation: Callable[[], _T], *, attempts: int = 5, delay: float = 0.05) -> _T:
     """Run `operation`, again after a short pause if SQLite still reports a lock after its busy timeout."""
+    import sqlite3
+
     sqlalchemy = import_sqlalchemy()
     for attempt in range(1, attempts + 1):
         try:
             return operation()
-        except sqlalchemy.exc.OperationalError as exc:
-            if attempt == attempts or "locked" not in str(exc.orig).lower():
+        except (sqlalchemy.exc.OperationalError, sqlite3.OperationalError) as exc:
+            if attempt == attempts or "locked" not in str(getattr(exc, "orig", exc)).lower():
                 raise
             time.sleep(delay * attempt)
     raise AssertionError("unreachable")  # pragma: no cover

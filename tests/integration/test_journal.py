@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -215,3 +216,37 @@ def test_a_journal_without_an_encoder_records_no_checksums(journal: Journal) -> 
     assert write.checksum is None and write.size is None
     with pytest.raises(ValueError, match="encoder"):
         journal.verify(StorageDefault())
+
+
+def _record_units(url: str, worker: int, count: int) -> None:
+    """Run in a child process: commit `count` units to the journal at `url`."""
+    journal = Journal(url, encode=checkpoint_bytes)
+    storage = StorageDefault()
+    try:
+        for i in range(count):
+            unit = UnitOfWork(storage, journal=journal, workflow_id=f"wf{worker}", task_id=str(i), attempt=1)
+            unit.put(f"wf{worker}-{i}", Context(storage=i))
+            unit.commit()
+    finally:
+        journal.close()
+
+
+@pytest.mark.slow
+def test_many_processes_share_one_sqlite_journal(tmp_path: Path) -> None:
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    Journal(url).close()  # created once, at head
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_record_units, args=(url, n, 40)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    reader = Journal(url)
+    try:
+        units = reader.units(limit=None)
+        assert len(units) == 160 and {u.outcome for u in units} == {"committed"}
+    finally:
+        reader.close()
