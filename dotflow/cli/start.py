@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dotflow.cli import CommandError
-from dotflow.cli.output import emit, styled_outcome
+from dotflow.cli.output import OUTCOME_STYLES, emit
 from dotflow.cli.storages import build_storage
 
 __all__ = ["run"]
@@ -52,7 +52,7 @@ def _run(args: Any, flow: Any) -> list[Any]:
 def _report(args: Any, flow: Any, tasks: list[Any]) -> int:
     data = [_task_data(task) for task in tasks]
     rows = [
-        (d["task_id"], styled_outcome(_outcome_style(d["status"])), d["duration"], "yes" if d["restored"] else "", d["error"])
+        (d["task_id"], _styled_status(d["status"]), d["duration"], "yes" if d["restored"] else "", d["error"])
         for d in data
     ]
     emit(
@@ -81,5 +81,8 @@ def _task_data(task: Any) -> dict[str, Any]:
     }
 
 
-def _outcome_style(status: str) -> str:
-    return {"Completed": "committed", "Failed": "failed"}.get(status, status)
+def _styled_status(status: str) -> Any:
+    from rich.text import Text
+
+    outcome = {"Completed": "committed", "Failed": "failed"}.get(status, "")
+    return Text(status, style=OUTCOME_STYLES.get(outcome, ""))
