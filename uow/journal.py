@@ -121,7 +121,6 @@ class Journal:
                 self.engine.dispose()
             raise
         from uow import journal_schema
-
         from uow.journal_writer import JournalWriter
 
         self._schema = journal_schema

@@ -17,7 +17,7 @@ from dotflow.core.exception import InputChangedError
 from dotflow.core.journal import checkpoint_bytes
 from dotflow.providers import StorageFile, StorageSQL
 from dotflow.providers.storage_default import StorageDefault
-from uow import CommitError, Journal, UnitOfWork
+from uow import CommitError, ConflictError, Journal, UnitOfWork
 from uow.journal import PROBLEMS
 
 MODES = ("sequential", "background", "sequential_group", "parallel")
@@ -243,3 +243,23 @@ def test_config_takes_a_journal_url(tmp_path: Path) -> None:
         assert isinstance(config.journal, Journal) and config.journal.encode is checkpoint_bytes
     finally:
         config.journal.close()
+
+
+@pytest.mark.parametrize("keys", [("wf-0-a",), ("wf-1-b", "wf-0-a")])
+def test_a_lost_race_on_storage_sql_is_a_conflict_and_writes_nothing(
+    schema_url: str, journal: Journal, keys: tuple[str, ...]
+) -> None:
+    storage = StorageSQL(schema_url)
+    try:
+        unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
+        assert unit.get("wf-0-a") is None  # remembers "absent"
+        storage.post("wf-0-a", Context(storage="theirs"))  # another run commits first
+        for key in keys:
+            unit.put(key, Context(storage="mine"))
+        with pytest.raises(ConflictError):
+            unit.commit()
+        assert storage.get("wf-0-a").storage == "theirs"
+        assert storage.read_checkpoint("wf-1-b") is None
+        assert [u.outcome for u in journal.units()] == ["conflict"]
+    finally:
+        storage.close()
