@@ -127,7 +127,6 @@ class Journal:
         self._writer = JournalWriter(self.engine, journal_schema)
         self._recorded_in_transaction: set[str] = set()
         self._prepared: set[str] = set()  # ids prepared here and not yet recorded
-        self._last_fingerprint: dict[str, str] = {}  # workflow id -> fingerprint this journal last wrote
         self._pending: list[tuple[dict[str, Any], tuple[str, str] | None]] = []  # outcomes not yet written
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
@@ -187,8 +186,6 @@ class Journal:
         if prepared:
             with self._lock:
                 self._pending.append((finished, fingerprint))
-                if fingerprint is not None:
-                    self._last_fingerprint[fingerprint[0]] = fingerprint[1]
             return
         unit_row = self._unit_row(unit, outcome)
         unit_row.update(finished_at=finished["finished_at"], error=finished["error"])
@@ -196,9 +193,6 @@ class Journal:
         if fingerprint is not None:
             operations.append(_fingerprint_operation(*fingerprint))
         self._write(operations)
-        if fingerprint is not None:
-            with self._lock:
-                self._last_fingerprint[fingerprint[0]] = fingerprint[1]
 
     def flush(self) -> None:
         """Write the outcomes `record` has queued, now."""
@@ -243,7 +237,7 @@ class Journal:
         unit_row = self._unit_row(unit, "committed")
         unit_row["finished_at"] = _now()
         operations = self._insert(unit_row, self._write_rows(unit))
-        fingerprint = self._fingerprint_to_save(unit, cached=False)
+        fingerprint = self._fingerprint_to_save(unit)
         if fingerprint is not None:
             operations.append(_fingerprint_operation(*fingerprint))
         self._writer.run(operations, connection=connection)
@@ -296,15 +290,13 @@ class Journal:
             return None, None
         return hashlib.sha256(data).hexdigest(), len(data)
 
-    def _fingerprint_to_save(self, unit: Any, *, cached: bool = True) -> tuple[str, str] | None:
-        """(workflow id, fingerprint) a committed unit sets, or None when it sets none (or, with
-        `cached`, when this journal last wrote that same fingerprint for the workflow)."""
+    @staticmethod
+    def _fingerprint_to_save(unit: Any) -> tuple[str, str] | None:
+        """(workflow id, fingerprint) a committed unit sets, or None when it sets none."""
         workflow_id = getattr(unit, "workflow_id", None)
         prints = [getattr(c, "fingerprint", None) for c in dict(getattr(unit, "changes", {})).values()]
         prints = [p for p in prints if p is not None]
         if workflow_id is None or not prints:
-            return None
-        if cached and self._last_fingerprint.get(workflow_id) == prints[-1]:
             return None
         return str(workflow_id), str(prints[-1])
 
@@ -320,8 +312,7 @@ class Journal:
             ).scalar_one_or_none()
 
     def set_fingerprint(self, workflow_id: str, fingerprint: str) -> None:
-        with self._lock:
-            self._last_fingerprint.pop(workflow_id, None)
+        """Set the workflow's input fingerprint (each committed unit with a fingerprint also does)."""
         self._write([_fingerprint_operation(workflow_id, fingerprint)])
 
     def fingerprints(self) -> list[tuple[str, str, datetime]]:

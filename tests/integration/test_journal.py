@@ -189,6 +189,20 @@ def test_the_workflow_fingerprint_row_follows_the_newest_commit(journal: Journal
     assert [(w, f) for w, f, _ in journal.fingerprints()] == [("other", "fp-x"), ("wf", "fp-new")]
 
 
+def test_the_fingerprint_row_follows_commits_from_several_journals(journal: Journal, schema_url: str) -> None:
+    other = Journal(schema_url, encode=checkpoint_bytes)
+    storage = StorageDefault()
+    try:
+        for writer, fingerprint in ((journal, "fp-a"), (other, "fp-b"), (journal, "fp-a")):
+            unit = UnitOfWork(storage, journal=writer, workflow_id="wf", task_id="0-a", attempt=1)
+            unit.put("wf-0-a", Context(storage=fingerprint), fingerprint=fingerprint)
+            unit.commit()
+            writer.flush()
+            assert other.fingerprint("wf") == fingerprint
+    finally:
+        other.close()
+
+
 def test_many_threads_record_at_once(journal: Journal) -> None:
     storage = StorageDefault()
     errors: list[BaseException] = []
