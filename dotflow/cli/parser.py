@@ -85,6 +85,7 @@ def _storage_options(parser: argparse.ArgumentParser, default: str | None = None
     parser.add_argument("--bucket", help="bucket of StorageS3 / StorageGCS")
     parser.add_argument("--prefix", help="key prefix inside the bucket")
     parser.add_argument("--region", help="region of StorageS3")
+    parser.add_argument("--endpoint-url", help="endpoint of an S3-compatible server (StorageS3)")
     parser.add_argument("--project", help="project of StorageGCS")
     parser.add_argument("--storage-url", metavar="URL", help="database of StorageSQL")
 

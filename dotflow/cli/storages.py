@@ -31,6 +31,8 @@ def build_storage(args: Any) -> Any:
         options["prefix"] = args.prefix
     if name == "s3" and args.region:
         options["region"] = args.region
+    if name == "s3" and args.endpoint_url:
+        options["endpoint_url"] = args.endpoint_url
     if name == "gcs" and args.project:
         options["project"] = args.project
     cls = getattr(providers, "StorageS3" if name == "s3" else "StorageGCS")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,25 @@ def test_the_console_script(tmp_path: Path) -> None:
     broken = subprocess.run([str(script), "journal", "list", "--url", "sqlite:///" + str(tmp_path / "none.db")],
                             capture_output=True, text=True, env=env)  # fmt: skip
     assert broken.returncode == 1 and broken.stderr.startswith("dotflow: error: no journal at")
+
+
+@pytest.mark.slow
+def test_start_and_verify_on_s3(
+    cloud_s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    bucket = ["--storage", "s3", "--bucket", cloud_s3.bucket, "--prefix", "runs/", "--region", "us-east-1",
+              "--endpoint-url", cloud_s3.server.url]  # fmt: skip
+    status, _ = run_json(capsys, "start", "--step", f"{STEPS}:greet", "--initial-context", "s3", *bucket,
+                         "--journal", url, "--workflow-id", "on-s3")  # fmt: skip
+    assert status == 0
+    assert run_json(capsys, "journal", "verify", "--url", url, *bucket)[0] == 0
+    [name] = [n for n in cloud_s3.names() if n.startswith("runs/")]
+    body = json.loads(cloud_s3.get_raw(name))
+    body["value"]["$context"]["storage"]["greeting"] = "hello nobody"
+    cloud_s3.put_raw(name, json.dumps(body).encode())
+    status, report = run_json(capsys, "journal", "verify", "--url", url, *bucket)
+    assert status == 1
+    assert [(f["key"], f["status"]) for f in report["findings"]] == [("on-s3-0-greet", "changed")]  # type: ignore[index]
