@@ -216,12 +216,12 @@ class Manager:
         self._finish()
 
     def _finish(self) -> None:
-        self._flush_journals()
         failed = any(task.status == TypeStatus.FAILED for task in self.tasks)
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
         if config is not None and getattr(config.storage, "buffers_writes", False):
             config.storage.flush()  # BatchStorage: every checkpoint durable before the workflow's callbacks
+        self._flush_journals()  # after the storage: a confirmed outcome never precedes its durable write
         if config is not None:
             config.tracer.end_workflow(workflow_id=self.workflow_id, duration=duration, failed=failed)
             if failed:
