@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from uow.journal_writer import Operation
-from uow.sql_engine import make_engine, retry_locked
+from uow.sql_engine import make_engine, read_only, retry_locked
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -306,7 +306,7 @@ class Journal:
         """The current input fingerprint of `workflow_id`, or None if none was recorded."""
         self.flush()
         table = self._schema.workflow_input_table
-        with self.engine.connect() as connection:
+        with read_only(self.engine) as connection:
             return connection.execute(
                 table.select().with_only_columns(table.c.fingerprint).where(table.c.workflow_id == workflow_id)
             ).scalar_one_or_none()
@@ -319,7 +319,7 @@ class Journal:
         """(workflow id, fingerprint, updated at) of every workflow, by workflow id."""
         self.flush()
         table = self._schema.workflow_input_table
-        with self.engine.connect() as connection:
+        with read_only(self.engine) as connection:
             rows = connection.execute(table.select().order_by(table.c.workflow_id)).all()
         return [(row.workflow_id, row.fingerprint, _utc(row.updated_at)) for row in rows]
 
@@ -354,7 +354,7 @@ class Journal:
         query = query.order_by(*order)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as connection:
+        with read_only(self.engine) as connection:
             rows = connection.execute(query).all()
         return [_unit_from_row(row) for row in rows]
 
@@ -362,7 +362,7 @@ class Journal:
         """One entry with its writes, or None."""
         self.flush()
         units, writes = self._schema.unit_table, self._schema.write_table
-        with self.engine.connect() as connection:
+        with read_only(self.engine) as connection:
             row = connection.execute(units.select().where(units.c.id == unit_id)).one_or_none()
             if row is None:
                 return None
@@ -399,7 +399,7 @@ class Journal:
         )
         if prefix:
             query = query.where(writes.c.key.startswith(prefix, autoescape=True))
-        with self.engine.connect() as connection:
+        with read_only(self.engine) as connection:
             rows = connection.execute(query).all()
         history: dict[str, _KeyHistory] = {}
         for row in rows:

@@ -8,7 +8,8 @@ SQLite (the embedded default) gets, on every new connection:
   process, but the last commits before a power loss or OS crash may be lost (FULL would fsync the
   WAL on every commit);
 * transactions opened with ``BEGIN IMMEDIATE``, so two writers queue on the busy timeout instead of
-  one of them failing with "database is locked" when it upgrades a read lock.
+  one of them failing with "database is locked" when it upgrades a read lock; connections opened
+  with `read_only(engine)` use a plain ``BEGIN`` and take no lock.
 
 PostgreSQL is reached through psycopg 3 (``postgresql://`` or ``postgresql+psycopg://``).
 """
@@ -20,11 +21,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["BUSY_TIMEOUT", "dialect_insert", "import_sqlalchemy", "make_engine", "retry_locked"]
+__all__ = ["BUSY_TIMEOUT", "READ_ONLY", "dialect_insert", "import_sqlalchemy", "make_engine", "read_only", "retry_locked"]
 
 BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
+READ_ONLY = "dotflow_read_only"  # execution option: this connection only reads
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _T = TypeVar("_T")
 
@@ -94,7 +96,9 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # a reader takes no lock (WAL): it never waits for a writer, nor makes one wait
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def retry_locked(operation: Callable[[], _T], *, attempts: int = 5, delay: float = 0.05) -> _T:
@@ -124,3 +128,8 @@ def dialect_insert(connection: Any) -> Any:
 
         return postgresql_insert
     raise ValueError(f"unsupported database {name!r}")  # pragma: no cover - make_engine refuses others
+
+
+def read_only(engine: Engine) -> Connection:
+    """A connection for reading only (context manager); on SQLite its transactions take no lock."""
+    return engine.connect().execution_options(**{READ_ONLY: True})

@@ -36,6 +36,7 @@ except ModuleNotFoundError as _missing:  # ImportError, not ModuleNotFoundError:
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
 from dotflow.providers.checkpoint_format import decode_document, encode_document, is_document
+from uow.sql_engine import read_only
 
 __all__ = ["DEFAULT_TABLE", "SQLTransaction", "StorageSQL", "checkpoint_table", "metadata"]
 
@@ -127,7 +128,7 @@ class StorageSQL(VersionedStorage):
 
     def read_checkpoint(self, key: str) -> Checkpoint | None:
         _check_key(key)
-        with self.engine.connect() as connection:
+        with read_only(self.engine) as connection:
             return SQLTransaction(self.table, connection, self._clock).read_checkpoint(key)
 
     def delete(self, key: str) -> bool:
@@ -140,7 +141,7 @@ class StorageSQL(VersionedStorage):
         _check_prefix(prefix)
         table = self.table
         query = select(table.c.key).where(_live(table, self._clock()), table.c.key.startswith(prefix, autoescape=True))
-        with self.engine.connect() as connection:
+        with read_only(self.engine) as connection:
             return sorted(connection.execute(query).scalars())
 
     def atomic_swap(

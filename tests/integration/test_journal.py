@@ -264,3 +264,22 @@ def test_many_processes_share_one_sqlite_journal(tmp_path: Path) -> None:
         assert len(units) == 160 and {u.outcome for u in units} == {"committed"}
     finally:
         reader.close()
+
+
+@pytest.mark.timeout(10)
+def test_reading_the_journal_never_waits_for_a_writer(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "journal.db"
+    journal = Journal(f"sqlite:///{path}", encode=checkpoint_bytes)
+    committed_unit(StorageDefault(), journal, "wf-0-a", 1)
+    journal.flush()
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        assert [u.outcome for u in journal.units()] == ["committed"]
+        assert journal.fingerprint("wf") == "fp-1"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        journal.close()
