@@ -241,7 +241,7 @@ class UnitOfWork:
         self._on_rollback: list[Hook] = []
         self._parent: UnitOfWork | None = None
         self._child: UnitOfWork | None = None
-        self._id = uuid.uuid4().hex
+        self._id: str | None = None  # drawn on first use: only a journal asks for it
         self._started_at = _now()
         self._finished_at: datetime | None = None
         self._error: BaseException | None = None
@@ -253,7 +253,9 @@ class UnitOfWork:
 
     @property
     def id(self) -> str:
-        """A random id (32 hex digits), the unit's key in a journal."""
+        """A random id (32 hex digits), the unit's key in a journal; the same on every access."""
+        if self._id is None:
+            self._id = uuid.uuid4().hex
         return self._id
 
     @property
