@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from dotflow.core.resume import RunPlan
+
 __all__ = ["Flow"]
 
 
@@ -25,8 +27,6 @@ class Flow(ABC):
         resume: bool = False,
         plan: Any = None,
     ) -> None:
-        from dotflow.core.resume import RunPlan
-
         self.tasks = tasks
         self.workflow_id = workflow_id
         self.ignore = ignore

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
 
-from uow import UnitSnapshot, UnitOfWork
+from uow import SupportsConditionalWrite, UnitOfWork, UnitSnapshot
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
@@ -141,7 +141,7 @@ class JournalRelay:
 
 
 def _relay_storage(storage: Storage, pipe: _Pipe, index: int) -> StorageRelay:
-    versioned = all(callable(getattr(storage, name, None)) for name in ("post_if", "delete_if"))
+    versioned = isinstance(storage, SupportsConditionalWrite)
     return (VersionedStorageRelay if versioned else StorageRelay)(storage, pipe, index)
 
 
