@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -211,8 +212,8 @@ DELETE: Final = Delete()
 Change = Put | Delete
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+def _as_datetime(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, timezone.utc)
 
 
 class UnitOfWork:
@@ -242,8 +243,9 @@ class UnitOfWork:
         self._parent: UnitOfWork | None = None
         self._child: UnitOfWork | None = None
         self._id: str | None = None  # drawn on first use: only a journal asks for it
-        self._started_at = _now()
-        self._finished_at: datetime | None = None
+        # time.time() stamps; a datetime is made only when asked for (a journal does, nothing else)
+        self._started_at = time.time()
+        self._finished_at: float | None = None
         self._error: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -291,7 +293,7 @@ class UnitOfWork:
 
     @property
     def started_at(self) -> datetime:
-        return self._started_at
+        return _as_datetime(self._started_at)
 
     @property
     def error_text(self) -> str | None:
@@ -301,13 +303,15 @@ class UnitOfWork:
 
     @property
     def finished_at(self) -> datetime | None:
-        return self._finished_at
+        finished = self._finished_at
+        return None if finished is None else _as_datetime(finished)
 
     # -- staging and reading -------------------------------------------------------------------
 
     def put(self, key: str, value: Any, *, fingerprint: str | None = None, ttl: int | None = None) -> None:
         """Stage a write of `value` under `key` (no I/O)."""
-        self._check_open("put")
+        if self._state != ACTIVE or self._child is not None:
+            self._check_open("put")  # raises
         self._changes[key] = Put(value, fingerprint, ttl)
 
     def delete(self, key: str) -> None:
@@ -380,7 +384,8 @@ class UnitOfWork:
 
     def commit(self) -> None:
         """Write every staged change (a nested unit merges into its parent instead)."""
-        self._check_open("commit")
+        if self._state != ACTIVE or self._child is not None:
+            self._check_open("commit")  # raises
         if self._parent is not None:
             self._merge_into_parent()
             return
@@ -462,14 +467,16 @@ class UnitOfWork:
         changes = list(self._changes.items())
         if not changes:
             return
-        shared = self._journal_shares_storage()
-        begin = getattr(self._storage, "transaction", None)
-        if callable(begin) and (len(changes) > 1 or shared):
-            if not shared:
+        journal = self._journal is not None
+        shared = journal and self._journal_shares_storage()
+        begin = getattr(self._storage, "transaction", None) if len(changes) > 1 or shared else None
+        if callable(begin):
+            if journal and not shared:
                 self._prepare()
             self._write_in_transaction(begin, changes, shared)
             return
-        self._prepare()
+        if journal:
+            self._prepare()
         before = self._read_before_images() if len(changes) > 1 else None
         for key, change in changes:
             expected = self._seen.get(key, _UNSEEN)
@@ -595,7 +602,7 @@ class UnitOfWork:
         """Close this unit (rolling back an active child first); return the hooks due, child's first."""
         hooks = self._child._settle(ROLLED_BACK) if self._child is not None else []
         self._state = state
-        self._finished_at = _now()
+        self._finished_at = time.time()
         if self._parent is not None:
             self._parent._child = None
         return hooks + (self._on_commit if state == COMMITTED else self._on_rollback)
@@ -604,6 +611,8 @@ class UnitOfWork:
         """Settle, record in the journal, run the hooks, then report their errors."""
         self._error = in_flight
         hooks = self._settle(state)
+        if not hooks and self._journal is None:
+            return
         journal_error = self._record()
         hook_errors: list[Exception] = []
         for hook in hooks:

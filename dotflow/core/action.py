@@ -94,11 +94,6 @@ def _step_context(result: Any, task: Any) -> Context:
     return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))
 
 
-def _declared_contexts(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Context]:
-    """Like `step_contexts`, but only for the parameters the step declares (one Context each)."""
-    return {name: Context(kwargs.get(name)) for name in names}
-
-
 def _take_identity(wrapper: Any, func: Any) -> None:
     """Name, qualname, doc and `__wrapped__` of `func`; `__module__` stays ACTION_MODULE, the marker
     `is_action` checks (so functools.wraps, which copies it, is not used)."""
@@ -168,5 +163,7 @@ class Action:
         names: tuple[str, ...],
         is_async: bool,
     ) -> Context:
-        task = kwargs.get("task")
-        return _step_context(call_step(func, args, _declared_contexts(kwargs, names), names, is_async), task)
+        # Inline rather than through call_step: this runs once per task, on the engine's hot path.
+        contexts = {name: Context(kwargs.get(name)) for name in names}  # only the contexts it declares
+        result = _run_coroutine(func(*args, **contexts)) if is_async else func(*args, **contexts)
+        return _step_context(result, kwargs.get("task"))

@@ -59,17 +59,37 @@ class TaskEngine:
         previous_context: Context | None = None,
         fingerprint: str | None = None,
         expected_version: Any = NOT_READ,
+        workflow_text: str | None = None,
     ) -> None:
         self.task = task
         self.workflow_id = workflow_id
         self.previous_context = previous_context
         self.fingerprint = fingerprint
         self.expected_version = expected_version  # NOT_READ: commit unconditionally
+        # The id as the journal records it; a sequence of tasks passes it in, made once.
+        if workflow_text is None and workflow_id is not None:
+            workflow_text = str(workflow_id)
+        self._workflow_text = workflow_text
 
     def start(self) -> _TaskRun:
         """`with engine.start():` marks the task IN_PROGRESS, then COMPLETED, or FAILED with the
         error that ended it (that error does not propagate)."""
         return _TaskRun(self)
+
+    def run(self) -> None:
+        """The whole task: what `with engine.start(): engine.execute_with_retry()` does, in one call.
+
+        An `Exception` ends the task FAILED and does not propagate; anything else (KeyboardInterrupt)
+        still records when the task finished, then propagates.
+        """
+        self._begin()
+        try:
+            self.execute_with_retry()
+        except BaseException as error:
+            if not self._end(error):
+                raise
+            return
+        self._end(None)
 
     def execute(self) -> Context:
         """One attempt, no retry."""
@@ -77,7 +97,10 @@ class TaskEngine:
 
     def execute_with_retry(self) -> Context:
         step = self.task.step
-        attempts = max(1, int(getattr(step, "retry", 1) or 1))
+        retry = getattr(step, "retry", 1)
+        if retry == 1 or not retry:
+            return self._attempt(1)  # the usual case: one attempt, nothing to wait for
+        attempts = max(1, int(retry))
         delay = float(getattr(step, "retry_delay", 0) or 0)
         backoff = bool(getattr(step, "backoff", False))
         for number in range(1, attempts + 1):
@@ -102,14 +125,18 @@ class TaskEngine:
     # -- one attempt ----------------------------------------------------------------------------
 
     def _attempt(self, number: int) -> Context:
+        task = self.task
         unit = self._unit(number)
         try:
             context = self._run_step()
         except BaseException:
             unit.rollback()
             raise
-        self.task.current_context = context
-        key = self.task.config.storage.key(task=self.task)
+        if type(context) is Context and context._task_id and context._workflow_id is not None:
+            task._current_context = context  # made by the step's wrapper for this task: already complete
+        else:
+            task.current_context = context
+        key = task.config.storage.key(task=task)
         self._stage(unit, key)
         try:
             self._commit(unit, key, number)
@@ -149,10 +176,11 @@ class TaskEngine:
 
     def _unit(self, attempt: int) -> UnitOfWork:
         task = self.task
+        config = task.config
         return UnitOfWork(
-            task.config.storage,
-            journal=task.config.journal,
-            workflow_id=str(self.workflow_id) if self.workflow_id is not None else None,
+            config.storage,
+            journal=config.journal,
+            workflow_id=self._workflow_text,
             task_id=task.task_id,
             attempt=attempt,
         )
@@ -176,6 +204,36 @@ class TaskEngine:
             # The failed unit is closed; stage the same checkpoint in a fresh one.
             unit = self._unit(attempt)
             self._stage(unit, key)
+
+    # -- the task's bookkeeping around its attempts ---------------------------------------------
+
+    def _begin(self) -> None:
+        task = self.task
+        task.workflow_id = self.workflow_id
+        task.previous_context = self.previous_context
+        task.config.tracer.start_task(task=task)
+        task.started_at = datetime.now()
+        task.status = TypeStatus.IN_PROGRESS
+
+    def _end(self, error: BaseException | None) -> bool:
+        """Settle the task's status after its attempts; True if `error` is handled (an Exception)."""
+        task = self.task
+        config = task.config
+        try:
+            if error is None:
+                if task._status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
+                    task.status = TypeStatus.COMPLETED
+            elif isinstance(error, Exception):
+                flush_before_failure(config.storage, task)
+                task.errors = error
+                task.status = TypeStatus.FAILED
+        finally:
+            task.finished_at = finished = datetime.now()
+            started = task.started_at
+            task.duration = None if started is None else (finished - started).total_seconds()
+            config.tracer.end_task(task=task)
+            config.server.update_task(task=task)
+        return isinstance(error, Exception)
 
     def _run_step(self) -> Context:
         """Run the step; with a `timeout`, in a daemon thread that is abandoned when time is up.
@@ -225,7 +283,7 @@ class TaskEngine:
         allows) does not. Either way it receives the contexts it names.
         """
         instance = context.storage
-        if type(instance) in self.VALID_OBJECTS or isinstance(instance, Context):
+        if type(instance) in _PLAIN_TYPES or isinstance(instance, Context):
             return context
         methods = action_methods(type(instance))
         if not methods:
@@ -245,6 +303,9 @@ class TaskEngine:
         return Context(storage=results, task_id=task.task_id, workflow_id=context.workflow_id)
 
 
+_PLAIN_TYPES = frozenset(TaskEngine.VALID_OBJECTS)  # what a step's value is when it is not a class step
+
+
 class _TaskRun:
     """The context manager of `TaskEngine.start` (a class: it runs once per task)."""
 
@@ -254,33 +315,11 @@ class _TaskRun:
         self.engine = engine
 
     def __enter__(self) -> TaskEngine:
-        engine = self.engine
-        task = engine.task
-        task.workflow_id = engine.workflow_id
-        task.previous_context = engine.previous_context
-        task.config.tracer.start_task(task=task)
-        task.started_at = datetime.now()
-        task.status = TypeStatus.IN_PROGRESS
-        return engine
+        self.engine._begin()
+        return self.engine
 
     def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
-        task = self.engine.task
-        config = task.config
-        try:
-            if error is None:
-                if task.status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
-                    task.status = TypeStatus.COMPLETED
-            elif isinstance(error, Exception):
-                flush_before_failure(config.storage, task)
-                task.errors = error
-                task.status = TypeStatus.FAILED
-        finally:
-            task.finished_at = finished = datetime.now()
-            started = task.started_at
-            task.duration = None if started is None else (finished - started).total_seconds()
-            config.tracer.end_task(task=task)
-            config.server.update_task(task=task)
-        return isinstance(error, Exception)
+        return self.engine._end(error)
 
 
 def flush_before_failure(storage: Any, task: Any) -> None:

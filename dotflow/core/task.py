@@ -192,7 +192,7 @@ class Task(TaskInstance):
     @status.setter
     def status(self, value: str) -> None:
         self._status = value
-        config = self.config
+        config = self._config if self._config is not None else self.config
         config.notify.hook_status_task(task=self)
         if value == TypeStatus.FAILED:
             config.log.error(task=self)

@@ -48,19 +48,20 @@ def run_sequence(
 ) -> None:
     """The sequential loop: restore or run each task, hand its context to the next in memory."""
     previous = Context(workflow_id=workflow_uuid(workflow_id))
+    workflow_text = None if workflow_id is None else str(workflow_id)
+    restored = plan.restored
     for task in tasks:
-        if task.task_id in plan.restored:
-            restore_task(task, plan.restored[task.task_id], previous)
+        if restored and task.task_id in restored:
+            restore_task(task, restored[task.task_id], previous)
         else:
-            engine = TaskEngine(
+            TaskEngine(
                 task=task,
                 workflow_id=workflow_id,
                 previous_context=previous,
                 fingerprint=plan.fingerprint,
                 expected_version=plan.version_seen(task.task_id),
-            )
-            with engine.start():
-                engine.execute_with_retry()
+                workflow_text=workflow_text,
+            ).run()
             task.callback(task=task)
         report(task)
         previous = task.current_context
