@@ -45,7 +45,8 @@ class Log(ABC):
         pass
 
     def info(self, **kwargs: Any) -> None:
-        self._log(logging.INFO, **kwargs)
+        if self._level <= logging.INFO:  # checked here too: called twice per task
+            self._log(logging.INFO, **kwargs)
 
     def warning(self, **kwargs: Any) -> None:
         self._log(logging.WARNING, **kwargs)

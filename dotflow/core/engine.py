@@ -62,6 +62,7 @@ class TaskEngine:
         workflow_text: str | None = None,
     ) -> None:
         self.task = task
+        self.config = task.config
         self.workflow_id = workflow_id
         self.previous_context = previous_context
         self.fingerprint = fingerprint
@@ -96,7 +97,7 @@ class TaskEngine:
         return self._attempt(number=1)
 
     def execute_with_retry(self) -> Context:
-        step = self.task.step
+        step = self.task._step
         retry = getattr(step, "retry", 1)
         if retry == 1 or not retry:
             return self._attempt(1)  # the usual case: one attempt, nothing to wait for
@@ -136,7 +137,7 @@ class TaskEngine:
             task._current_context = context  # made by the step's wrapper for this task: already complete
         else:
             task.current_context = context
-        key = task.config.storage.key(task=task)
+        key = self.config.storage.key(task=task)
         self._stage(unit, key)
         try:
             self._commit(unit, key, number)
@@ -175,13 +176,12 @@ class TaskEngine:
         return adopted
 
     def _unit(self, attempt: int) -> UnitOfWork:
-        task = self.task
-        config = task.config
+        config = self.config
         return UnitOfWork(
             config.storage,
             journal=config.journal,
             workflow_id=self._workflow_text,
-            task_id=task.task_id,
+            task_id=self.task._task_id,
             attempt=attempt,
         )
 
@@ -210,15 +210,19 @@ class TaskEngine:
     def _begin(self) -> None:
         task = self.task
         task.workflow_id = self.workflow_id
-        task.previous_context = self.previous_context
-        task.config.tracer.start_task(task=task)
+        previous = self.previous_context
+        if type(previous) is Context:
+            task._previous_context = previous  # the setter would only wrap it in a Context again
+        else:
+            task.previous_context = previous
+        self.config.tracer.start_task(task=task)
         task.started_at = datetime.now()
         task.status = TypeStatus.IN_PROGRESS
 
     def _end(self, error: BaseException | None) -> bool:
         """Settle the task's status after its attempts; True if `error` is handled (an Exception)."""
         task = self.task
-        config = task.config
+        config = self.config
         try:
             if error is None:
                 if task._status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
@@ -241,8 +245,7 @@ class TaskEngine:
         Python cannot stop a thread: a timed-out step runs on until it returns, but its result is
         dropped (never committed), and as a daemon thread it never keeps the process from exiting.
         """
-        step = self.task.step
-        timeout = getattr(step, "timeout", 0) or 0
+        timeout = getattr(self.task._step, "timeout", 0) or 0
         if not timeout:
             return self._call()
         outcome: list[tuple[bool, Any]] = []  # (returned?, context or exception)
@@ -267,11 +270,13 @@ class TaskEngine:
 
     def _call(self) -> Context:
         task = self.task
-        context = task.step(
+        context = task._step(
             initial_context=task.initial_context,
             previous_context=task.previous_context,
             task=task,
         )
+        if type(context) is Context and type(context._storage) in _PLAIN_TYPES:
+            return context  # not a class step (the usual case)
         return self._collect_class_actions(context)
 
     # -- class-based steps --------------------------------------------------------------------

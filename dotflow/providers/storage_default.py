@@ -29,12 +29,13 @@ from typing import Any, Callable
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage, check_post_metadata
 from dotflow.core.context import Context
+from dotflow.core.plain_copy import NotPlain, copy_plain
 from dotflow.providers.isolated_copy import isolated_copy
 
 __all__ = ["StorageDefault"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     context: Context
     fingerprint: str | None
@@ -150,10 +151,15 @@ class StorageDefault(VersionedStorage):
     # ----------------------------------------------------------------------------------------- helpers
 
     def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> _Entry:
-        _check_key(key, "key")
-        check_post_metadata(ttl, fingerprint)
+        if type(key) is not str:
+            _check_key(key, "key")
+        if ttl is not None or (fingerprint is not None and type(fingerprint) is not str):
+            check_post_metadata(ttl, fingerprint)
         context = value if isinstance(value, Context) else Context(storage=value)
-        stored = isolated_copy(context)
+        try:
+            stored = copy_plain(context)  # the usual case, without isolated_copy's fallbacks around it
+        except NotPlain:
+            stored = isolated_copy(context)
         expires_at = None if ttl is None else self._clock() + ttl
         return _Entry(context=stored, fingerprint=fingerprint, expires_at=expires_at)
 
