@@ -236,10 +236,11 @@ class UnitOfWork:
         self._state: str = ACTIVE
         self._capabilities = _capabilities(storage)
         self._changes: dict[str, Change] = {}
-        self._seen: dict[str, str | None] = {}  # key -> version read through this unit (None: absent)
+        # Made on first use (most units never read, nor take hooks): fewer objects per task.
+        self._seen: dict[str, str | None] | None = None  # key -> version read through this unit (None: absent)
         self._written: list[str] = []
-        self._on_commit: list[Hook] = []
-        self._on_rollback: list[Hook] = []
+        self._on_commit: list[Hook] | None = None
+        self._on_rollback: list[Hook] | None = None
         self._parent: UnitOfWork | None = None
         self._child: UnitOfWork | None = None
         self._id: str | None = None  # drawn on first use: only a journal asks for it
@@ -284,7 +285,7 @@ class UnitOfWork:
     @property
     def expected_versions(self) -> Mapping[str, str | None]:
         """Versions the commit is conditional on: key -> version seen (None: the key was absent)."""
-        return MappingProxyType(self._root()._seen)
+        return MappingProxyType(self._root()._seen or {})
 
     @property
     def written_keys(self) -> list[str]:
@@ -341,7 +342,7 @@ class UnitOfWork:
         if capabilities.read:
             checkpoint = cast(SupportsConditionalWrite, self._storage).read_checkpoint(key=key)
             if capabilities.versions:
-                self._root()._seen.setdefault(key, None if checkpoint is None else checkpoint.version)
+                self._root()._versions_seen().setdefault(key, None if checkpoint is None else checkpoint.version)
             return default if checkpoint is None else checkpoint.context
         value = self._storage.get(key=key)
         return default if value is None else value
@@ -354,19 +355,23 @@ class UnitOfWork:
         """
         self._check_open("expect a version")
         if self._capabilities.versions:
-            self._root()._seen[key] = version
+            self._root()._versions_seen()[key] = version
 
     # -- hooks and nesting ---------------------------------------------------------------------
 
     def on_commit(self, fn: Hook) -> Hook:
         """Run `fn()` once the top-level commit has succeeded. Returns `fn` (usable as a decorator)."""
         self._require_active("register an on_commit hook")
+        if self._on_commit is None:
+            self._on_commit = []
         self._on_commit.append(fn)
         return fn
 
     def on_rollback(self, fn: Hook) -> Hook:
         """Run `fn()` once the unit has rolled back or its commit failed. Returns `fn`."""
         self._require_active("register an on_rollback hook")
+        if self._on_rollback is None:
+            self._on_rollback = []
         self._on_rollback.append(fn)
         return fn
 
@@ -452,9 +457,21 @@ class UnitOfWork:
         parent = self._parent
         assert parent is not None
         parent._changes.update(self._changes)
-        parent._on_commit.extend(self._on_commit)
-        parent._on_rollback.extend(self._on_rollback)
+        if self._on_commit:
+            parent._on_commit = [*(parent._on_commit or ()), *self._on_commit]
+        if self._on_rollback:
+            parent._on_rollback = [*(parent._on_rollback or ()), *self._on_rollback]
         self._settle(COMMITTED)
+
+    def _versions_seen(self) -> dict[str, str | None]:
+        if self._seen is None:
+            self._seen = {}
+        return self._seen
+
+    def _version_seen(self, key: str) -> object:
+        """The version this unit saw for `key`, or _UNSEEN."""
+        seen = self._seen
+        return _UNSEEN if seen is None else seen.get(key, _UNSEEN)
 
     def _root(self) -> UnitOfWork:
         unit = self
@@ -479,7 +496,7 @@ class UnitOfWork:
             self._prepare()
         before = self._read_before_images() if len(changes) > 1 else None
         for key, change in changes:
-            expected = self._seen.get(key, _UNSEEN)
+            expected = self._version_seen(key)
             try:
                 done = self._write_one(key, change, expected)
             except BaseException as error:
@@ -520,7 +537,7 @@ class UnitOfWork:
         try:
             with begin() as transaction:
                 for key, change in changes:
-                    expected = self._seen.get(key, _UNSEEN)
+                    expected = self._version_seen(key)
                     if not self._write_one(key, change, expected, target=transaction):
                         raise ConflictError(key, cast("str | None", expected))
                 if shared:
@@ -569,7 +586,7 @@ class UnitOfWork:
                 images[key] = storage.read_checkpoint(key=key)
             except Exception as error:
                 raise CommitError(key, reason="reading the before-image of") from error
-            expected = self._seen.get(key, _UNSEEN)
+            expected = self._version_seen(key)
             if capabilities.versions and expected is not _UNSEEN:
                 current = None if images[key] is None else images[key].version
                 if current != expected:
@@ -605,7 +622,8 @@ class UnitOfWork:
         self._finished_at = time.time()
         if self._parent is not None:
             self._parent._child = None
-        return hooks + (self._on_commit if state == COMMITTED else self._on_rollback)
+        due = self._on_commit if state == COMMITTED else self._on_rollback
+        return hooks + due if due else hooks
 
     def _finish(self, state: str, in_flight: BaseException | None) -> None:
         """Settle, record in the journal, run the hooks, then report their errors."""
