@@ -24,8 +24,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable
+from datetime import datetime
+from typing import Any, Callable, NamedTuple
+from uuid import UUID
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage, check_post_metadata
 from dotflow.core.context import Context
@@ -35,15 +36,46 @@ from dotflow.providers.isolated_copy import isolated_copy
 __all__ = ["StorageDefault"]
 
 
-@dataclass(slots=True)
-class _Entry:
-    context: Context
+class _Entry(NamedTuple):
+    """A stored checkpoint, as built and as read. It is stored as a plain tuple of the same fields
+    (`_Row`): the garbage collector stops walking an exact tuple of untracked objects, and a plain
+    Context is kept as its parts, so an entry holding plain data costs the collector nothing once
+    made (a run of 100,000 tasks keeps 100,000 entries). Any other Context (a subclass, extra
+    attributes) is kept whole, as its copy, in `whole`."""
+
+    value: Any  # a private copy of the Context's storage
+    time: datetime | None
+    task_id: str | None
+    workflow_id: int | None  # the UUID's int: a UUID object would keep the collector walking the entry
+    whole: Context | None
     fingerprint: str | None
     expires_at: float | None  # deadline on the storage's clock
-    version: str = ""
+    version: str
 
-    def expired(self, now: float) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
+    def stored_value(self) -> Any:
+        """The stored Context's `storage` itself (not a copy: compare it, never hand it out)."""
+        return self.value if self.whole is None else self.whole.storage
+
+    def context(self) -> Context:
+        """A fresh copy of the stored Context, for a reader."""
+        if self.whole is not None:
+            copied: Context = isolated_copy(self.whole)
+            return copied
+        context = Context.__new__(Context)
+        context._time = self.time
+        context._task_id = self.task_id
+        context._workflow_id = None if self.workflow_id is None else UUID(int=self.workflow_id)
+        context._storage = isolated_copy(self.value)
+        return context
+
+
+_Row = tuple  # an _Entry's fields, as stored
+_EXPIRES_AT, _VERSION = 6, 7  # their places in a _Row
+
+
+def _expired(row: _Row, now: float) -> bool:
+    expires_at = row[_EXPIRES_AT]
+    return expires_at is not None and bool(now >= expires_at)
 
 
 class StorageDefault(VersionedStorage):
@@ -55,7 +87,7 @@ class StorageDefault(VersionedStorage):
     def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, _Row] = {}
         self._lock = threading.RLock()
         self._versions = itertools.count(1)
 
@@ -96,12 +128,11 @@ class StorageDefault(VersionedStorage):
 
     def read_checkpoint(self, key: str) -> Checkpoint | None:
         with self._lock:
-            entry = self._live(key)
-            if entry is None:
+            row = self._live(key)
+            if row is None:
                 return None
-            return Checkpoint(
-                context=isolated_copy(entry.context), fingerprint=entry.fingerprint, version=entry.version
-            )
+            entry = _Entry._make(row)
+            return Checkpoint(context=entry.context(), fingerprint=entry.fingerprint, version=entry.version)
 
     def delete(self, key: str) -> bool:
         with self._lock:
@@ -114,7 +145,7 @@ class StorageDefault(VersionedStorage):
         with self._lock:
             now = self._clock()
             doomed = [k for k in self._entries if k.startswith(prefix)]
-            live = sum(1 for k in doomed if not self._entries[k].expired(now))
+            live = sum(1 for k in doomed if not _expired(self._entries[k], now))
             for k in doomed:
                 del self._entries[k]
             return live
@@ -131,7 +162,7 @@ class StorageDefault(VersionedStorage):
         entry = self._new_entry(key, new, ttl, fingerprint)
         with self._lock:
             current = self._live(key)
-            if (None if current is None else current.context.storage) != expected:
+            if (None if current is None else _Entry._make(current).stored_value()) != expected:
                 return False
             self._put(key, entry)
             return True
@@ -151,40 +182,45 @@ class StorageDefault(VersionedStorage):
     # ----------------------------------------------------------------------------------------- helpers
 
     def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> _Entry:
+        """The entry to store, with its version still empty (`_put` stamps it)."""
+        # (A tuple made here and again in _put costs less than NamedTuple._replace.)
         if type(key) is not str:
             _check_key(key, "key")
         if ttl is not None or (fingerprint is not None and type(fingerprint) is not str):
             check_post_metadata(ttl, fingerprint)
         context = value if isinstance(value, Context) else Context(storage=value)
-        try:
-            stored = copy_plain(context)  # the usual case, without isolated_copy's fallbacks around it
-        except NotPlain:
-            stored = isolated_copy(context)
         expires_at = None if ttl is None else self._clock() + ttl
-        return _Entry(context=stored, fingerprint=fingerprint, expires_at=expires_at)
+        if type(context) is Context and len(vars(context)) == 4:  # no attribute beyond its own four
+            try:
+                copied = copy_plain(context._storage)  # the usual case, without isolated_copy's fallbacks
+            except NotPlain:
+                copied = isolated_copy(context._storage)
+            workflow = context._workflow_id
+            return _Entry(copied, context._time, context._task_id, None if workflow is None else workflow.int, None,
+                          fingerprint, expires_at, "")  # fmt: skip
+        return _Entry(None, None, None, None, isolated_copy(context), fingerprint, expires_at, "")
 
     def _put(self, key: str, entry: _Entry) -> None:
         """Store `entry` under a fresh version. Hold the lock."""
-        entry.version = str(next(self._versions))
-        self._entries[key] = entry
+        self._entries[key] = (*entry[:_VERSION], str(next(self._versions)))
 
     def _version_of(self, key: str) -> str | None:
         """The live entry's version, None if absent or expired. Hold the lock."""
-        entry = self._live(key)
-        return None if entry is None else entry.version
+        row = self._live(key)
+        return None if row is None else str(row[_VERSION])
 
-    def _live(self, key: str) -> _Entry | None:
+    def _live(self, key: str) -> _Row | None:
         """The entry under `key` unless missing or expired (an expired one is evicted). Hold the lock."""
         _check_key(key, "key")
         entry = self._entries.get(key)
-        if entry is not None and entry.expired(self._clock()):
+        if entry is not None and _expired(entry, self._clock()):
             del self._entries[key]
             return None
         return entry
 
     def _evict_expired(self) -> None:
         now = self._clock()
-        for k in [k for k, entry in self._entries.items() if entry.expired(now)]:
+        for k in [k for k, entry in self._entries.items() if _expired(entry, now)]:
             del self._entries[k]
 
 
