@@ -271,7 +271,7 @@ class TaskEngine:
     def _call(self) -> Context:
         task = self.task
         context = task._step(
-            initial_context=task.initial_context,
+            initial_context=task._initial_context,  # None for most tasks: the step's wrapper makes its own Context
             previous_context=task.previous_context,
             task=task,
         )

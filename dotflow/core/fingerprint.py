@@ -112,7 +112,7 @@ def input_fingerprint(tasks: Sequence[Task], explicit: object = None, *, require
     """
     if explicit is not None:
         return str(explicit)
-    payloads = [task.initial_context.storage for task in tasks]
+    payloads = [task.initial_storage() for task in tasks]
     names = [f"initial_context of task {task.task_id!r}" for task in tasks]
     try:
         return fingerprint_of(payloads, names=names)

@@ -149,11 +149,18 @@ class Task(TaskInstance):
 
     @property
     def initial_context(self) -> Context:
-        return self._initial_context if self._initial_context is not None else Context()
+        if self._initial_context is None:  # made on first use: most tasks have no initial context
+            self._initial_context = Context()
+        return self._initial_context
 
     @initial_context.setter
     def initial_context(self, value: Any) -> None:
-        self._initial_context = Context(value)
+        self._initial_context = None if value is None else Context(value)
+
+    def initial_storage(self) -> Any:
+        """`initial_context.storage`, without making an empty Context for a task that has none."""
+        initial = self._initial_context
+        return None if initial is None else initial.storage
 
     @property
     def previous_context(self) -> Context:

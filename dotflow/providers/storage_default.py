@@ -40,8 +40,8 @@ class _Entry(NamedTuple):
     """A stored checkpoint, as built and as read. It is stored as a plain tuple of the same fields
     (`_Row`): the garbage collector stops walking an exact tuple of untracked objects, and a plain
     Context is kept as its parts, so an entry holding plain data costs the collector nothing once
-    made (a run of 100,000 tasks keeps 100,000 entries). Any other Context (a subclass, extra
-    attributes) is kept whole, as its copy, in `whole`."""
+    made (a run of 100,000 tasks keeps 100,000 entries). A Context subclass is kept whole, as its
+    copy, in `whole`."""
 
     value: Any  # a private copy of the Context's storage
     time: datetime | None
@@ -190,7 +190,10 @@ class StorageDefault(VersionedStorage):
             check_post_metadata(ttl, fingerprint)
         context = value if isinstance(value, Context) else Context(storage=value)
         expires_at = None if ttl is None else self._clock() + ttl
-        if type(context) is Context and len(vars(context)) == 4:  # no attribute beyond its own four
+        # A checkpoint is a Context's value, time and ids, as on every other backend: an attribute a
+        # caller added to a plain Context is not part of it. (Not checked with vars(): that would
+        # give every task's Context a dict of its own for the collector to walk.)
+        if type(context) is Context:
             try:
                 copied = copy_plain(context._storage)  # the usual case, without isolated_copy's fallbacks
             except NotPlain:

@@ -70,3 +70,34 @@ def test_instances_do_not_share_state() -> None:
     first.post("wf-1-a", Context(storage=1))
     assert second.get("wf-1-a").storage is None
     assert second.list_keys() == []
+
+
+class _TaggedContext(Context):
+    """A Context subclass with a field of its own."""
+
+    def __init__(self, storage: object = None, tag: str = "") -> None:
+        super().__init__(storage=storage, task_id="t1", workflow_id="0" * 32)
+        self.tag = tag
+
+
+def test_a_plain_context_comes_back_with_its_time_and_ids_as_a_separate_copy() -> None:
+    storage = StorageDefault()
+    posted = Context(storage={"n": [1]}, task_id="t1", workflow_id="12345678123456781234567812345678")
+    storage.post("wf-1-a", posted)
+    first, second = storage.get("wf-1-a"), storage.get("wf-1-a")
+    assert (first.storage, first.time, first.task_id, first.workflow_id) == (
+        {"n": [1]}, posted.time, "t1", posted.workflow_id,
+    )  # fmt: skip
+    assert first is not second and first.storage is not second.storage
+    first.storage["n"].append(2)
+    assert storage.get("wf-1-a").storage == {"n": [1]}
+
+
+def test_a_context_subclass_is_stored_whole_and_read_back_as_its_own_class() -> None:
+    storage = StorageDefault()
+    storage.post("wf-1-a", _TaggedContext(storage=[1], tag="kept"))
+    read = storage.get("wf-1-a")
+    assert type(read) is _TaggedContext
+    assert (read.storage, read.tag, read.task_id) == ([1], "kept", "t1")
+    assert storage.atomic_swap("wf-1-a", expected=[1], new=Context(storage=[2]))
+    assert storage.get("wf-1-a").storage == [2]
