@@ -69,7 +69,7 @@ class _Entry(NamedTuple):
         return context
 
 
-_Row = tuple  # an _Entry's fields, as stored
+_Row = tuple[Any, ...]  # an _Entry's fields, as stored
 _EXPIRES_AT, _VERSION = 6, 7  # their places in a _Row
 
 
