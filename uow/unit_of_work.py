@@ -185,6 +185,7 @@ def _capabilities(storage: object) -> _Capabilities:
     return found
 
 
+_NO_HOOKS: Final[list[Hook]] = []  # returned by _settle, never changed
 _UNSEEN: Final = object()  # marks a key whose version the unit never saw
 
 
@@ -234,7 +235,7 @@ class UnitOfWork:
         self._task_id = task_id
         self._attempt = attempt
         self._state: str = ACTIVE
-        self._capabilities = _capabilities(storage)
+        self._capabilities = _CAPABILITIES.get(type(storage)) or _capabilities(storage)
         self._changes: dict[str, Change] = {}
         # Made on first use (most units never read, nor take hooks): fewer objects per task.
         self._seen: dict[str, str | None] | None = None  # key -> version read through this unit (None: absent)
@@ -495,8 +496,9 @@ class UnitOfWork:
         if journal:
             self._prepare()
         before = self._read_before_images() if len(changes) > 1 else None
+        seen = self._seen
         for key, change in changes:
-            expected = self._version_seen(key)
+            expected = _UNSEEN if seen is None else seen.get(key, _UNSEEN)
             try:
                 done = self._write_one(key, change, expected)
             except BaseException as error:
@@ -617,7 +619,7 @@ class UnitOfWork:
 
     def _settle(self, state: str) -> list[Hook]:
         """Close this unit (rolling back an active child first); return the hooks due, child's first."""
-        hooks = self._child._settle(ROLLED_BACK) if self._child is not None else []
+        hooks = self._child._settle(ROLLED_BACK) if self._child is not None else _NO_HOOKS
         self._state = state
         self._finished_at = time.time()
         if self._parent is not None:

@@ -137,20 +137,20 @@ class TaskEngine:
             task._current_context = context  # made by the step's wrapper for this task: already complete
         else:
             task.current_context = context
+            context = task._current_context
         key = self.config.storage.key(task=task)
-        self._stage(unit, key)
+        self._stage(unit, key, context)
         try:
-            self._commit(unit, key, number)
+            self._commit(unit, key, number, context)
         except ConflictError as conflict:
             return self._adopt(key, conflict)
         except CheckpointNotSaved:
-            self.task.current_context = None  # a FAILED task has no result, whatever failed
+            task.current_context = None  # a FAILED task has no result, whatever failed
             raise
-        committed: Context = self.task.current_context
-        return committed
+        return context
 
-    def _stage(self, unit: UnitOfWork, key: str) -> None:
-        unit.put(key, self.task.current_context, fingerprint=self.fingerprint)
+    def _stage(self, unit: UnitOfWork, key: str, context: Context) -> None:
+        unit.put(key, context, fingerprint=self.fingerprint)
         if self.expected_version is not NOT_READ:
             unit.expect_version(key, self.expected_version)
 
@@ -185,7 +185,7 @@ class TaskEngine:
             attempt=attempt,
         )
 
-    def _commit(self, unit: UnitOfWork, key: str, attempt: int) -> None:
+    def _commit(self, unit: UnitOfWork, key: str, attempt: int, context: Context) -> None:
         delay = COMMIT_RETRY_DELAY
         for commit_try in range(1, COMMIT_ATTEMPTS + 1):
             try:
@@ -203,7 +203,7 @@ class TaskEngine:
             delay *= 2
             # The failed unit is closed; stage the same checkpoint in a fresh one.
             unit = self._unit(attempt)
-            self._stage(unit, key)
+            self._stage(unit, key, context)
 
     # -- the task's bookkeeping around its attempts ---------------------------------------------
 

@@ -113,9 +113,11 @@ def input_fingerprint(tasks: Sequence[Task], explicit: object = None, *, require
     if explicit is not None:
         return str(explicit)
     payloads = [task.initial_storage() for task in tasks]
-    names = [f"initial_context of task {task.task_id!r}" for task in tasks]
     try:
-        return fingerprint_of(payloads, names=names)
+        try:
+            return fingerprint_of(payloads)
+        except UnfingerprintableInputError:  # again, to name the task in the message
+            return fingerprint_of(payloads, names=[f"initial_context of task {task.task_id!r}" for task in tasks])
     except UnfingerprintableInputError as error:
         if required:
             raise
@@ -134,9 +136,9 @@ class _Canonical:
 
     def tree(self, value: Any, path: str, depth: int) -> Any:
         kind = type(value)
-        self.path, self.type_name = path, _type_name(kind)  # where an unexpected error would come from
         if value is None or kind is bool or kind is str:
             return value
+        self.path, self.type_name = path, _type_name(kind)  # where an unexpected error would come from
         if kind is int:
             if abs(value) < _HEX_FROM:
                 return value

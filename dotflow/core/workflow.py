@@ -238,8 +238,8 @@ class Manager:
 
     def _flush_journals(self) -> None:
         """Write what the run's journals have queued (a `uow.Journal` confirms outcomes lazily)."""
-        configs = [self.config, *(task.config for task in self.tasks)]
-        journals = {id(j): j for j in (getattr(c, "journal", None) for c in configs) if j is not None}
+        configs = {id(config): config for config in [self.config, *(task.config for task in self.tasks)]}
+        journals = {id(j): j for j in (getattr(c, "journal", None) for c in configs.values()) if j is not None}
         for journal in journals.values():
             flush = getattr(journal, "flush", None)
             if callable(flush):

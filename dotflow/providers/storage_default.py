@@ -181,9 +181,8 @@ class StorageDefault(VersionedStorage):
 
     # ----------------------------------------------------------------------------------------- helpers
 
-    def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> _Entry:
-        """The entry to store, with its version still empty (`_put` stamps it)."""
-        # (A tuple made here and again in _put costs less than NamedTuple._replace.)
+    def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> _Row:
+        """The fields of `_Entry` but the version, which `_put` adds (plain tuples: made once per task)."""
         if type(key) is not str:
             _check_key(key, "key")
         if ttl is not None or (fingerprint is not None and type(fingerprint) is not str):
@@ -199,13 +198,13 @@ class StorageDefault(VersionedStorage):
             except NotPlain:
                 copied = isolated_copy(context._storage)
             workflow = context._workflow_id
-            return _Entry(copied, context._time, context._task_id, None if workflow is None else workflow.int, None,
-                          fingerprint, expires_at, "")  # fmt: skip
-        return _Entry(None, None, None, None, isolated_copy(context), fingerprint, expires_at, "")
+            return (copied, context._time, context._task_id, None if workflow is None else workflow.int, None,
+                    fingerprint, expires_at)  # fmt: skip
+        return (None, None, None, None, isolated_copy(context), fingerprint, expires_at)
 
-    def _put(self, key: str, entry: _Entry) -> None:
-        """Store `entry` under a fresh version. Hold the lock."""
-        self._entries[key] = (*entry[:_VERSION], str(next(self._versions)))
+    def _put(self, key: str, unversioned: _Row) -> None:
+        """Store an entry (all of `_Entry` but the version) under a fresh version. Hold the lock."""
+        self._entries[key] = unversioned + (str(next(self._versions)),)
 
     def _version_of(self, key: str) -> str | None:
         """The live entry's version, None if absent or expired. Hold the lock."""
