@@ -203,6 +203,9 @@ class Put(NamedTuple):
     ttl: int | None = None
 
 
+_new_put = tuple.__new__  # Put(...) without the NamedTuple's generated Python-level __new__: once per task
+
+
 @dataclass(frozen=True)
 class Delete:
     """A staged delete; `DELETE` is the one instance in use."""
@@ -314,7 +317,7 @@ class UnitOfWork:
         """Stage a write of `value` under `key` (no I/O)."""
         if self._state != ACTIVE or self._child is not None:
             self._check_open("put")  # raises
-        self._changes[key] = Put(value, fingerprint, ttl)
+        self._changes[key] = _new_put(Put, (value, fingerprint, ttl))
 
     def delete(self, key: str) -> None:
         """Stage a delete of `key` (no I/O)."""
@@ -497,10 +500,15 @@ class UnitOfWork:
             self._prepare()
         before = self._read_before_images() if len(changes) > 1 else None
         seen = self._seen
+        storage = self._storage
         for key, change in changes:
             expected = _UNSEEN if seen is None else seen.get(key, _UNSEEN)
             try:
-                done = self._write_one(key, change, expected)
+                if expected is _UNSEEN and type(change) is Put:  # the usual write, inline
+                    storage.post(key=key, context=change.value, ttl=change.ttl, fingerprint=change.fingerprint)
+                    done = True
+                else:
+                    done = self._write_one(key, change, expected)
             except BaseException as error:
                 failure = self._undo(key, before)
                 if isinstance(error, Exception):

@@ -132,8 +132,11 @@ class Action:
             _take_identity(self, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.func is not None:
-            return self._run(self.func, args, kwargs, self.params, self._is_async)
+        func = self.func
+        if func is not None:  # as `_run` does, inline: once per task, on the engine's hot path
+            contexts = {name: Context(kwargs.get(name)) for name in self.params}
+            result = _run_coroutine(func(*args, **contexts)) if self._is_async else func(*args, **contexts)
+            return _step_context(result, kwargs.get("task"))
         # `@action(...)`: we are the options; wrap the function now.
         (func,) = args
         return self._wrap(func)

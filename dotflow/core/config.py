@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Callable
 
 from dotflow.abc.log import Log
 from dotflow.abc.metrics import Metrics
@@ -13,8 +14,42 @@ from dotflow.abc.storage import Storage
 from dotflow.abc.tracer import Tracer
 from dotflow.core.exception import NotCallableObject
 from dotflow.core.journal import open_journal
+from dotflow.core.types import TypeStatus
 
-__all__ = ["Config"]
+__all__ = ["Config", "TaskHooks"]
+
+
+class TaskHooks:
+    """The provider methods a task's events call, in order, each with `task=`; the no-op methods of
+    the default providers (NotifyDefault, ServerDefault, TracerDefault, MetricsDefault) are left out:
+    calling them was a good part of what a task's bookkeeping cost. Made again whenever a Config's
+    provider is replaced."""
+
+    __slots__ = ("on_status", "on_other_status", "on_start", "on_end")
+
+    def __init__(self, notify: Notify, log: Log, server: Server, tracer: Tracer, metrics: Metrics) -> None:
+        from dotflow.providers import LogDefault, MetricsDefault, NotifyDefault, ServerDefault, TracerDefault
+
+        def kept(*methods: tuple[object, type | None, Any]) -> tuple[Callable[..., Any], ...]:
+            return tuple(method for provider, default, method in methods if type(provider) is not default)
+
+        # A LogDefault's level is fixed when it is made: below it, its method is a no-op too.
+        quiet = {level: LogDefault if type(log) is LogDefault and level < log.level else None
+                 for level in (logging.INFO, logging.WARNING, logging.ERROR)}  # fmt: skip
+        status = (notify, NotifyDefault, notify.hook_status_task)
+        info = (log, quiet[logging.INFO], log.info)
+        self.on_status: dict[str, tuple[Callable[..., Any], ...]] = {
+            TypeStatus.FAILED: kept(
+                status, (log, quiet[logging.ERROR], log.error), (metrics, MetricsDefault, metrics.task_failed)
+            ),
+            TypeStatus.RETRY: kept(
+                status, (log, quiet[logging.WARNING], log.warning), (metrics, MetricsDefault, metrics.task_retried)
+            ),
+            TypeStatus.COMPLETED: kept(status, info, (metrics, MetricsDefault, metrics.task_completed)),
+        }
+        self.on_other_status = kept(status, info)
+        self.on_start = kept((tracer, TracerDefault, tracer.start_task))
+        self.on_end = kept((tracer, TracerDefault, tracer.end_task), (server, ServerDefault, server.update_task))
 
 
 class Config:
@@ -47,14 +82,65 @@ class Config:
         )
 
         self.storage = storage if storage is not None else StorageDefault()
-        self.notify = notify if notify is not None else NotifyDefault()
-        self.log = log if log is not None else LogDefault()
-        self.server = server if server is not None else ServerDefault()
+        self._notify = notify if notify is not None else NotifyDefault()
+        self._log = log if log is not None else LogDefault()
+        self._server = server if server is not None else ServerDefault()
         self.scheduler = scheduler if scheduler is not None else SchedulerDefault()
-        self.tracer = tracer if tracer is not None else TracerDefault()
-        self.metrics = metrics if metrics is not None else MetricsDefault()
+        self._tracer = tracer if tracer is not None else TracerDefault()
+        self._metrics = metrics if metrics is not None else MetricsDefault()
         self.journal = open_journal(journal)
         self._validate()
+        self._refresh_task_hooks()
+
+    # notify, log, server, tracer and metrics are properties: assigning one refreshes `task_hooks`.
+
+    @property
+    def notify(self) -> Notify:
+        return self._notify
+
+    @notify.setter
+    def notify(self, value: Notify) -> None:
+        self._notify = value
+        self._refresh_task_hooks()
+
+    @property
+    def log(self) -> Log:
+        return self._log
+
+    @log.setter
+    def log(self, value: Log) -> None:
+        self._log = value
+        self._refresh_task_hooks()
+
+    @property
+    def server(self) -> Server:
+        return self._server
+
+    @server.setter
+    def server(self, value: Server) -> None:
+        self._server = value
+        self._refresh_task_hooks()
+
+    @property
+    def tracer(self) -> Tracer:
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, value: Tracer) -> None:
+        self._tracer = value
+        self._refresh_task_hooks()
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, value: Metrics) -> None:
+        self._metrics = value
+        self._refresh_task_hooks()
+
+    def _refresh_task_hooks(self) -> None:
+        self.task_hooks = TaskHooks(self._notify, self._log, self._server, self._tracer, self._metrics)
 
     def _validate(self) -> None:
         expected = {

@@ -67,6 +67,7 @@ class TaskEngine:
         self.previous_context = previous_context
         self.fingerprint = fingerprint
         self.expected_version = expected_version  # NOT_READ: commit unconditionally
+        self._timeout = getattr(task._step, "timeout", 0) or 0
         # The id as the journal records it; a sequence of tasks passes it in, made once.
         if workflow_text is None and workflow_id is not None:
             workflow_text = str(workflow_id)
@@ -129,7 +130,7 @@ class TaskEngine:
         task = self.task
         unit = self._unit(number)
         try:
-            context = self._run_step()
+            context = self._call() if not self._timeout else self._run_step()
         except BaseException:
             unit.rollback()
             raise
@@ -137,11 +138,14 @@ class TaskEngine:
             task._current_context = context  # made by the step's wrapper for this task: already complete
         else:
             task.current_context = context
-            context = task._current_context
+            context = task.current_context
         key = self.config.storage.key(task=task)
         self._stage(unit, key, context)
         try:
-            self._commit(unit, key, number, context)
+            try:
+                unit.commit()  # the first try here; `_commit` handles a failure and retries
+            except (CommitError, JournalError, HookError) as error:
+                self._commit(unit, key, number, context, error)
         except ConflictError as conflict:
             return self._adopt(key, conflict)
         except CheckpointNotSaved:
@@ -185,10 +189,13 @@ class TaskEngine:
             attempt=attempt,
         )
 
-    def _commit(self, unit: UnitOfWork, key: str, attempt: int, context: Context) -> None:
+    def _commit(self, unit: UnitOfWork, key: str, attempt: int, context: Context, first_error: Exception) -> None:
+        """After the first try of `unit.commit()` raised `first_error`: decide, and retry if it may help."""
         delay = COMMIT_RETRY_DELAY
         for commit_try in range(1, COMMIT_ATTEMPTS + 1):
             try:
+                if commit_try == 1:
+                    raise first_error
                 unit.commit()
                 return
             except CommitError as error:
@@ -215,7 +222,8 @@ class TaskEngine:
             task._previous_context = previous  # the setter would only wrap it in a Context again
         else:
             task.previous_context = previous
-        self.config.tracer.start_task(task=task)
+        for hook in self.config.task_hooks.on_start:  # tracer.start_task
+            hook(task=task)
         task.started_at = datetime.now()
         task.status = TypeStatus.IN_PROGRESS
 
@@ -235,8 +243,8 @@ class TaskEngine:
             task.finished_at = finished = datetime.now()
             started = task.started_at
             task.duration = None if started is None else (finished - started).total_seconds()
-            config.tracer.end_task(task=task)
-            config.server.update_task(task=task)
+            for hook in config.task_hooks.on_end:  # tracer.end_task, server.update_task
+                hook(task=task)
         return isinstance(error, Exception)
 
     def _run_step(self) -> Context:
@@ -245,7 +253,7 @@ class TaskEngine:
         Python cannot stop a thread: a timed-out step runs on until it returns, but its result is
         dropped (never committed), and as a daemon thread it never keeps the process from exiting.
         """
-        timeout = getattr(self.task._step, "timeout", 0) or 0
+        timeout = self._timeout
         if not timeout:
             return self._call()
         outcome: list[tuple[bool, Any]] = []  # (returned?, context or exception)

@@ -35,12 +35,11 @@ class NotPlain(Exception):
     """The value holds something `copy_plain` does not copy: copy it another way."""
 
 
-def copy_plain(value: Any) -> Any:
-    """A deep copy of plain data (immutable scalars are shared, never copied); `NotPlain` otherwise."""
-    return _copy(value, 0)
+def copy_plain(value: Any, depth: int = 0) -> Any:
+    """A deep copy of plain data (immutable scalars are shared, never copied); `NotPlain` otherwise.
 
-
-def _copy(value: Any, depth: int) -> Any:
+    `depth` is how deep `value` sits in what is being copied (for the recursion).
+    """
     kind = type(value)
     if kind in IMMUTABLE:
         return value
@@ -50,23 +49,23 @@ def _copy(value: Any, depth: int) -> Any:
     # (Immutable items are tested inline: a function call per item would double the cost.)
     if kind is dict:
         return {
-            key if type(key) in IMMUTABLE else _key(key, depth): item if type(item) in IMMUTABLE else _copy(item, depth)
+            key if type(key) in IMMUTABLE else _key(key, depth): item if type(item) in IMMUTABLE else copy_plain(item, depth)
             for key, item in value.items()
         }
     if kind is list:
-        return [item if type(item) in IMMUTABLE else _copy(item, depth) for item in value]
+        return [item if type(item) in IMMUTABLE else copy_plain(item, depth) for item in value]
     if kind is tuple:
-        return tuple([item if type(item) in IMMUTABLE else _copy(item, depth) for item in value])
+        return tuple([item if type(item) in IMMUTABLE else copy_plain(item, depth) for item in value])
     if kind is set:
         return {_key(item, depth) for item in value}
     if kind is frozenset:
         return frozenset([_key(item, depth) for item in value])
     if kind is Context and len(vars(value)) == 4:  # no subclass, no attribute beyond its four slots
         twin = Context.__new__(Context)
-        twin._time = value._time if type(value._time) in IMMUTABLE else _copy(value._time, depth)
+        twin._time = value._time if type(value._time) in IMMUTABLE else copy_plain(value._time, depth)
         twin._task_id = value._task_id
         twin._workflow_id = value._workflow_id
-        twin._storage = value._storage if type(value._storage) in IMMUTABLE else _copy(value._storage, depth)
+        twin._storage = value._storage if type(value._storage) in IMMUTABLE else copy_plain(value._storage, depth)
         return twin
     raise NotPlain
 
@@ -76,5 +75,5 @@ def _key(value: Any, depth: int) -> Any:
     if type(value) in IMMUTABLE:
         return value
     if type(value) is tuple:
-        return _copy(value, depth)
+        return copy_plain(value, depth)
     raise NotPlain

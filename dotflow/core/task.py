@@ -199,19 +199,10 @@ class Task(TaskInstance):
     @status.setter
     def status(self, value: str) -> None:
         self._status = value
-        config = self._config if self._config is not None else self.config
-        config.notify.hook_status_task(task=self)
-        if value == TypeStatus.FAILED:
-            config.log.error(task=self)
-            config.metrics.task_failed(task=self)
-        elif value == TypeStatus.RETRY:
-            config.log.warning(task=self)
-            config.metrics.task_retried(task=self)
-        elif value == TypeStatus.COMPLETED:
-            config.log.info(task=self)
-            config.metrics.task_completed(task=self)
-        else:
-            config.log.info(task=self)
+        # notify, then log, then metrics (error / warning / info, task_failed / _retried / _completed)
+        hooks = (self._config if self._config is not None else self.config).task_hooks
+        for hook in hooks.on_status.get(value, hooks.on_other_status):
+            hook(task=self)
 
     @property
     def errors(self) -> list[TaskError]:

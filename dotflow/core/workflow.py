@@ -21,7 +21,7 @@ from dotflow.core.engine import TaskEngine
 from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
 from dotflow.core.fingerprint import input_fingerprint
 from dotflow.core.processes import run_in_processes
-from dotflow.core.resume import RunPlan, plan_restore
+from dotflow.core.resume import NOT_READ, RunPlan, plan_restore
 from dotflow.core.task import basic_callback
 from dotflow.core.types import VALID_POLICIES, TypeInputChange, TypeStatus, WorkflowStatus
 
@@ -49,7 +49,7 @@ def run_sequence(
     """The sequential loop: restore or run each task, hand its context to the next in memory."""
     previous = Context(workflow_id=workflow_uuid(workflow_id))
     workflow_text = None if workflow_id is None else str(workflow_id)
-    restored = plan.restored
+    restored, versions = plan.restored, plan.versions
     for task in tasks:
         if restored and task.task_id in restored:
             restore_task(task, restored[task.task_id], previous)
@@ -59,13 +59,15 @@ def run_sequence(
                 workflow_id=workflow_id,
                 previous_context=previous,
                 fingerprint=plan.fingerprint,
-                expected_version=plan.version_seen(task.task_id),
+                expected_version=versions.get(task.task_id, NOT_READ) if versions else NOT_READ,
                 workflow_text=workflow_text,
             ).run()
-            task.callback(task=task)
+            callback = task.callback
+            if callback is not basic_callback:  # the default does nothing
+                callback(task=task)
         report(task)
         previous = task.current_context
-        if task.status == TypeStatus.FAILED and not ignore:
+        if task._status == TypeStatus.FAILED and not ignore:
             break
 
 

@@ -96,8 +96,8 @@ class StorageDefault(VersionedStorage):
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         entry = self._new_entry(key, context, ttl, fingerprint)
-        with self._lock:
-            self._put(key, entry)
+        with self._lock:  # (`_put`, inline: once per task)
+            self._entries[key] = entry + (str(next(self._versions)),)
 
     def post_if(
         self,
