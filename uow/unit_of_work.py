@@ -407,6 +407,10 @@ class UnitOfWork:
         except BaseException as error:  # CommitError, or an interrupt raised by the storage
             self._finish(FAILED, in_flight=error)
             raise
+        if self._journal is None and not self._on_commit and self._child is None:
+            self._state = COMMITTED  # nothing to record, no hook to run: `_finish`, in short
+            self._finished_at = time.time()
+            return
         self._finish(COMMITTED, in_flight=None)
 
     def rollback(self) -> None:

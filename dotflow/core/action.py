@@ -136,7 +136,10 @@ class Action:
         if func is not None:  # as `_run` does, inline: once per task, on the engine's hot path
             contexts = {name: Context(kwargs.get(name)) for name in self.params}
             result = _run_coroutine(func(*args, **contexts)) if self._is_async else func(*args, **contexts)
-            return _step_context(result, kwargs.get("task"))
+            task = kwargs.get("task")
+            if task is None:
+                return Context(storage=result)
+            return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))
         # `@action(...)`: we are the options; wrap the function now.
         (func,) = args
         return self._wrap(func)

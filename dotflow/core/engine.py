@@ -216,7 +216,7 @@ class TaskEngine:
 
     def _begin(self) -> None:
         task = self.task
-        task.workflow_id = self.workflow_id
+        task._workflow_id = self.workflow_id  # (the plain setters of Task, inline: once per task)
         previous = self.previous_context
         if type(previous) is Context:
             task._previous_context = previous  # the setter would only wrap it in a Context again
@@ -242,7 +242,7 @@ class TaskEngine:
         finally:
             task.finished_at = finished = datetime.now()
             started = task.started_at
-            task.duration = None if started is None else (finished - started).total_seconds()
+            task._duration = None if started is None else (finished - started).total_seconds()
             for hook in config.task_hooks.on_end:  # tracer.end_task, server.update_task
                 hook(task=task)
         return isinstance(error, Exception)
