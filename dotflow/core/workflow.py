@@ -219,7 +219,7 @@ class Manager:
         self._finish()
 
     def _finish(self) -> None:
-        failed = any(task.status == TypeStatus.FAILED for task in self.tasks)
+        failed = any(task._status == TypeStatus.FAILED for task in self.tasks)
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
         if config is not None and getattr(config.storage, "buffers_writes", False):
