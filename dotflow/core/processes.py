@@ -42,7 +42,10 @@ STATE_FIELDS = (
     "retry_count", "restored", "started_at", "finished_at",
 )  # fmt: skip
 RELAYED = {
-    "storage": ("post", "get", "read_checkpoint", "delete", "delete_prefix", "list_keys", "clear", "post_if", "delete_if"),
+    "storage": (
+        "post", "get", "read_checkpoint", "delete", "delete_prefix", "list_keys", "clear", "post_if", "delete_if",
+        "flush",
+    ),
     "journal": ("prepare", "record"),
 }  # fmt: skip
 MAX_SERVING_THREADS = 32
@@ -79,6 +82,13 @@ class StorageRelay(Storage):
         self._storage = storage
         self._pipe = pipe
         self._index = index  # which of the batch's configs the parent should use
+        # A storage that buffers writes (BatchStorage) is flushed before a failure is reported; the
+        # child asks the parent, which holds the buffer.
+        self.buffers_writes = bool(getattr(storage, "buffers_writes", False))
+
+    def flush(self) -> None:
+        if self.buffers_writes:
+            self._call("flush")
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         return self._pipe.call("storage", self._index, method, kwargs)

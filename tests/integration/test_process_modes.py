@@ -130,3 +130,33 @@ def test_child_status_hooks_fire_once_per_change(mode, tmp_path):
     flow.start(mode=mode)
     lines = (tmp_path / "hooks").read_text().splitlines()
     assert lines == ["0-pid Not started", "0-pid In progress", "0-pid Completed"]
+
+
+class BufferingStorage(StorageDefault):
+    """Stands in for BatchStorage: says it buffers writes, and counts the flushes asked of it."""
+
+    buffers_writes = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+@action
+def fails():
+    raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("mode", ["parallel", "sequential_group"])
+def test_a_child_flushes_the_parents_buffered_writes_before_reporting_a_failure(mode):
+    storage = BufferingStorage()
+    flow = flow_with(storage)
+    flow.task.add(step=plus_one, group_name="a")
+    flow.task.add(step=fails, group_name="b")
+    flow.start(mode=mode)
+    statuses = [task.status for task in flow.result_task()]
+    assert statuses == [TypeStatus.COMPLETED, TypeStatus.FAILED]
+    assert storage.flushes == 2  # one before the failure is reported (in the child), one at the workflow's end
