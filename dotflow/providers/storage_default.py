@@ -37,29 +37,32 @@ __all__ = ["StorageDefault"]
 
 
 class _Entry(NamedTuple):
-    """A stored checkpoint, as built and as read. It is stored as a plain tuple of the same fields
-    (`_Row`): the garbage collector stops walking an exact tuple of untracked objects, and a plain
-    Context is kept as its parts, so an entry holding plain data costs the collector nothing once
-    made (a run of 100,000 tasks keeps 100,000 entries). A Context subclass is kept whole, as its
-    copy, in `whole`."""
+    """A stored checkpoint, as read back.
 
-    value: Any  # a private copy of the Context's storage
+    Stored as two parts, so that the garbage collector has next to nothing to walk in a run that
+    keeps 100,000 checkpoints: the value's copy in `_values` (a dict or list of plain data is not
+    tracked by the collector), and the rest (`_Row`: time, ids, fingerprint, expiry, version, all
+    immutable) as an exact tuple, which the collector stops tracking. A plain Context is kept as its
+    parts (and its workflow UUID as an int: a UUID object is tracked); a Context subclass is kept
+    whole, as its copy, in `_values`, with `whole` set."""
+
+    value: Any  # a private copy of the Context's storage, or of the whole Context
     time: datetime | None
     task_id: str | None
-    workflow_id: int | None  # the UUID's int: a UUID object would keep the collector walking the entry
-    whole: Context | None
+    workflow_id: int | None
+    whole: bool
     fingerprint: str | None
     expires_at: float | None  # deadline on the storage's clock
     version: str
 
     def stored_value(self) -> Any:
         """The stored Context's `storage` itself (not a copy: compare it, never hand it out)."""
-        return self.value if self.whole is None else self.whole.storage
+        return self.value.storage if self.whole else self.value
 
     def context(self) -> Context:
         """A fresh copy of the stored Context, for a reader."""
-        if self.whole is not None:
-            copied: Context = isolated_copy(self.whole)
+        if self.whole:
+            copied: Context = isolated_copy(self.value)
             return copied
         context = Context.__new__(Context)
         context._time = self.time
@@ -69,8 +72,8 @@ class _Entry(NamedTuple):
         return context
 
 
-_Row = tuple[Any, ...]  # an _Entry's fields, as stored
-_EXPIRES_AT, _VERSION = 6, 7  # their places in a _Row
+_Row = tuple[Any, ...]  # an _Entry's fields but `value`, as stored
+_EXPIRES_AT, _VERSION = 5, 6  # their places in a _Row
 
 
 def _expired(row: _Row, now: float) -> bool:
@@ -87,7 +90,8 @@ class StorageDefault(VersionedStorage):
     def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clock = clock
-        self._entries: dict[str, _Row] = {}
+        self._entries: dict[str, _Row] = {}  # key -> everything but the value, see `_Entry`
+        self._values: dict[str, Any] = {}  # key -> the value's copy (same keys as _entries, always)
         self._lock = threading.RLock()
         self._versions = itertools.count(1)
 
@@ -95,9 +99,10 @@ class StorageDefault(VersionedStorage):
         return f"{task.workflow_id}-{task.task_id}"
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
-        entry = self._new_entry(key, context, ttl, fingerprint)
+        value, row = self._new_entry(key, context, ttl, fingerprint)
         with self._lock:  # (`_put`, inline: once per task)
-            self._entries[key] = entry + (str(next(self._versions)),)
+            self._entries[key] = row + (str(next(self._versions)),)
+            self._values[key] = value
 
     def post_if(
         self,
@@ -108,18 +113,18 @@ class StorageDefault(VersionedStorage):
         ttl: int | None = None,
         fingerprint: str | None = None,
     ) -> bool:
-        entry = self._new_entry(key, context, ttl, fingerprint)
+        value, row = self._new_entry(key, context, ttl, fingerprint)
         with self._lock:
             if self._version_of(key) != version:
                 return False
-            self._put(key, entry)
+            self._put(key, value, row)
             return True
 
     def delete_if(self, key: str, *, version: str | None) -> bool:
         with self._lock:
             if self._version_of(key) != version:
                 return False
-            self._entries.pop(key, None)
+            self._drop(key)
             return True
 
     def get(self, key: str) -> Context:
@@ -131,13 +136,13 @@ class StorageDefault(VersionedStorage):
             row = self._live(key)
             if row is None:
                 return None
-            entry = _Entry._make(row)
+            entry = _Entry(self._values[key], *row)
             return Checkpoint(context=entry.context(), fingerprint=entry.fingerprint, version=entry.version)
 
     def delete(self, key: str) -> bool:
         with self._lock:
             found = self._live(key) is not None
-            self._entries.pop(key, None)
+            self._drop(key)
             return found
 
     def delete_prefix(self, prefix: str) -> int:
@@ -147,7 +152,7 @@ class StorageDefault(VersionedStorage):
             doomed = [k for k in self._entries if k.startswith(prefix)]
             live = sum(1 for k in doomed if not _expired(self._entries[k], now))
             for k in doomed:
-                del self._entries[k]
+                self._drop(k)
             return live
 
     def list_keys(self, prefix: str = "") -> list[str]:
@@ -159,30 +164,29 @@ class StorageDefault(VersionedStorage):
     def atomic_swap(
         self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
     ) -> bool:
-        entry = self._new_entry(key, new, ttl, fingerprint)
+        value, row = self._new_entry(key, new, ttl, fingerprint)
         with self._lock:
             current = self._live(key)
-            if (None if current is None else _Entry._make(current).stored_value()) != expected:
+            if (None if current is None else _Entry(self._values[key], *current).stored_value()) != expected:
                 return False
-            self._put(key, entry)
+            self._put(key, value, row)
             return True
 
     @contextmanager
     def transaction(self) -> Iterator[StorageDefault]:
         """Writes made through the yielded storage inside the block are all kept, or all undone if it raises."""
         with self._lock:
-            saved = dict(self._entries)  # entries are replaced by writes, never changed in place
+            saved = dict(self._entries), dict(self._values)  # replaced by writes, never changed in place
             try:
                 yield self
             except BaseException:
-                self._entries.clear()
-                self._entries.update(saved)
+                self._entries, self._values = saved
                 raise
 
     # ----------------------------------------------------------------------------------------- helpers
 
-    def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> _Row:
-        """The fields of `_Entry` but the version, which `_put` adds (plain tuples: made once per task)."""
+    def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> tuple[Any, _Row]:
+        """The value's copy, and the row without its version, which `_put` adds."""
         if type(key) is not str:
             _check_key(key, "key")
         if ttl is not None or (fingerprint is not None and type(fingerprint) is not str):
@@ -198,13 +202,19 @@ class StorageDefault(VersionedStorage):
             except NotPlain:
                 copied = isolated_copy(context._storage)
             workflow = context._workflow_id
-            return (copied, context._time, context._task_id, None if workflow is None else workflow.int, None,
-                    fingerprint, expires_at)  # fmt: skip
-        return (None, None, None, None, isolated_copy(context), fingerprint, expires_at)
+            workflow_int = None if workflow is None else workflow.int
+            return copied, (context._time, context._task_id, workflow_int, False, fingerprint, expires_at)
+        return isolated_copy(context), (None, None, None, True, fingerprint, expires_at)
 
-    def _put(self, key: str, unversioned: _Row) -> None:
-        """Store an entry (all of `_Entry` but the version) under a fresh version. Hold the lock."""
+    def _put(self, key: str, value: Any, unversioned: _Row) -> None:
+        """Store a value and its row under a fresh version. Hold the lock."""
         self._entries[key] = unversioned + (str(next(self._versions)),)
+        self._values[key] = value
+
+    def _drop(self, key: str) -> None:
+        """Forget `key` (a no-op if absent). Hold the lock."""
+        self._entries.pop(key, None)
+        self._values.pop(key, None)
 
     def _version_of(self, key: str) -> str | None:
         """The live entry's version, None if absent or expired. Hold the lock."""
@@ -216,14 +226,14 @@ class StorageDefault(VersionedStorage):
         _check_key(key, "key")
         entry = self._entries.get(key)
         if entry is not None and _expired(entry, self._clock()):
-            del self._entries[key]
+            self._drop(key)
             return None
         return entry
 
     def _evict_expired(self) -> None:
         now = self._clock()
         for k in [k for k, entry in self._entries.items() if _expired(entry, now)]:
-            del self._entries[k]
+            self._drop(k)
 
 
 def _check_key(value: Any, what: str) -> None:
