@@ -71,9 +71,10 @@ class FileBatchStorage(BatchStorage, VersionedStorage):
     # ----------------------------------------------------------------------------------------- reads
 
     def read_checkpoint(self, key: str) -> Checkpoint | None:
-        found = self._find(key)
-        if found is None:
-            return self.storage.read_checkpoint(key=key)
+        with self._lock:  # the per-key file too: a flush cannot remove it half-way through this read
+            found = self._find(key)
+            if found is None:
+                return self.storage.read_checkpoint(key=key)
         document, version, where = found
         if document is None:
             return None
@@ -81,28 +82,28 @@ class FileBatchStorage(BatchStorage, VersionedStorage):
         return Checkpoint(context=context, fingerprint=fingerprint, version=version)
 
     def get(self, key: str) -> Context:
-        found = self._find(key)
-        if found is None:
-            return self.storage.get(key=key)
+        with self._lock:
+            found = self._find(key)
+            if found is None:
+                return self.storage.get(key=key)
         document, _, where = found
         return Context() if document is None else _decode(key, document, where)[0]
 
     def _find(self, key: str) -> tuple[bytes | None, str | None, str] | None:
-        """(document or None if deleted/expired, version, where) from the buffer or the index;
-        None when neither knows the key (then its per-key file, if any, holds it)."""
-        with self._lock:
-            now = self._clock()
-            change = self._pending.get(key)
-            if change is not None:
-                if not _live(change, now):
-                    return None, None, "buffer"
-                return change.document, change.revision, "buffer"
-            entry = self._store.index.get(key)
-            if entry is None:
-                return None
-            if not entry.live(now):
-                return None, None, "index"
-            return self._store.document(entry), entry.revision, f"segment {entry.seq}"
+        """(document or None if deleted/expired, version, where) from the buffer or the index (lock
+        held); None when neither knows the key (then its per-key file, if any, holds it)."""
+        now = self._clock()
+        change = self._pending.get(key)
+        if change is not None:
+            if not _live(change, now):
+                return None, None, "buffer"
+            return change.document, change.revision, "buffer"
+        entry = self._store.index.get(key)
+        if entry is None:
+            return None
+        if not entry.live(now):
+            return None, None, "index"
+        return self._store.document(entry), entry.revision, f"segment {entry.seq}"
 
     # ------------------------------------------------------------------------------ conditional writes
 

@@ -21,6 +21,7 @@ Not thread-safe: `BatchStorage` serialises every call.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
@@ -41,6 +42,8 @@ from dotflow.providers.batch_log import (
 from dotflow.providers.storage_file import _bad_key_reason
 
 __all__ = ["Change", "IndexEntry", "SegmentStore"]
+
+logger = logging.getLogger("dotflow")
 
 _MARKER_TEXT = (
     b"This folder holds dotflow BatchStorage segments (.batch-*.log): checkpoints that are not in\n"
@@ -120,9 +123,12 @@ class SegmentStore:
         self._segments[seq] = len(data)
         for entry in entries:
             self._point(entry.key, IndexEntry(seq, *entry[1:]))
-        self._drop_shadowed_files(changes)
-        if self._garbage() > max(self._live_bytes, 4 << 20):
-            self.compact()
+        try:  # the batch is stored: nothing after this point may report the commit as failed
+            self._drop_shadowed_files(changes)
+            if self._garbage() > max(self._live_bytes, 4 << 20):
+                self.compact()
+        except Exception as exc:
+            logger.warning("BatchStorage: segment %d is stored, but tidying up after it failed: %s", seq, exc)
 
     def _point(self, key: str, entry: IndexEntry) -> None:
         old = self.index.get(key)

@@ -334,6 +334,31 @@ def test_a_post_whose_flush_fails_is_taken_back_and_earlier_posts_stay_buffered(
         assert again.get("a.json").storage == 1 and again.read_checkpoint("b.json") is None
 
 
+def test_a_failure_after_the_segment_is_stored_does_not_fail_the_commit(tmp_path, monkeypatch, caplog):
+    StorageFile(path=tmp_path).post("a.json", Context(storage="file"))
+    batch = reopen(tmp_path)
+
+    def refuse(path):
+        raise PermissionError("cannot remove (simulated)")
+
+    monkeypatch.setattr("dotflow.providers.batch_segments.unlink", refuse)
+    batch.post("a.json", Context(storage="segment"))
+    with caplog.at_level(logging.WARNING, logger="dotflow"):
+        batch.post("b.json", Context(storage=2))  # flushed: the segment is stored, removing a.json's file fails
+    assert "is stored, but tidying up after it failed" in caplog.text
+    assert batch.get("a.json").storage == "segment" and files(tmp_path) == ["a.json"]
+    monkeypatch.undo()
+    batch.close()
+    with reopen(tmp_path) as again:  # the index still wins, and opening removes the stale file
+        assert again.get("a.json").storage == "segment"
+    assert files(tmp_path) == []
+
+
+def test_on_durable_refuses_what_it_cannot_call(batch):
+    with pytest.raises(TypeError, match="callable"):
+        batch.on_durable("not a function")  # type: ignore[arg-type]
+
+
 def test_on_durable_runs_at_once_when_nothing_is_buffered(batch):
     called = []
     batch.on_durable(lambda: called.append(threading.current_thread().name))
