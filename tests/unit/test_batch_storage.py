@@ -184,6 +184,17 @@ def test_keys_of_per_key_files_are_read_then_overridden_and_their_files_removed(
         assert again.get("gone.json").storage is None
 
 
+def test_a_tombstone_is_replayed_when_no_compaction_removed_it(tmp_path):
+    with reopen(tmp_path, max_batch=10) as batch:
+        for number in range(10):
+            batch.post(f"k{number}.json", Context(storage=number))
+        assert batch.delete("k3.json") is True
+    assert len(segments(tmp_path)) == 2  # little garbage: close() did not compact
+    with reopen(tmp_path) as again:
+        assert again.read_checkpoint("k3.json") is None and again.get("k3.json").storage is None
+        assert "k3.json" not in again.list_keys() and len(again.list_keys()) == 9
+
+
 def test_a_deleted_key_stays_deleted_after_reopening_and_compaction(tmp_path):
     with reopen(tmp_path) as batch:
         batch.post("a.json", Context(storage=1))
@@ -438,6 +449,52 @@ class TestBatchStorageContractFlushingEachChange(TestBatchStorageContract):
     """Every change flushed at once: reads come from the segments."""
 
     max_batch = 1
+
+
+class Reopening:
+    """Closes its BatchStorage after every change and opens a new one on the folder: every read after a
+    change comes from the segments replayed (and, often, compacted on close)."""
+
+    CHANGES = {"post", "post_if", "delete", "delete_if", "delete_prefix", "clear", "atomic_swap"}
+
+    def __init__(self, folder: str, clock) -> None:
+        self.folder, self.clock = folder, clock
+        self.lock = threading.Lock()
+        self.inner = self.open()
+
+    def open(self) -> FileBatchStorage:
+        storage = BatchStorage(StorageFile(path=self.folder, clock=self.clock), max_batch=1000, max_delay=None)
+        assert isinstance(storage, FileBatchStorage)
+        return storage
+
+    def __getattr__(self, name: str):
+        method = getattr(FileBatchStorage, name)
+
+        def call(*args, **kwargs):
+            with self.lock:
+                result = method(self.inner, *args, **kwargs)
+                if name in self.CHANGES:
+                    self.inner.close()
+                    self.inner = self.open()
+                return result
+
+        return call
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TestBatchStorageContractReopenedAfterEachChange(StorageContract, unittest.TestCase):
+    """The storage contract with a new BatchStorage after every change: replay, tombstones, compaction."""
+
+    race_rounds = 5
+
+    def make_storage(self) -> Storage:
+        folder = tempfile.TemporaryDirectory()
+        self.addCleanup(folder.cleanup)
+        storage = Reopening(folder.name, self.clock)
+        self.addCleanup(storage.close)
+        return storage  # type: ignore[return-value]
 
 
 def test_a_unit_of_work_detects_a_conflict_through_batch_storage(batch):
