@@ -250,7 +250,6 @@ class FileBatchStorage(BatchStorage, VersionedStorage):
             return {"segments": self._store.segment_count, "keys": len(self._store.index)}
 
 
-
 def _live(change: Change, now: float) -> bool:
     return change.document is not None and (change.expires_at is None or now < change.expires_at)
 

@@ -194,10 +194,10 @@ def write_new_file(path: Path, data: bytes, folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        fsync_folder(folder)
     except BaseException:
-        unlink(path)
+        unlink(path)  # reported as not written: it must not turn up on the next open either
         raise
-    fsync_folder(folder)
 
 
 def read_at(path: Path, offset: int, size: int) -> bytes:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from dotflow.providers.batch_log import (
     MARKER_NAME,
@@ -101,9 +101,6 @@ class SegmentStore:
     def document(self, entry: IndexEntry) -> bytes:
         return read_at(segment_path(self.root, entry.seq), entry.offset, entry.size)
 
-    def has_file(self, key: str) -> bool:
-        return key in self._files
-
     def forget_file(self, key: str) -> None:
         self._files.discard(key)
 
@@ -137,7 +134,7 @@ class SegmentStore:
         self.index[key] = entry
         self._live_bytes += entry.footprint
 
-    def _drop_shadowed_files(self, keys: Iterator[str] | dict[str, Any] | set[str]) -> None:
+    def _drop_shadowed_files(self, keys: Iterable[str]) -> None:
         """Remove the per-key files the index now overrides (no fsync: the index wins until they are gone)."""
         files = self._files
         if not files:
@@ -199,11 +196,14 @@ class SegmentStore:
 
     def clear_all(self) -> None:
         """Remove every segment and the marker (after `materialize` wrote the live checkpoints to files)."""
-        for seq in sorted(self._segments):
-            unlink(segment_path(self.root, seq))
-        fsync_folder(self.root)  # the segments are gone before the marker: a crash keeps the marker
-        unlink(self.root / MARKER_NAME)
-        fsync_folder(self.root)
+        if self._segments:
+            for seq in sorted(self._segments):
+                unlink(segment_path(self.root, seq))
+            fsync_folder(self.root)  # the segments are gone before the marker: a crash keeps the marker
+        marker = self.root / MARKER_NAME
+        if marker.exists():
+            unlink(marker)
+            fsync_folder(self.root)
         self._segments = {}
         self.index = {}
         self._live_bytes = 0
@@ -247,7 +247,9 @@ class SegmentStore:
         for seq, path in found:
             segment = read_segment(path)
             if segment is None or segment.seq != seq:
-                unlink(path)  # torn: its flush never returned, so nothing in it was acknowledged
+                # torn by a crash: its flush never returned, so nothing in it was acknowledged
+                logger.warning("BatchStorage: dropping incomplete batch segment %s (torn by a crash?)", path)
+                unlink(path)
                 continue
             if segment.compacted:  # holds everything that came before it
                 for older in segments:
