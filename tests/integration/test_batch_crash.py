@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from dotflow import Config, DotFlow, action
+from dotflow.providers import BatchStorage, StorageFile
 from dotflow.providers.batch_log import read_segment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,3 +93,25 @@ def test_kill_during_compaction_keeps_every_checkpoint(tmp_path):
     assert ran(tmp_path)[TASKS:] == []  # nothing runs again
     assert state["restored"] == [f"{n}-step{n}" for n in range(TASKS)]
     assert len(list((tmp_path / "store" / "tasks").glob(".batch-*.log"))) == 1
+
+
+@action
+def double(previous_context):
+    return (previous_context.storage or 1) * 2
+
+
+def test_child_process_modes_commit_and_resume_through_the_parents_batch_storage(tmp_path):
+    """Children send their commits (conditional ones on resume) to the parent's BatchStorage."""
+    for mode in ("parallel", "sequential_group"):
+        folder = tmp_path / mode
+        with BatchStorage(StorageFile(path=folder), max_delay=None) as batch:
+            flow = DotFlow(config=Config(storage=batch), workflow_id="modes")
+            flow.task.add(step=[double] * 4)
+            flow.start(mode=mode)
+            first = flow.result_storage()
+        with BatchStorage(StorageFile(path=folder), max_delay=None) as batch:
+            flow = DotFlow(config=Config(storage=batch), workflow_id="modes")
+            flow.task.add(step=[double] * 4)
+            flow.start(mode=mode, resume=True)
+            assert [task.restored for task in flow.result_task()] == [True] * 4, mode
+            assert flow.result_storage() == first, mode
