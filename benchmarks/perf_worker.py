@@ -15,9 +15,10 @@ running it (`start()`) are timed apart with `time.perf_counter`; the run's CPU t
 wrapping the storage's own methods (outermost call only). Peak RSS is `ru_maxrss` of this process,
 which runs one workload once, so it is the workload's own peak. The file workloads also measure the
 floor themselves, half of N just before and half just after the workflow, in the same folder
-(`floor_us_per_task`), so that ratio pairs two measurements taken seconds apart. `file_batch` also
-measures creating and writing the same number of small files without any fsync
-(`create_floor_us_per_task`): a batch still writes one file per key, so that is its own floor.
+(`floor_us_per_task`), so that ratio pairs two measurements taken seconds apart. `file_batch` times
+its `close()` apart too (`close_us`, inside the run's time), counts the segments written
+(`batches`), then, outside the timed region, reopens the folder (`reopen_us`: replaying every
+segment to rebuild the index) and merges the segments into one (`compact_us`).
 """
 
 from __future__ import annotations
@@ -105,7 +106,6 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
     calls.wrap(storage)
 
     floor_before = run_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder))["run_us_per_task"] if folder and kind != "mem" else None
-    create_before = run_create_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder)) if batch is not None else None
     rss_before = rss_kb()
     begin = time.perf_counter()
     flow = DotFlow(config=Config(storage=storage, log=LogDefault(level="ERROR")), workflow_id=str(uuid.uuid4()))
@@ -114,8 +114,9 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
     built = time.perf_counter()
     cpu_begin = time.process_time()
     flow.start()
+    closing = time.perf_counter()
     if batch is not None:
-        batch.close()  # start() already flushed at workflow end; close() must find nothing to write
+        batch.close()  # start() already flushed at workflow end; close() compacts only if worth it
     ran = time.perf_counter()
     cpu = time.process_time() - cpu_begin
 
@@ -123,8 +124,6 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
         # The floor again, right after: its mean with the one before pairs this run with the disk's
         # speed at the time (on a shared machine fsync latency moves from one second to the next).
         floor_after = run_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder))["run_us_per_task"]
-    if create_before is not None:
-        create_after = run_create_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder))
     results = flow.result_storage()
     out = {
         "lib": lib,
@@ -140,8 +139,22 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
         out["floor_us_per_task"] = (floor_before + floor_after) / 2
     if batch is not None:
         out["batches"] = batch.stats()["flushes"]
-        out["create_floor_us_per_task"] = (create_before + create_after) / 2
+        out["close_us"] = (ran - closing) * 1e6
+        out.update(reopen_and_compact(folder))
     return out
+
+
+def reopen_and_compact(folder: str) -> dict:
+    """Outside the timed region: open the folder again (replay) and merge its segments into one."""
+    from dotflow.providers import BatchStorage, StorageFile
+
+    begin = time.perf_counter()
+    batch = BatchStorage(StorageFile(path=folder))
+    opened = time.perf_counter()
+    batch.compact()  # type: ignore[attr-defined]
+    compacted = time.perf_counter()
+    batch.close()
+    return {"reopen_us": (opened - begin) * 1e6, "compact_us": (compacted - opened) * 1e6}
 
 
 def run_floor(tasks: int, folder: str) -> dict:
@@ -166,19 +179,6 @@ def run_floor(tasks: int, folder: str) -> dict:
     ended = time.perf_counter()
     return {"lib": "floor", "run_us_per_task": (ended - begin) * 1e6 / tasks, "writes_per_task": 1.0,
             "reads_per_task": 0.0, "ok": len(os.listdir(folder)) == tasks}  # fmt: skip
-
-
-def run_create_floor(tasks: int, folder: str) -> float:
-    """us per small file created and written without any fsync: what applying a batch cannot beat."""
-    data = (json.dumps({"value": PAYLOAD * 10}) + "\n").encode()
-    begin = time.perf_counter()
-    for number in range(tasks):
-        fd = os.open(os.path.join(folder, f"key-{number}.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-    return (time.perf_counter() - begin) * 1e6 / tasks
 
 
 def main() -> int:

@@ -181,10 +181,13 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> list[str]:
             batches = median_of(got, "batches")
             notes.append(f"{fmt(speedup)}x the throughput of per-task durable commits")
             if batches is not None:
-                notes.append(f"{fmt(batches)} batch logs fsync'd (default max_batch=100)")
-            create = median_of(got, "create_floor_us_per_task")
-            if create is not None:
-                notes.append(f"creating and writing a small file, no fsync, costs {fmt(create)} us here")
+                notes.append(f"{fmt(batches)} segments fsync'd (default max_batch=100), no per-key file")
+            closing = median_of(got, "close_us")
+            if closing is not None:
+                notes.append(f"close() {fmt(closing)} us (in the run's time)")
+            compact = median_of(got, "compact_us")
+            if compact is not None:
+                notes.append(f"then, untimed: reopen {fmt(median_of(got, 'reopen_us'))} us, compact {fmt(compact)} us")
         if "flat" in row.pairs:
             build = paired(results, row.name, row.pairs["flat"], "build_us_per_task")
             run = paired(results, row.name, row.pairs["flat"], "run_us_per_task")

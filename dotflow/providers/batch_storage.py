@@ -11,10 +11,11 @@ failure is reported, before any delete / list / swap, and on `flush()`, `close()
 
 How a batch is made durable depends on the wrapped storage:
 
-- `StorageFile`: one log file per batch, written and fsync'd once, then applied to the per-key files
-  without an fsync each (see `dotflow.providers.batch_log`); a crash between the two is repaired
-  by the next `BatchStorage` opened on the folder, which replays the log. Values are encoded when
-  posted, so a value that cannot be stored is refused at once, by the task that returned it.
+- `StorageFile`: each batch is one segment file, written and fsync'd once (plus the folder), and
+  the segments are the storage: no per-key file is written (`dotflow.providers.batch_file`,
+  `batch_segments`, `batch_log`). Values are encoded when posted, so a value that cannot be stored
+  is refused at once, by the task that returned it. Such a BatchStorage also has conditional writes
+  (`post_if` / `delete_if`), since it holds the folder exclusively.
 - a storage with `post_many(items)` (items: `(key, context, ttl, fingerprint)` tuples): one call
   per batch, for backends that can write a batch in one transaction or concurrently.
 - any other storage: one `post` per checkpoint, in order, at flush time (coalescing still saves
@@ -30,7 +31,6 @@ whose batch was flushed is never run again by resume.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import threading
@@ -48,17 +48,32 @@ logger = logging.getLogger("dotflow")
 
 
 class _Pending(NamedTuple):
-    context: Context | None  # a private copy (generic storages); None when `document` is set
-    document: bytes | None  # the encoded checkpoint (StorageFile)
+    context: Context  # a private copy of what was posted
     ttl: float | None
     fingerprint: str | None
-    deadline: float | None = None  # time.monotonic() expiry of a buffered generic checkpoint
+    deadline: float | None = None  # time.monotonic() expiry of the buffered checkpoint
+
+
+_ABSENT: Any = object()
 
 
 class BatchStorage(Storage):
-    """Wraps `storage`; see the module docstring. Thread-safe; one instance per StorageFile folder."""
+    """Wraps `storage`; see the module docstring. Thread-safe; one instance per StorageFile folder.
+
+    `BatchStorage(StorageFile(...))` is a `FileBatchStorage` (`dotflow.providers.batch_file`), which
+    also has versions and conditional writes; any other storage gets this class.
+    """
 
     buffers_writes = True  # the engine flushes such a storage before it reports a failure
+
+    def __new__(cls, storage: Storage, *args: Any, **kwargs: Any) -> BatchStorage:
+        from dotflow.providers.storage_file import StorageFile
+
+        if cls is BatchStorage and isinstance(storage, StorageFile):
+            from dotflow.providers.batch_file import FileBatchStorage
+
+            cls = FileBatchStorage
+        return super().__new__(cls)
 
     def __init__(self, storage: Storage, max_batch: int = 100, max_delay: float | None = 0.2) -> None:
         super().__init__()
@@ -75,23 +90,16 @@ class BatchStorage(Storage):
         self.storage = storage
         self.max_batch = max_batch
         self.max_delay = max_delay
-        self._pending: dict[str, _Pending] = {}
-        self._oldest = 0.0  # time.monotonic() of the oldest pending checkpoint
+        self._pending: dict[str, Any] = {}
+        self._oldest = 0.0  # time.monotonic() of the oldest pending change
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._closed = False
         self._flushes = 0
         self._posts = 0
+        self._waiting: list[Callable[[], None]] = []  # on_durable callbacks for what is pending
         self._timer: threading.Thread | None = None
-        self._log = None
-        self._file_clock: Callable[[], float] = time.time
-        from dotflow.providers.storage_file import StorageFile
-
-        if isinstance(storage, StorageFile):
-            from dotflow.providers.batch_log import FileBatchLog
-
-            self._file_clock = storage.clock  # documents are encoded here, on the file storage's clock
-            self._log = FileBatchLog(storage)  # replays what a crash left committed but unapplied
+        self._open_backend()
         self._pid = os.getpid()  # a forked child never flushes its copy of the parent's buffer at exit
         atexit.register(_flush_at_exit, weakref.ref(self))
 
@@ -104,27 +112,36 @@ class BatchStorage(Storage):
     # --------------------------------------------------------------------------------------- writes
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
-        pending = self._prepare(key, context, ttl, fingerprint)
+        change = self._prepare(key, context, ttl, fingerprint)
         with self._lock:
             self._check_open()
-            first = not self._pending
-            if first:
-                self._oldest = time.monotonic()
-            self._pending.pop(key, None)  # a re-posted key moves to the end, after what it may follow
-            self._pending[key] = pending
+            self._stage(key, change)
             self._posts += 1
-            if len(self._pending) >= self.max_batch or self.max_delay == 0:
-                self._flush_locked()
-            elif first and self.max_delay is not None:
-                self._start_timer()  # the flusher sleeps until a batch starts: wake it once per batch
 
     def flush(self) -> None:
-        """Make every buffered checkpoint durable now (one batch). A no-op when nothing is buffered."""
+        """Make every buffered change durable now (one batch). A no-op when nothing is buffered."""
         with self._lock:
             self._flush_locked()
 
+    def on_durable(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once every change posted before this call is durable.
+
+        At once, in this thread, when nothing is buffered; otherwise right after the flush that makes
+        the buffer durable, in whichever thread flushes (a post, the timer, `flush`, `close`), with
+        this storage's lock held: a callback must be quick and must not call this storage. If that
+        flush fails, the callback waits for the next one that succeeds. A callback that raises is
+        logged and does not stop the flush or the other callbacks.
+        """
+        if not callable(callback):
+            raise TypeError(f"on_durable needs a callable, not {type(callback).__name__}")
+        with self._lock:
+            if self._pending:
+                self._waiting.append(callback)
+                return
+        _call_quietly(callback)
+
     def close(self) -> None:
-        """Flush, retire the batch logs and release the folder. Idempotent; `post` refuses afterwards."""
+        """Flush, then release what the storage holds. Idempotent; `post` refuses afterwards."""
         with self._lock:
             if self._closed:
                 return
@@ -133,8 +150,7 @@ class BatchStorage(Storage):
             finally:
                 self._closed = True
                 self._wake.notify_all()
-                if self._log is not None:
-                    self._log.close()
+                self._close_backend()
 
     def __enter__(self) -> BatchStorage:
         return self
@@ -143,7 +159,7 @@ class BatchStorage(Storage):
         self.close()
 
     def stats(self) -> dict[str, int]:
-        """Counters: `posts` accepted, `flushes` that wrote a batch, `pending` checkpoints buffered now."""
+        """Counters: `posts` accepted, `flushes` that wrote a batch, `pending` changes buffered now."""
         with self._lock:
             return {"posts": self._posts, "flushes": self._flushes, "pending": len(self._pending)}
 
@@ -154,8 +170,6 @@ class BatchStorage(Storage):
             pending = self._pending.get(key)
         if pending is None:
             return self.storage.read_checkpoint(key=key)
-        if pending.document is not None:
-            return _decode(key, pending.document, self._file_clock())
         if pending.deadline is not None and time.monotonic() >= pending.deadline:
             return None
         return Checkpoint(context=isolated_copy(pending.context), fingerprint=pending.fingerprint)
@@ -197,48 +211,71 @@ class BatchStorage(Storage):
             self._flush_locked()
             self.storage.clear(workflow_id)
 
-    # -------------------------------------------------------------------------------------- helpers
+    # ------------------------------------------------------------- what a backend-specific subclass overrides
 
-    def _prepare(self, key: str, context: Any, ttl: Any, fingerprint: Any) -> _Pending:
+    def _open_backend(self) -> None:
+        """Called once by __init__, before the instance is registered for the exit flush."""
+
+    def _close_backend(self) -> None:
+        """Called once by close(), after the last flush (even if it failed)."""
+
+    def _prepare(self, key: str, context: Any, ttl: Any, fingerprint: Any) -> Any:
         """Check and capture the checkpoint now, so later changes to the value cannot reach it."""
-        if self._log is not None:
-            from dotflow.providers.storage_file import _bad_key_reason, _encode
-
-            reason = _bad_key_reason(key)  # a key that could leave the folder is refused, as StorageFile does
-            if reason is not None:
-                raise ValueError(f"invalid storage key {key!r}: {reason}; a key cannot escape the storage folder")
-            return _Pending(None, _encode(key, context, ttl, fingerprint, self._file_clock()), ttl, fingerprint)  # with a fresh revision
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, not {type(key).__name__}")
         check_post_metadata(ttl, fingerprint)
         value = context if isinstance(context, Context) else Context(storage=context)
         copied = isolated_copy(value)  # as StorageDefault keeps it: what cannot be copied is kept as is
-        return _Pending(copied, None, ttl, fingerprint, None if ttl is None else time.monotonic() + ttl)
+        return _Pending(copied, ttl, fingerprint, None if ttl is None else time.monotonic() + ttl)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this BatchStorage is closed; open a new one on the storage")
-
-    def _flush_locked(self) -> None:
-        """Write the pending batch durably. On failure nothing is dropped: the batch stays pending."""
-        if not self._pending:
-            return
-        batch = self._pending
-        if self._log is not None:
-            self._log.commit([(key, pending.document) for key, pending in batch.items()])  # type: ignore[misc]
-        else:
-            self._post_each(batch)
-        self._pending = {}
-        self._flushes += 1
-
-    def _post_each(self, batch: dict[str, _Pending]) -> None:
+    def _write_batch(self, batch: dict[str, Any]) -> None:
+        """Make `batch` durable in the wrapped storage: `post_many` when it has one, else one post each."""
         post_many = getattr(self.storage, "post_many", None)
         items = [(key, p.context, p.ttl, p.fingerprint) for key, p in batch.items()]
         if callable(post_many):
             post_many(items)
             return
         for key, context, ttl, fingerprint in items:
-            self.storage.post(key=key, context=cast(Context, context), ttl=cast("int | None", ttl), fingerprint=fingerprint)
+            self.storage.post(key=key, context=context, ttl=cast("int | None", ttl), fingerprint=fingerprint)
+
+    # -------------------------------------------------------------------------------------- helpers
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this BatchStorage is closed; open a new one on the storage")
+
+    def _stage(self, key: str, change: Any) -> None:
+        """Buffer `change` for `key` (lock held); flush when the batch is full.
+
+        If that flush fails, this change is taken back (the caller sees the error and nothing of it is
+        stored later); the changes already acknowledged stay buffered for the next flush.
+        """
+        first = not self._pending
+        if first:
+            self._oldest = time.monotonic()
+        previous = self._pending.pop(key, _ABSENT)  # a re-posted key moves to the end, after what it may follow
+        self._pending[key] = change
+        if len(self._pending) >= self.max_batch or self.max_delay == 0:
+            try:
+                self._flush_locked()
+            except BaseException:
+                self._pending.pop(key, None)
+                if previous is not _ABSENT:
+                    self._pending[key] = previous
+                raise
+        elif first and self.max_delay is not None:
+            self._start_timer()  # the flusher sleeps until a batch starts: wake it once per batch
+
+    def _flush_locked(self) -> None:
+        """Write the pending batch durably. On failure nothing is dropped: the batch stays pending."""
+        if self._pending:
+            self._write_batch(self._pending)
+            self._pending = {}
+            self._flushes += 1
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for callback in waiting:
+                _call_quietly(callback)
 
     def _start_timer(self) -> None:
         if self._timer is not None and self._timer.is_alive():
@@ -248,6 +285,13 @@ class BatchStorage(Storage):
             target=_timer_loop, args=(weakref.ref(self),), name="dotflow-batch-flush", daemon=True
         )
         self._timer.start()
+
+
+def _call_quietly(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        logger.exception("BatchStorage: an on_durable callback raised; ignored")
 
 
 def _timer_loop(ref: weakref.ref[BatchStorage]) -> None:
@@ -283,14 +327,3 @@ def _flush_at_exit(ref: weakref.ref[BatchStorage]) -> None:
         storage.close()
     except Exception:
         logger.exception("BatchStorage: flushing at interpreter exit failed")
-
-
-def _decode(key: str, document: bytes, now: float) -> Checkpoint | None:
-    from dotflow.providers.checkpoint_format import decode_document, document_expires_at
-
-    body = json.loads(document)
-    expires_at = document_expires_at(body)
-    if expires_at is not None and now >= expires_at:
-        return None
-    context, fingerprint = decode_document(key, body)
-    return Checkpoint(context=context, fingerprint=fingerprint)

@@ -92,12 +92,17 @@ from dotflow.core.context import Context
 from dotflow.core.exception import CorruptCheckpointError
 from dotflow.settings import Settings
 
-__all__ = ["StorageFile"]
+__all__ = ["BATCH_MARKER", "BatchFolderError", "StorageFile"]
 
 _META_SUFFIX = ".meta"  # dotflow 1.0.1's sidecar, read for legacy files only
 _MAX_NAME_BYTES = 255  # NAME_MAX of common file systems; a folder may allow fewer
 logger = logging.getLogger("dotflow")
 _LOCK_NAME = ".lock"  # a dot-file: never taken for a key
+BATCH_MARKER = ".batch-store"  # present while BatchStorage keeps checkpoints in segments here
+
+
+class BatchFolderError(ValueError):
+    """The folder holds BatchStorage segments, which a plain StorageFile cannot see."""
 
 try:
     import fcntl
@@ -152,6 +157,8 @@ class StorageFile(VersionedStorage):
         self._lock_fd: int | None = None
         self._lock_pid = 0  # the process that opened _lock_fd: a forked child opens its own
         self._lock_depth = 0
+        self._batch_owned = False  # BatchStorage wraps this instance: the folder's segments are its own
+        self._batch_checked = False  # the folder was checked for segments (once, on first use)
 
     def key(self, task: Any) -> str:
         return f"{task.workflow_id}-{task.task_id}.json"
@@ -277,8 +284,25 @@ class StorageFile(VersionedStorage):
 
     # ----------------------------------------------------------------------------------------- helpers
 
+    def _set_batch_owned(self, owned: bool) -> None:
+        """Called by BatchStorage when it takes (True) or releases (False) this instance."""
+        self._batch_owned = self._batch_checked = owned
+
+    def _check_batch_folder(self) -> None:
+        """On first use: refuse a folder whose checkpoints are in BatchStorage segments (one stat, once)."""
+        if not self._batch_owned and os.path.exists(self._root / BATCH_MARKER):
+            raise BatchFolderError(
+                f"{self.path} holds checkpoints in BatchStorage segments (.batch-*.log), which a plain "
+                f"StorageFile cannot see (a resume would run every task again): open it as "
+                f"BatchStorage(StorageFile(path=...)), or call materialize() on one to write them back "
+                f"to per-key files"
+            )
+        self._batch_checked = True
+
     def _file(self, key: str) -> Path:
         """The path of `key`'s file, after checking that the key cannot leave the folder."""
+        if not self._batch_checked:
+            self._check_batch_folder()
         reason = _bad_key_reason(key, self._name_max)
         if reason is None:
             target = self._root / key
@@ -296,6 +320,8 @@ class StorageFile(VersionedStorage):
 
     def _names(self, prefix: str) -> list[str]:
         """Names of the data files starting with `prefix` (no dot-files, no 1.0.1 sidecars)."""
+        if not self._batch_checked:
+            self._check_batch_folder()
         with os.scandir(self._root) as entries:
             return [
                 entry.name

@@ -3,8 +3,10 @@
 usage: python -m tests.integration.batch_pipeline STORAGE_DIR RUN_LOG --tasks N --max-batch B
                                                   [--kill-at STEP | --kill-in PHASE:BATCH]
 Each step appends its number to RUN_LOG when it runs. --kill-at STEP: that step SIGKILLs the process.
---kill-in log:B / apply:B: SIGKILL while the B-th batch is being written to its log (half of it is
-written) / after its log is durable, before it is applied. The final state is printed as JSON.
+--kill-in log:B / durable:B: SIGKILL while the B-th segment is being written (half of it is written) /
+just after it is durable, before the index learns of it. --kill-in compact:0: the run ends with a
+compaction, killed once the compacted segment is durable and before the old ones are removed. The
+final state is printed as JSON.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import signal
 
 from dotflow import Config, DotFlow, action
 from dotflow.providers import BatchStorage, StorageFile
-from dotflow.providers import batch_log
+from dotflow.providers import batch_segments
 
 WORKFLOW_ID = "batch-crash-test"
 ARGS = argparse.Namespace()
@@ -40,26 +42,25 @@ def make_step(number: int):
 
 
 def arm_kill_in(phase: str, batch: int) -> None:
-    commits = [0]
-    write_durably = batch_log._write_durably
-    apply = batch_log.FileBatchLog.apply
+    """SIGKILL half-way through writing the `batch`-th segment ("log"), or just after it is durable
+    and before anything else is done with it ("durable"; with "compact", the compacted segment)."""
+    segments = [0]
+    write_new_file = batch_segments.write_new_file
 
-    def torn_write(path, data, folder):
-        if path.name.endswith(".log"):
-            commits[0] += 1
-            if phase == "log" and commits[0] == batch:
-                with open(path, "wb") as half:
-                    half.write(data[: len(data) // 2])
-                die()
-        write_durably(path, data, folder)
-
-    def crash_before_apply(self, entries):
-        if phase == "apply" and commits[0] == batch:
+    def crashing_write(path, data, folder):
+        if not path.name.endswith(".log"):
+            return write_new_file(path, data, folder)
+        segments[0] += 1
+        compacted = b'"compacted":true' in data.split(b"\n", 1)[0]
+        if phase == "log" and segments[0] == batch:
+            with open(path, "wb") as half:
+                half.write(data[: len(data) // 2])
             die()
-        apply(self, entries)
+        write_new_file(path, data, folder)
+        if (phase == "durable" and segments[0] == batch) or (phase == "compact" and compacted):
+            die()
 
-    batch_log._write_durably = torn_write
-    batch_log.FileBatchLog.apply = crash_before_apply
+    batch_segments.write_new_file = crashing_write
 
 
 def main() -> None:
@@ -79,6 +80,8 @@ def main() -> None:
         flow = DotFlow(config=Config(storage=storage), workflow_id=WORKFLOW_ID)
         flow.task.add(step=[make_step(number) for number in range(ARGS.tasks)])
         flow.start(resume=True)
+        if ARGS.kill_in and ARGS.kill_in.startswith("compact"):
+            storage.compact()
         print(json.dumps({
             "restored": [t.task_id for t in flow.result_task() if t.restored],
             "statuses": sorted({t.status for t in flow.result_task()}),
