@@ -10,7 +10,7 @@ from dotflow.settings import Settings
 __all__ = ["MODES", "STORAGES", "build_parser"]
 
 MODES = ("sequential", "background", "sequential_group", "parallel")
-STORAGES = ("default", "file", "s3", "gcs", "sql")
+STORAGES = ("default", "file", "batch", "s3", "gcs", "sql")
 OUTCOMES = ("committed", "rolled_back", "failed", "conflict", "prepared")
 
 
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _storage_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     parser.add_argument("-o", "--storage", choices=STORAGES, default=default)
-    parser.add_argument("-p", "--path", default=Settings.START_PATH, help="folder of StorageFile")
+    parser.add_argument("-p", "--path", default=Settings.START_PATH, help="folder of StorageFile (file, batch)")
     parser.add_argument("--bucket", help="bucket of StorageS3 / StorageGCS")
     parser.add_argument("--prefix", help="key prefix inside the bucket")
     parser.add_argument("--region", help="region of StorageS3")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dotflow.cli import CommandError
+from dotflow.providers.storage_file import BATCH_MARKER
 
 __all__ = ["build_storage"]
 
@@ -19,7 +21,14 @@ def build_storage(args: Any) -> Any:
     if name == "default":
         return providers.StorageDefault()
     if name == "file":
-        return providers.StorageFile(path=args.path)
+        storage = providers.StorageFile(path=args.path)
+        if os.path.exists(storage.path / BATCH_MARKER):
+            raise CommandError(
+                f"{args.path} holds checkpoints written through BatchStorage: use --storage batch", status=2
+            )
+        return storage
+    if name == "batch":  # BatchStorage(StorageFile): group commit; reads its segments
+        return providers.BatchStorage(providers.StorageFile(path=args.path))
     if name == "sql":
         if not args.storage_url:
             raise CommandError("--storage sql needs --storage-url (a database URL)", status=2)

@@ -202,3 +202,18 @@ def test_start_and_verify_on_s3(
     status, report = run_json(capsys, "journal", "verify", "--url", url, *bucket)
     assert status == 1
     assert [(f["key"], f["status"]) for f in report["findings"]] == [("on-s3-0-greet", "changed")]  # type: ignore[index]
+
+
+def test_start_and_verify_through_batch_storage(schema_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "batched")
+    status, out = run_json(
+        capsys, "start", "--step", f"{STEPS}:greet", "--initial-context", "batch", "--storage", "batch",
+        "--path", path, "--journal", schema_url, "--workflow-id", "batched",
+    )  # fmt: skip
+    assert status == 0, out
+    status, report = run_json(capsys, "journal", "verify", "--url", schema_url, "--storage", "batch", "--path", path)
+    assert status == 0
+    assert report["problems"] == 0 and report["checked"] == 1  # type: ignore[index]
+    status, _, err = run(capsys, "journal", "verify", "--url", schema_url, "--storage", "file", "--path", path)
+    assert status == 2
+    assert "written through BatchStorage: use --storage batch" in err
