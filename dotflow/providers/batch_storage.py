@@ -17,15 +17,19 @@ How a batch is made durable depends on the wrapped storage:
   is refused at once, by the task that returned it. Such a BatchStorage also has conditional writes
   (`post_if` / `delete_if`), since it holds the folder exclusively.
 - a storage with `post_many(items)` (items: `(key, context, ttl, fingerprint)` tuples): one call
-  per batch, for backends that can write a batch in one transaction or concurrently.
+  per batch. `StorageSQL` writes the batch in one database transaction, `StorageDefault` under its
+  lock (both all or nothing); `StorageS3` and `StorageGCS` upload it concurrently (8 at a time).
 - any other storage: one `post` per checkpoint, in order, at flush time (coalescing still saves
   rewriting a key posted twice in one batch). Values are deep-copied when posted.
 
 Durability contract: a commit acknowledged by `post` is durable once the flush that contains it
 returns. A crash (kill -9, power loss) loses at most the checkpoints not yet flushed (at most
-`max_batch`, or `max_delay` seconds' worth): their tasks run again on resume. A batch is never torn
-or partly applied: after the next open, either all of its checkpoints are there or none is. A task
-whose batch was flushed is never run again by resume.
+`max_batch`, or `max_delay` seconds' worth): their tasks run again on resume. On StorageFile,
+StorageSQL and StorageDefault a batch is never torn or partly applied: after the next open, either
+all of its checkpoints are there or none is. An object store (S3, GCS) and a storage without
+`post_many` have no transaction across keys: a crash in the middle of a flush can leave part of a
+batch stored, each checkpoint whole; resume restores those tasks and runs the others. A task whose
+batch was flushed is never run again by resume.
 """
 
 from __future__ import annotations

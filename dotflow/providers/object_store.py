@@ -94,6 +94,9 @@ class _Loaded:
     legacy: bool
 
 
+UPLOAD_THREADS = 8  # concurrent uploads of one post_many (BatchStorage's flush); the SDK clients are thread-safe
+
+
 class ObjectStorage(VersionedStorage):
     """Checkpoints as objects `prefix + key` in one bucket; see the module docstring."""
 
@@ -152,6 +155,29 @@ class ObjectStorage(VersionedStorage):
         name = self._object_name(key)
         data, metadata, _ = self._encode(key, context, ttl, fingerprint)
         self._upload(name, key, data, metadata, UNCONDITIONAL)
+
+    def post_many(self, items: Iterable[tuple[str, Any, int | None, str | None]]) -> None:
+        """Upload `(key, context, ttl, fingerprint)` items concurrently, up to `UPLOAD_THREADS` at once.
+
+        Every item is encoded before the first upload, so a value that cannot be stored refuses the
+        whole batch. An object store has no transaction across objects: if an upload fails, others may
+        be stored (each whole); the first error is raised once every upload has ended.
+        """
+        prepared = [(self._object_name(key), key, *self._encode(key, context, ttl, fingerprint)[:2])
+                    for key, context, ttl, fingerprint in items]  # fmt: skip
+        if len(prepared) < 2:
+            for name, key, data, metadata in prepared:
+                self._upload(name, key, data, metadata, UNCONDITIONAL)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(UPLOAD_THREADS, len(prepared))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dotflow-upload") as pool:
+            uploads = [pool.submit(self._upload, name, key, data, metadata, UNCONDITIONAL)
+                       for name, key, data, metadata in prepared]  # fmt: skip
+        errors = [error for error in (upload.exception() for upload in uploads) if error is not None]
+        if errors:
+            raise errors[0]
 
     def post_if(
         self,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, NamedTuple
@@ -103,6 +103,14 @@ class StorageDefault(VersionedStorage):
         with self._lock:  # (`_put`, inline: once per task)
             self._entries[key] = row + (str(next(self._versions)),)
             self._values[key] = value
+
+    def post_many(self, items: Iterable[tuple[str, Any, int | None, str | None]]) -> None:
+        """Write `(key, context, ttl, fingerprint)` items at once: readers see all of them or none, and
+        an item that is refused (a bad key, ttl or fingerprint) refuses the batch before any write."""
+        prepared = [(key, *self._new_entry(key, context, ttl, fingerprint)) for key, context, ttl, fingerprint in items]
+        with self._lock:
+            for key, value, row in prepared:
+                self._put(key, value, row)
 
     def post_if(
         self,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -107,6 +107,16 @@ class StorageSQL(VersionedStorage):
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         self._run(lambda ops: ops.post(key, context, ttl, fingerprint))
+
+    def post_many(self, items: Iterable[tuple[str, Any, int | None, str | None]]) -> None:
+        """Write `(key, context, ttl, fingerprint)` items in ONE transaction: all of them, or none."""
+        batch = list(items)
+
+        def write_all(ops: SQLTransaction) -> None:
+            for key, context, ttl, fingerprint in batch:
+                ops.post(key, context, ttl, fingerprint)
+
+        self._run(write_all)
 
     def post_if(
         self,

@@ -250,3 +250,20 @@ def test_resume_over_a_101_failure_marker_runs_the_task(cloud):
     task = flow.result_task()[0]
     assert (task.status, task.restored, task.current_context.storage) == ("Completed", False, "done")
     assert storage.get("legacy-0-work").storage == "done"
+
+
+def test_post_many_uploads_a_batch_concurrently_and_refuses_an_unencodable_one_whole(cloud):
+    storage = cloud.storage()
+    with pytest.raises(TypeError, match="wf-2-c"):
+        storage.post_many([("wf-1-b", Context(storage=1), None, None), ("wf-2-c", Context(storage=object()), None, None)])
+    assert storage.read_checkpoint("wf-1-b") is None  # encoded before the first upload: nothing was sent
+    meeting = threading.Barrier(4, timeout=10)  # four uploads must be in flight at once, or this breaks
+    upload = storage._upload
+
+    def upload_together(*args, **kwargs):
+        meeting.wait()
+        return upload(*args, **kwargs)
+
+    storage._upload = upload_together
+    storage.post_many([(f"wf-{i}-t", Context(storage={"i": i}), None, "fp") for i in range(8)])
+    assert [storage.get(f"wf-{i}-t").storage for i in range(8)] == [{"i": i} for i in range(8)]

@@ -101,3 +101,15 @@ def test_a_context_subclass_is_stored_whole_and_read_back_as_its_own_class() -> 
     assert (read.storage, read.tag, read.task_id) == ([1], "kept", "t1")
     assert storage.atomic_swap("wf-1-a", expected=[1], new=Context(storage=[2]))
     assert storage.get("wf-1-a").storage == [2]
+
+
+def test_post_many_refuses_a_batch_with_a_bad_item_before_writing_any() -> None:
+    storage = StorageDefault()
+    storage.post("wf-0-a", Context(storage="before"))
+    with pytest.raises(TypeError, match="fingerprint"):
+        storage.post_many([("wf-0-a", Context(storage="after"), None, None), ("wf-1-b", Context(storage=1), None, 7)])
+    assert storage.get("wf-0-a").storage == "before"
+    assert storage.read_checkpoint("wf-1-b") is None
+    storage.post_many([("wf-0-a", Context(storage="after"), None, None), ("wf-1-b", [1], None, "fp")])
+    assert storage.get("wf-0-a").storage == "after"
+    assert storage.read_checkpoint("wf-1-b").fingerprint == "fp"  # type: ignore[union-attr]

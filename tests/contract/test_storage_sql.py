@@ -145,3 +145,15 @@ def test_an_existing_database_without_the_table_is_an_error_naming_the_command(t
 def test_an_unknown_table_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'elsewhere' does not exist"):
         StorageSQL(f"sqlite:///{tmp_path / 'new.db'}", table="elsewhere")
+
+
+def test_post_many_writes_a_batch_in_one_transaction_all_or_nothing(storage: StorageSQL) -> None:
+    storage.post("wf-0-a", Context(storage="before"))
+    with pytest.raises(TypeError, match="wf-2-c"):  # the third value cannot be stored: the batch is refused
+        storage.post_many([("wf-0-a", Context(storage="after"), None, None), ("wf-1-b", Context(storage=1), None, "fp"),
+                           ("wf-2-c", Context(storage=object()), None, None)])  # fmt: skip
+    assert storage.get("wf-0-a").storage == "before"
+    assert storage.read_checkpoint("wf-1-b") is None
+    storage.post_many([("wf-0-a", Context(storage="after"), None, None), ("wf-1-b", Context(storage=1), None, "fp")])
+    assert storage.get("wf-0-a").storage == "after"
+    assert storage.read_checkpoint("wf-1-b").fingerprint == "fp"  # type: ignore[union-attr]

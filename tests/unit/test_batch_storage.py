@@ -540,12 +540,40 @@ def test_any_storage_gets_its_batch_through_post_many_when_it_has_one():
     batch.close()
 
 
+class PostOnlyStorage(StorageDefault):
+    """A storage without post_many (StorageDefault's is hidden), recording the keys it is posted."""
+
+    post_many = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posted: list[str] = []
+
+    def post(self, key, context, ttl=None, fingerprint=None):
+        self.posted.append(key)
+        super().post(key, context, ttl=ttl, fingerprint=fingerprint)
+
+
 def test_a_storage_without_post_many_gets_one_post_per_checkpoint():
-    inner = StorageDefault()
+    inner = PostOnlyStorage()
     with BatchStorage(inner, max_batch=10, max_delay=None) as batch:
         batch.post("a", Context(storage=1))
+        batch.post("b", Context(storage=3))
         batch.post("a", Context(storage=2))  # coalesced: only the last value is written
+    assert inner.posted == ["b", "a"]
     assert inner.get("a").storage == 2
+
+
+def test_storage_default_takes_a_batch_through_its_own_post_many_all_at_once():
+    inner = StorageDefault()
+    calls = []
+    post_many = inner.post_many
+    inner.post_many = lambda items: calls.append([key for key, *_ in items]) or post_many(items)  # type: ignore[method-assign]
+    with BatchStorage(inner, max_batch=10, max_delay=None) as batch:
+        batch.post("a", Context(storage=1))
+        batch.post("b", Context(storage=2))
+    assert calls == [["a", "b"]]
+    assert (inner.get("a").storage, inner.get("b").storage) == (1, 2)
 
 
 # ---------------------------------------------------------------------------------- with the engine
