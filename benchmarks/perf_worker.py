@@ -5,6 +5,7 @@ Runs under this project, under dotflow 1.0.1 (its own venv) or, for `floor`, und
     python perf_worker.py mem        --tasks N   # N sequential tasks on StorageDefault
     python perf_worker.py file       --tasks N   # N sequential tasks on StorageFile
     python perf_worker.py file_batch --tasks N   # this project only: BatchStorage(StorageFile)
+    python perf_worker.py file_journal --tasks N # this project only: StorageFile + the SQLite journal
     python perf_worker.py floor      --tasks N   # N x (write + fsync + rename + folder fsync) of a small file
 
 Each step returns a small dict computed from its predecessor's (`{"n", "total", "payload"}`, 32-byte
@@ -91,10 +92,16 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
         return {"n": n, "total": prev["total"] + n, "payload": PAYLOAD}
 
     batch = None
+    journal = None
     if kind == "mem":
         storage = StorageDefault()
     elif kind == "file":
         storage = StorageFile(path=folder)
+    elif kind == "file_journal":
+        from uow import Journal
+
+        storage = StorageFile(path=folder)
+        journal = Journal(f"sqlite:///{os.path.join(folder, 'journal.db')}")  # the embedded default
     elif kind == "file_batch":
         from dotflow.providers import BatchStorage
 
@@ -108,7 +115,8 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
     floor_before = run_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder))["run_us_per_task"] if folder and kind != "mem" else None
     rss_before = rss_kb()
     begin = time.perf_counter()
-    flow = DotFlow(config=Config(storage=storage, log=LogDefault(level="ERROR")), workflow_id=str(uuid.uuid4()))
+    options = {} if journal is None else {"journal": journal}  # (1.0.1's Config has no journal)
+    flow = DotFlow(config=Config(storage=storage, log=LogDefault(level="ERROR"), **options), workflow_id=str(uuid.uuid4()))
     for _ in range(tasks):
         flow.task.add(step=step)
     built = time.perf_counter()
@@ -183,7 +191,7 @@ def run_floor(tasks: int, folder: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["mem", "file", "file_batch", "floor"])
+    parser.add_argument("workload", choices=["mem", "file", "file_batch", "file_journal", "floor"])
     parser.add_argument("--tasks", type=int, required=True)
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="dotflow-perf-")

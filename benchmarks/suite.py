@@ -58,6 +58,8 @@ def rows_for(mem: int, file: int, flat: list[int], with_old: bool, with_dbos: bo
             file_pairs | ({"old": "file-old"} if with_old else {})),
         Row("batch-ours", "file_batch", "ours", file, f"{file:,} tasks, BatchStorage(StorageFile)",
             file_pairs | ({"old": "file-old"} if with_old else {}) | {"durable": "file-ours"}),
+        Row("journal-ours", "file_journal", "ours", file, f"{file:,} tasks, StorageFile (durable) + SQLite journal",
+            file_pairs | {"journal": "file-ours"}),
         Row("floor", "floor", "floor", file, f"{file:,} x write + fsync + rename + folder fsync (the floor)"),
     ]  # fmt: skip
     if with_old:
@@ -95,7 +97,7 @@ def ensure_venv(venv: Path, requirement: str, probe: str) -> Path:
 
 
 def snapshot_ours(target: Path) -> None:
-    for package in ("dotflow", "uow"):
+    for package in ("dotflow", "uow", "migrations"):  # (the journal creates its database from migrations/)
         shutil.copytree(ROOT / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
 
 
@@ -188,6 +190,9 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> list[str]:
             compact = median_of(got, "compact_us")
             if compact is not None:
                 notes.append(f"then, untimed: reopen {fmt(median_of(got, 'reopen_us'))} us, compact {fmt(compact)} us")
+        if "journal" in row.pairs:
+            cost = paired(results, row.name, row.pairs["journal"])
+            notes.append(f"{fmt(cost)}x the time per task without the journal (issue 7: at most 1.25x)")
         if "flat" in row.pairs:
             build = paired(results, row.name, row.pairs["flat"], "build_us_per_task")
             run = paired(results, row.name, row.pairs["flat"], "run_us_per_task")

@@ -16,6 +16,7 @@ ROWS = [
     ("10 tasks, StorageFile (durable)", "this project"),
     ("10 tasks, StorageFile (no fsync)", "dotflow 1.0.1"),
     ("10 tasks, BatchStorage(StorageFile)", "this project"),
+    ("10 tasks, StorageFile (durable) + SQLite journal", "this project"),
     ("10 x write + fsync + rename + folder fsync (the floor)", "-"),
     ("10 steps, `@DBOS.step` on its default SQLite", "DBOS Transact"),
     ("flat: 10 tasks, in memory", "this project"),
@@ -39,7 +40,8 @@ def test_the_suite_runs_and_reports_every_row(tmp_path):
         assert "WRONG" not in row[-1], row
     by_row = {(row[0], row[1]): row for row in cells}
     # the counts are facts, not timings: 1 write and 0 reads per task here, 1 + 1 in dotflow 1.0.1
-    for label in ("20 tasks, in memory", "10 tasks, StorageFile (durable)", "10 tasks, BatchStorage(StorageFile)"):
+    for label in ("20 tasks, in memory", "10 tasks, StorageFile (durable)", "10 tasks, BatchStorage(StorageFile)",
+                  "10 tasks, StorageFile (durable) + SQLite journal"):  # fmt: skip
         assert by_row[(label, "this project")][2:4] == ["1", "0"]
     assert by_row[("20 tasks, in memory", "dotflow 1.0.1")][2:4] == ["1", "1"]
     assert len(list(tmp_path.glob("*.suite.jsonl"))) == 1
