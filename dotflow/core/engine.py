@@ -143,9 +143,9 @@ class TaskEngine:
         self._stage(unit, key, context)
         try:
             try:
-                unit.commit()  # the first try here; `_commit` handles a failure and retries
+                unit.commit()
             except (CommitError, JournalError, HookError) as error:
-                self._commit(unit, key, number, context, error)
+                self._after_failed_commit(key, number, context, error)
         except ConflictError as conflict:
             return self._adopt(key, conflict)
         except CheckpointNotSaved:
@@ -189,28 +189,30 @@ class TaskEngine:
             attempt=attempt,
         )
 
-    def _commit(self, unit: UnitOfWork, key: str, attempt: int, context: Context, first_error: Exception) -> None:
-        """After the first try of `unit.commit()` raised `first_error`: decide, and retry if it may help."""
+    def _after_failed_commit(self, key: str, attempt: int, context: Context, error: Exception) -> None:
+        """The first `unit.commit()` raised `error`. A saved checkpoint whose journal or hook failed is
+        logged and kept; a transient storage error is retried in fresh units (`COMMIT_ATTEMPTS` tries
+        in all); anything else ends in `CheckpointNotSaved`."""
         delay = COMMIT_RETRY_DELAY
-        for commit_try in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                if commit_try == 1:
-                    raise first_error
-                unit.commit()
-                return
-            except CommitError as error:
-                cause = error.__cause__ or error
-                if isinstance(cause, PERMANENT_COMMIT_ERRORS) or commit_try == COMMIT_ATTEMPTS:
-                    raise CheckpointNotSaved(self.task.task_id, key, cause) from cause
-            except (JournalError, HookError) as error:
+        tries = 1
+        while True:
+            if isinstance(error, (JournalError, HookError)):
                 # The checkpoint is saved; only what runs after it (journal, hooks) failed.
                 logger.warning("task %s: checkpoint %r saved, but %s", self.task.task_id, key, error)
                 return
+            cause = error.__cause__ or error
+            if isinstance(cause, PERMANENT_COMMIT_ERRORS) or tries >= COMMIT_ATTEMPTS:
+                raise CheckpointNotSaved(self.task.task_id, key, cause) from cause
             time.sleep(delay)
             delay *= 2
-            # The failed unit is closed; stage the same checkpoint in a fresh one.
-            unit = self._unit(attempt)
+            tries += 1
+            unit = self._unit(attempt)  # the failed unit is closed; stage the same checkpoint afresh
             self._stage(unit, key, context)
+            try:
+                unit.commit()
+                return
+            except (CommitError, JournalError, HookError) as again:
+                error = again
 
     # -- the task's bookkeeping around its attempts ---------------------------------------------
 
