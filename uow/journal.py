@@ -24,13 +24,14 @@ sets `encode` to its checkpoint encoding, and `verify` re-encodes what the stora
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from uow.journal_writer import Operation
+from uow.journal_writer import Batch
 from uow.sql_engine import make_engine, read_only, retry_locked
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ UNBACKED = "unbacked"  # present in the storage, no journal entry wrote it
 PROBLEMS = (MISSING, CHANGED, UNBACKED)
 
 Encoder = Callable[[Any], bytes]
+
+logger = logging.getLogger("uow")
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,9 @@ class Journal:
         self._schema = journal_schema
         self._writer = JournalWriter(self.engine, journal_schema)
         self._recorded_in_transaction: set[str] = set()
-        self._prepared: set[str] = set()  # ids prepared here and not yet recorded
-        self._pending: list[tuple[dict[str, Any], tuple[str, str] | None]] = []  # outcomes not yet written
+        self._prepared: dict[str, dict[str, Any]] = {}  # id -> row of units prepared here, not yet recorded
+        self._pending: list[_Entry] = []  # outcomes queued for the next transaction
+        self._awaiting = 0  # outcomes waiting for their storage to call back (see `record_later`)
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
 
@@ -139,7 +143,20 @@ class Journal:
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
-        """Write the queued outcomes, then release the database connections."""
+        """Write the queued outcomes, then release the database connections.
+
+        Outcomes still waiting for their storage (`record_later`) stay "prepared": flush a
+        buffering storage before closing its journal.
+        """
+        with self._lock:
+            awaiting = self._awaiting
+        if awaiting:
+            logger.warning(
+                "journal %s closed while %d committed outcome(s) still wait for their storage to make "
+                "the writes durable; they stay 'prepared' (verify: unconfirmed). Flush the storage first.",
+                self.url,
+                awaiting,
+            )
         try:
             self.flush()
         finally:
@@ -151,12 +168,12 @@ class Journal:
     def prepare(self, unit: Any) -> None:
         """Record the intent of `unit` (outcome "prepared", its keys and checksums) before it writes.
 
-        The same transaction first writes the outcomes `record` has queued (see `flush`).
+        The same transaction first writes the outcomes queued so far (see `record`).
         """
         unit_row = self._unit_row(unit, "prepared")
-        self._write(self._insert(unit_row, self._write_rows(unit)))
+        self._write(_Entry(unit_row, self._write_rows(unit_row["id"], unit), None))
         with self._lock:
-            self._prepared.add(unit_row["id"])
+            self._prepared[unit_row["id"]] = unit_row
 
     def record(self, unit: Any) -> None:
         """Record the final outcome of `unit`.
@@ -167,53 +184,81 @@ class Journal:
         "prepared", which is also what a crash would leave: `verify` calls such keys unconfirmed.
         A unit that was never prepared is inserted at once.
         """
+        entry = self._outcome(unit)
+        if entry is None:
+            return
+        if entry.queued:
+            with self._lock:
+                self._pending.append(entry)
+            return
+        self._write(entry)
+
+    def record_later(self, unit: Any) -> Callable[[], None]:
+        """The outcome of `unit`, to be queued only when the returned callback is called.
+
+        For a storage that buffers writes (`on_durable`): the unit's entry stays "prepared" (so
+        `verify` calls its keys unconfirmed, never missing) until the storage has made its writes
+        durable and calls back. The callback only queues the outcome under a short lock, no I/O, so
+        a storage may call it from any thread, under its own lock; the next journal transaction
+        writes it. A unit never prepared is queued whole (its row and its writes).
+        """
+        entry = self._outcome(unit)
+        if entry is None:
+            return _nothing
+        entry.queued = True
+        with self._lock:
+            self._awaiting += 1
+        called = False
+
+        def now_durable() -> None:
+            nonlocal called
+            with self._lock:
+                if called:
+                    return
+                called = True
+                self._awaiting -= 1
+                self._pending.append(entry)
+
+        return now_durable
+
+    def flush(self) -> None:
+        """Write the outcomes queued so far, now."""
+        with self._lock:
+            if not self._pending:
+                return
+        self._write(None)
+
+    def _outcome(self, unit: Any) -> _Entry | None:
+        """The entry that records the final outcome of `unit` (None: already written with the storage)."""
         unit_id = _unit_id(unit)
         with self._lock:
             in_transaction = unit_id in self._recorded_in_transaction
             self._recorded_in_transaction.discard(unit_id)
-            prepared = unit_id in self._prepared
-            self._prepared.discard(unit_id)
+            prepared = self._prepared.pop(unit_id, None)
         outcome = outcome_of(unit)
         if in_transaction and outcome == "committed":
-            return  # written with the storage's own transaction
-        finished = {
-            "unit_id": unit_id,
-            "outcome": outcome,
-            "finished_at": _aware(getattr(unit, "finished_at", None)) or _now(),
-            "error": getattr(unit, "error_text", None),
-        }
+            return None
+        unit_row = dict(prepared) if prepared is not None else self._unit_row(unit, outcome)
+        unit_row.update(
+            outcome=outcome,
+            finished_at=_aware(getattr(unit, "finished_at", None)) or _now(),
+            error=getattr(unit, "error_text", None),
+        )
+        writes = [] if prepared is not None else self._write_rows(unit_id, unit)
         fingerprint = self._fingerprint_to_save(unit) if outcome == "committed" else None
-        if prepared:
-            with self._lock:
-                self._pending.append((finished, fingerprint))
-            return
-        unit_row = self._unit_row(unit, outcome)
-        unit_row.update(finished_at=finished["finished_at"], error=finished["error"])
-        operations = self._insert(unit_row, self._write_rows(unit))
-        if fingerprint is not None:
-            operations.append(_fingerprint_operation(*fingerprint))
-        self._write(operations)
+        return _Entry(unit_row, writes, fingerprint, queued=prepared is not None)
 
-    def flush(self) -> None:
-        """Write the outcomes `record` has queued, now."""
-        with self._lock:
-            if not self._pending:
-                return
-        self._write([])
-
-    def _write(self, operations: list[Operation]) -> None:
-        """One transaction: the queued outcomes first, then `operations`; the queue empties only if it commits."""
+    def _write(self, entry: _Entry | None) -> None:
+        """One transaction: the queued outcomes first, then `entry`; the queue empties only if it commits."""
         with self._write_lock:  # the queue must not be written twice, nor overtaken, by two threads
 
             def run() -> None:
                 with self._lock:
                     pending = list(self._pending)
-                queued: list[Operation] = []
-                for finished, fingerprint in pending:
-                    queued.append(("finish", finished))
-                    if fingerprint is not None:
-                        queued.append(_fingerprint_operation(*fingerprint))
-                self._writer.run(queued + operations)
+                batch = Batch()
+                for queued in pending if entry is None else [*pending, entry]:
+                    queued.add_to(batch)
+                self._writer.run(batch)
                 with self._lock:
                     del self._pending[: len(pending)]
 
@@ -236,20 +281,12 @@ class Journal:
         connection: Connection = transaction.connection
         unit_row = self._unit_row(unit, "committed")
         unit_row["finished_at"] = _now()
-        operations = self._insert(unit_row, self._write_rows(unit))
-        fingerprint = self._fingerprint_to_save(unit)
-        if fingerprint is not None:
-            operations.append(_fingerprint_operation(*fingerprint))
-        self._writer.run(operations, connection=connection)
+        entry = _Entry(unit_row, self._write_rows(unit_row["id"], unit), self._fingerprint_to_save(unit))
+        batch = Batch()
+        entry.add_to(batch)
+        self._writer.run(batch, connection=connection)
         with self._lock:
             self._recorded_in_transaction.add(unit_row["id"])
-
-    @staticmethod
-    def _insert(unit_row: dict[str, Any], write_rows: list[dict[str, Any]]) -> list[Operation]:
-        operations: list[Operation] = [("insert_unit", unit_row)]
-        if write_rows:
-            operations.append(("insert_write", write_rows[0] if len(write_rows) == 1 else write_rows))
-        return operations
 
     def _unit_row(self, unit: Any, outcome: str) -> dict[str, Any]:
         task_id = getattr(unit, "task_id", None)
@@ -264,14 +301,14 @@ class Journal:
             "error": None,
         }
 
-    def _write_rows(self, unit: Any) -> list[dict[str, Any]]:
+    def _write_rows(self, unit_id: str, unit: Any) -> list[dict[str, Any]]:
         rows = []
-        for key, change in dict(getattr(unit, "changes", {})).items():
+        for key, change in getattr(unit, "changes", {}).items():
             value = getattr(change, "value", _DELETED)
             checksum, size = (None, None) if value is _DELETED else self._digest(value)
             rows.append(
                 {
-                    "unit_id": _unit_id(unit),
+                    "unit_id": unit_id,
                     "key": key,
                     "operation": "delete" if value is _DELETED else "put",
                     "fingerprint": getattr(change, "fingerprint", None),
@@ -294,9 +331,11 @@ class Journal:
     def _fingerprint_to_save(unit: Any) -> tuple[str, str] | None:
         """(workflow id, fingerprint) a committed unit sets, or None when it sets none."""
         workflow_id = getattr(unit, "workflow_id", None)
-        prints = [getattr(c, "fingerprint", None) for c in dict(getattr(unit, "changes", {})).values()]
+        if workflow_id is None:
+            return None
+        prints = [getattr(c, "fingerprint", None) for c in getattr(unit, "changes", {}).values()]
         prints = [p for p in prints if p is not None]
-        if workflow_id is None or not prints:
+        if not prints:
             return None
         return str(workflow_id), str(prints[-1])
 
@@ -313,7 +352,7 @@ class Journal:
 
     def set_fingerprint(self, workflow_id: str, fingerprint: str) -> None:
         """Set the workflow's input fingerprint (each committed unit with a fingerprint also does)."""
-        self._write([_fingerprint_operation(workflow_id, fingerprint)])
+        self._write(_Entry(None, [], (workflow_id, fingerprint)))
 
     def fingerprints(self) -> list[tuple[str, str, datetime]]:
         """(workflow id, fingerprint, updated at) of every workflow, by workflow id."""
@@ -459,8 +498,26 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-def _fingerprint_operation(workflow_id: str, fingerprint: str) -> Operation:
-    return ("upsert_fingerprint", {"workflow_id": workflow_id, "fingerprint": fingerprint, "updated_at": _now()})
+def _nothing() -> None:
+    """The callback of an outcome already written (with the storage's own transaction)."""
+
+
+@dataclass
+class _Entry:
+    """What one transaction writes for one unit: its row, its write rows, the fingerprint it sets."""
+
+    unit_row: dict[str, Any] | None
+    writes: list[dict[str, Any]]
+    fingerprint: tuple[str, str] | None
+    queued: bool = False  # the outcome of a prepared unit, or one waiting for its storage
+
+    def add_to(self, batch: Batch) -> None:
+        if self.unit_row is not None:
+            batch.units.append(self.unit_row)
+        batch.writes.extend(self.writes)
+        if self.fingerprint is not None:
+            workflow_id, fingerprint = self.fingerprint
+            batch.fingerprints[workflow_id] = {"workflow_id": workflow_id, "fingerprint": fingerprint, "updated_at": _now()}
 
 
 def _utc(moment: datetime) -> datetime:
