@@ -33,12 +33,15 @@ from uow.unit_of_work import (
     Put,
     StoredCheckpoint,
     SupportsConditionalWrite,
+    SupportsDeferredRecord,
     SupportsDelete,
+    SupportsDurableNotice,
     SupportsReadCheckpoint,
     SupportsRecord,
     SupportsStorage,
     UnitOfWork,
     VersionedCheckpoint,
+    record_outcome,
 )
 
 __all__ = [
@@ -61,7 +64,9 @@ __all__ = [
     "SchemaError",
     "StoredCheckpoint",
     "SupportsConditionalWrite",
+    "SupportsDeferredRecord",
     "SupportsDelete",
+    "SupportsDurableNotice",
     "SupportsReadCheckpoint",
     "SupportsRecord",
     "SupportsStorage",
@@ -70,4 +75,5 @@ __all__ = [
     "UnitOfWorkError",
     "UnitSnapshot",
     "VersionedCheckpoint",
+    "record_outcome",
 ]

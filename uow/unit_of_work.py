@@ -53,6 +53,16 @@ registration order once the outcome is final (a nested unit's on_commit hooks wa
 top-level commit). The optional journal's `record(unit)` is called once per top-level unit, after
 the outcome is final and before the hooks run. Hook and journal errors never hide an error that is
 already propagating: they are logged on the "uow" logger and added to it as notes.
+
+Storages that buffer writes
+---------------------------
+A storage whose `post` may return before the value is durable (a write buffer such as dotflow's
+BatchStorage) says so with `on_durable(callback)` (`SupportsDurableNotice`). When the journal
+offers `record_later(unit)` (as `uow.Journal` does), a committed unit's outcome is handed to the
+storage as that callback: the journal confirms the unit only once the storage has made its writes
+durable, so a crash in between leaves the entry "prepared" (unconfirmed), never a committed entry
+pointing at a value that was lost. Other outcomes, and journals without `record_later`, are
+recorded at once (`record_outcome`).
 """
 
 from __future__ import annotations
@@ -84,11 +94,14 @@ __all__ = [
     "StoredCheckpoint",
     "SupportsConditionalWrite",
     "SupportsDelete",
+    "SupportsDeferredRecord",
+    "SupportsDurableNotice",
     "SupportsReadCheckpoint",
     "SupportsRecord",
     "SupportsStorage",
     "UnitOfWork",
     "VersionedCheckpoint",
+    "record_outcome",
 ]
 
 ACTIVE: Final = "active"
@@ -161,11 +174,26 @@ class SupportsConditionalWrite(Protocol):
     def delete_if(self, key: str, *, version: str | None) -> bool: ...
 
 
+@runtime_checkable
+class SupportsDurableNotice(Protocol):
+    """A storage that buffers writes: `post` may return before the value is durable.
+
+    `on_durable(callback)` calls `callback()` once every write posted before the call is durable:
+    at once, in the caller's thread, when nothing is buffered; otherwise right after the flush
+    that makes them durable, from whichever thread flushes, possibly under the storage's lock (so
+    the callback is quick, never calls the storage and does no I/O). If that flush fails, the
+    callback waits for the next successful one.
+    """
+
+    def on_durable(self, callback: Callable[[], None]) -> None: ...
+
+
 @dataclass(frozen=True)
 class _Capabilities:
     delete: bool
     read: bool
     versions: bool
+    durable_notice: bool
 
 
 _CAPABILITIES: dict[type, _Capabilities] = {}
@@ -180,6 +208,7 @@ def _capabilities(storage: object) -> _Capabilities:
             delete=isinstance(storage, SupportsDelete),
             read=isinstance(storage, SupportsReadCheckpoint),
             versions=isinstance(storage, SupportsConditionalWrite),
+            durable_notice=isinstance(storage, SupportsDurableNotice),
         )
         _CAPABILITIES[kind] = found
     return found
@@ -193,6 +222,30 @@ class SupportsRecord(Protocol):
     """A journal: told about every top-level unit once its outcome is final."""
 
     def record(self, unit: UnitOfWork) -> None: ...
+
+
+class SupportsDeferredRecord(Protocol):
+    """A journal that can confirm a committed unit later, when its storage calls back.
+
+    `record_later(unit)` takes the unit's outcome now and returns the callback that queues it;
+    the callback must be quick and do no I/O (see `SupportsDurableNotice`).
+    """
+
+    def record_later(self, unit: UnitOfWork) -> Callable[[], None]: ...
+
+
+def record_outcome(journal: SupportsRecord, storage: object, unit: Any) -> None:
+    """Tell `journal` the final outcome of `unit` (a `UnitOfWork` or a snapshot of one).
+
+    A committed unit on a storage that buffers writes (`SupportsDurableNotice`) is confirmed only
+    once the storage says its writes are durable, when the journal can wait (`record_later`);
+    anything else is recorded at once.
+    """
+    record_later = getattr(journal, "record_later", None)
+    if unit.state == COMMITTED and callable(record_later) and _capabilities(storage).durable_notice:
+        cast(SupportsDurableNotice, storage).on_durable(record_later(unit))
+        return
+    journal.record(unit)
 
 
 class Put(NamedTuple):
@@ -670,7 +723,7 @@ class UnitOfWork:
         if self._journal is None:  # nested units are built without one
             return None
         try:
-            self._journal.record(self)
+            record_outcome(self._journal, self._storage, self)
         except Exception as error:
             return error
         return None

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
 
-from uow import SupportsConditionalWrite, UnitOfWork, UnitSnapshot
+from uow import SupportsConditionalWrite, UnitOfWork, UnitSnapshot, record_outcome
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
@@ -256,7 +256,11 @@ def _answer(worker: _Worker, target: str, index: int, method: str, kwargs: dict[
         reply = ("ok", None)  # the parent's journal keeps no intent record
     else:
         try:
-            reply = ("ok", getattr(obj, method)(**kwargs))
+            if target == "journal" and method == "record":  # confirmed only once a buffering storage flushed
+                record_outcome(obj, config.storage, **kwargs)
+                reply = ("ok", None)
+            else:
+                reply = ("ok", getattr(obj, method)(**kwargs))
         except Exception as exc:
             reply = ("error", _portable(exc))
     # One call per child is in flight at a time (the child waits for this answer), so no lock is needed.
