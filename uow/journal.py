@@ -8,7 +8,9 @@ Order of writes for one unit (see also `uow.unit_of_work`)
        time and error text. For a prepared unit this is queued and written by the journal's next
        transaction (the next unit's step 1, a read, `flush`, `close`, the end of a dotflow run):
        one SQLite transaction per unit instead of two. A crash before then leaves "prepared",
-       which is exactly what a crash between steps 2 and 3 leaves.
+       which is exactly what a crash between steps 2 and 3 leaves. On a storage that buffers
+       writes, a committed outcome is queued only once the storage says the writes are durable
+       (`record_later`, called by the unit of work through the storage's `on_durable`).
 
 So after a crash at any point, every key falls in one class (see `verify`): its stored value
 matches the newest committed entry (backed); it matches an entry that never reached "committed"
@@ -355,7 +357,7 @@ class Journal:
         self._write(_Entry(None, [], (workflow_id, fingerprint)))
 
     def fingerprints(self) -> list[tuple[str, str, datetime]]:
-        """(workflow id, fingerprint, updated at) of every workflow, by workflow id."""
+        """(workflow id, fingerprint, when it last changed) of every workflow, by workflow id."""
         self.flush()
         table = self._schema.workflow_input_table
         with read_only(self.engine) as connection:

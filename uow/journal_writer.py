@@ -19,6 +19,7 @@ The connection stays open per thread: a pool checkout per unit costs more than t
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta, timezone
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -147,7 +148,9 @@ class _DriverStatement:
         compiled = statement.compile(dialect=dialect, column_keys=list(_COLUMNS[name]))
         self.sql = str(compiled)
         self.names: list[str] = list(compiled.positiontup or ())
-        self.processors = [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in self.names]
+        self.processors = [
+            _faster(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in self.names
+        ]
 
     def run(self, cursor: Any, rows: Sequence[Row]) -> None:
         if len(rows) == 1:
@@ -157,3 +160,29 @@ class _DriverStatement:
 
     def _values(self, row: Row) -> tuple[Any, ...]:
         return tuple(row[n] if process is None else process(row[n]) for n, process in zip(self.names, self.processors))
+
+
+_PROBES = (
+    datetime(2026, 12, 1, 20, 5, 7, 123456, tzinfo=timezone.utc),
+    datetime(999, 1, 2, 3, 4, 5),
+    datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5))),
+)
+
+
+def _sqlite_datetime(value: Any) -> Any:
+    """SQLite's DATETIME text ("YYYY-MM-DD HH:MM:SS.ffffff", any offset dropped) in one call."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _faster(processor: Any) -> Any:
+    """`_sqlite_datetime` in place of a bind processor that gives the same text for datetimes
+    (SQLAlchemy's SQLite DateTime processor builds it from a dict, four times slower); else `processor`."""
+    if processor is None:
+        return None
+    try:
+        same = all(processor(probe) == _sqlite_datetime(probe) for probe in _PROBES) and processor(None) is None
+    except Exception:
+        return processor
+    return _sqlite_datetime if same else processor
