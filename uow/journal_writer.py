@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -97,26 +97,22 @@ class JournalWriter:
         if self._driver_sql:
             self._run_on_cursor(batch)
             return
-        core = self._connection(self.engine.connect)
+        core = self._connection()
         with core.begin():
             for name, rows in batch.statements():
                 core.execute(self.statements[name], list(rows))
 
     def _run_on_cursor(self, batch: Batch) -> None:
-        pooled = self._connection(self.engine.raw_connection)
-        cursor = pooled.cursor()
+        pooled, cursor = self._cursor()
+        cursor.execute("BEGIN IMMEDIATE")
         try:
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                for name, rows in batch.statements():
-                    self._driver_sql[name].run(cursor, rows)
-                cursor.execute("COMMIT")
-            except BaseException:
-                if pooled.driver_connection.in_transaction:
-                    cursor.execute("ROLLBACK")
-                raise
-        finally:
-            cursor.close()
+            for name, rows in batch.statements():
+                self._driver_sql[name].run(cursor, rows)
+            cursor.execute("COMMIT")
+        except BaseException:
+            if pooled.driver_connection.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -125,19 +121,33 @@ class JournalWriter:
             connection.close()
         self._local = threading.local()
 
-    def _connection(self, open_one: Callable[[], Any]) -> Any:
-        """This thread's connection (opened once: a checkout per unit costs more than its statements)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None or getattr(connection, "closed", False) or getattr(connection, "invalidated", False):
-            connection = open_one()
+    def _connection(self) -> Connection:
+        """This thread's Core connection (opened once: a checkout per unit costs more than its statements)."""
+        connection: Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self.engine.connect()
             self._local.connection = connection
-            with self._lock:
-                ended = [pair for pair in self._open if not pair[0].is_alive()]
-                self._open = [pair for pair in self._open if pair[0].is_alive()]
-                self._open.append((threading.current_thread(), connection))
-            for _, stale in ended:  # their threads are gone and will not use them again
-                stale.close()
+            self._keep(connection)
         return connection
+
+    def _cursor(self) -> tuple[Any, Any]:
+        """This thread's pooled DBAPI connection (`Engine.raw_connection()`) and a cursor on it, kept."""
+        found = getattr(self._local, "cursor", None)
+        if found is None or not found[0].is_valid:
+            pooled = self.engine.raw_connection()
+            found = (pooled, pooled.cursor())
+            self._local.cursor = found
+            self._keep(pooled)
+        return found
+
+    def _keep(self, connection: Any) -> None:
+        """Remember `connection` to close it with the writer; close those of threads that ended."""
+        with self._lock:
+            ended = [pair for pair in self._open if not pair[0].is_alive()]
+            self._open = [pair for pair in self._open if pair[0].is_alive()]
+            self._open.append((threading.current_thread(), connection))
+        for _, stale in ended:  # their threads are gone and will not use them again
+            stale.close()
 
 
 class _DriverStatement:
@@ -151,6 +161,7 @@ class _DriverStatement:
         self.processors = [
             _faster(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in self.names
         ]
+        self._pairs = list(zip(self.names, self.processors))
 
     def run(self, cursor: Any, rows: Sequence[Row]) -> None:
         if len(rows) == 1:
@@ -158,8 +169,8 @@ class _DriverStatement:
         else:
             cursor.executemany(self.sql, [self._values(row) for row in rows])
 
-    def _values(self, row: Row) -> tuple[Any, ...]:
-        return tuple(row[n] if process is None else process(row[n]) for n, process in zip(self.names, self.processors))
+    def _values(self, row: Row) -> list[Any]:
+        return [row[n] if process is None else process(row[n]) for n, process in self._pairs]
 
 
 _PROBES = (
@@ -173,7 +184,7 @@ def _sqlite_datetime(value: Any) -> Any:
     """SQLite's DATETIME text ("YYYY-MM-DD HH:MM:SS.ffffff", any offset dropped) in one call."""
     if value is None:
         return None
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:26]  # 4-digit year: the offset, if any, starts at 26
 
 
 def _faster(processor: Any) -> Any:

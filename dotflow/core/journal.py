@@ -42,25 +42,39 @@ def checkpoint_bytes(value: Any) -> bytes:
 
 
 def _plain(value: Any, depth: int) -> bool:
-    """True if the codec writes `value` as it is (see `checkpoint_bytes`)."""
+    """True if the codec writes `value` as it is (see `checkpoint_bytes`).
+
+    Scalars inside a container are checked in its loop (one call per container, not per item).
+    """
+    kind = type(value)
+    if kind is dict:
+        for key in value:
+            if type(key) is not str or key.startswith("$"):
+                return False
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return _plain_scalar(value)
+    if depth >= _PLAIN_DEPTH:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not _plain(item, depth + 1):
+            return False
+    return True
+
+
+def _plain_scalar(value: Any) -> bool:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return True
-    if kind is float:
-        return math.isfinite(value)
-    if depth >= _PLAIN_DEPTH:
-        return False
-    if kind is list:
-        for item in value:
-            if not _plain(item, depth + 1):
-                return False
-        return True
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or key.startswith("$") or not _plain(item, depth + 1):
-                return False
-        return True
-    return False
+    return kind is float and math.isfinite(value)
 
 
 def open_journal(journal: Any) -> Any:
