@@ -309,3 +309,29 @@ def test_closing_the_journal_before_the_storage_flush_warns_and_leaves_it_unconf
         assert statuses(reopened, storage) == {"wf-0-a": UNCONFIRMED}
     finally:
         reopened.close()
+
+
+def test_a_callback_called_twice_confirms_once(journal_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    opened = Journal(journal_url, encode=checkpoint_bytes)
+    unit = UnitOfWork(BufferingStorage(), workflow_id="wf", task_id="0-a", attempt=1)  # told by hand below
+    unit.put("wf-0-a", Context(storage=1))
+    opened.prepare(unit)
+    unit.commit()
+    confirm = opened.record_later(unit)
+    confirm()
+    confirm()
+    assert outcome(opened, unit) == "committed"
+    assert len(opened.units()) == 1
+    with caplog.at_level(logging.WARNING, logger="uow"):
+        opened.close()
+    assert "still wait" not in caplog.text  # the count of outcomes awaited went back to zero, not below
+
+
+def test_closing_after_every_callback_came_does_not_warn(journal_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    storage = BufferingStorage()
+    opened = Journal(journal_url, encode=checkpoint_bytes)
+    commit(storage, opened)
+    storage.flush()
+    with caplog.at_level(logging.WARNING, logger="uow"):
+        opened.close()
+    assert "still wait" not in caplog.text
