@@ -98,10 +98,8 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
     elif kind == "file":
         storage = StorageFile(path=folder)
     elif kind == "file_journal":
-        from uow import Journal
-
         storage = StorageFile(path=folder)
-        journal = Journal(f"sqlite:///{os.path.join(folder, 'journal.db')}")  # the embedded default
+        journal = f"sqlite:///{os.path.join(folder, 'journal.db')}"  # the embedded default, as a user passes it
     elif kind == "file_batch":
         from dotflow.providers import BatchStorage
 
