@@ -134,7 +134,9 @@ class Action:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         func = self.func
         if func is not None:  # as `_run` does, inline: once per task, on the engine's hot path
-            contexts = {name: Context(kwargs.get(name)) for name in self.params}
+            contexts = {}
+            for name in self.params:  # (a loop: a comprehension's frame costs more for one or two names)
+                contexts[name] = Context(kwargs.get(name))
             result = _run_coroutine(func(*args, **contexts)) if self._is_async else func(*args, **contexts)
             task = kwargs.get("task")
             if task is None:

@@ -282,7 +282,7 @@ class TaskEngine:
         task = self.task
         context = task._step(
             initial_context=task._initial_context,  # None for most tasks: the step's wrapper makes its own Context
-            previous_context=task.previous_context,
+            previous_context=task._previous_context,  # set by _begin
             task=task,
         )
         if type(context) is Context and type(context._storage) in _PLAIN_TYPES:
