@@ -140,7 +140,9 @@ class Config:
         self._refresh_task_hooks()
 
     def _refresh_task_hooks(self) -> None:
-        self.task_hooks = TaskHooks(self._notify, self._log, self._server, self._tracer, self._metrics)
+        providers: list[Any] = [getattr(self, name, None) for name in ("_notify", "_log", "_server", "_tracer", "_metrics")]
+        if all(provider is not None for provider in providers):  # (a subclass may assign one before __init__)
+            self.task_hooks = TaskHooks(*providers)
 
     def _validate(self) -> None:
         expected = {

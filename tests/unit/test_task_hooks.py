@@ -123,3 +123,17 @@ def test_a_default_log_stays_silent_below_its_level_and_logs_from_it(level: str,
     # INFO: both tasks made (NOT_STARTED), both IN_PROGRESS, `ok` COMPLETED; the failure at every level
     assert handler.levels.count(logging.INFO) == infos
     assert handler.levels.count(logging.ERROR) == 1
+
+
+def test_a_config_subclass_may_assign_a_provider_before_calling_init() -> None:
+    recorder = Recorder()
+
+    class EarlyConfig(Config):
+        def __init__(self) -> None:
+            self.notify = RecordingNotify(recorder)  # before Config.__init__ has set the others
+            super().__init__(notify=self.notify, log=LogDefault(level="ERROR"))
+
+    flow = DotFlow(config=EarlyConfig())
+    flow.task.add(step=ok)
+    flow.start()
+    assert ("notify", "status", TypeStatus.COMPLETED) in recorder.events
