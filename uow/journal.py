@@ -12,6 +12,14 @@ Order of writes for one unit (see also `uow.unit_of_work`)
        writes, a committed outcome is queued only once the storage says the writes are durable
        (`record_later`, called by the unit of work through the storage's `on_durable`).
 
+Intents ahead, outcomes in batches: `reserve` records step 1 for many units in one transaction
+before any of them runs (the key each will put, no checksum yet: it is not known). A unit made with a
+reserved id that puts exactly its key then skips step 1 (`prepare` writes nothing), and its outcome
+completes its rows (times, checksum) in step 3. Queued outcomes are written every `batch_outcomes`
+of them, and by `flush`, `release` (which also deletes the reservations never used) and `close`.
+A crash loses at most the queued outcomes: their keys read "unconfirmed", since a reservation
+without checksum makes any present value unconfirmed (see `_classify`).
+
 So after a crash at any point, every key falls in one class (see `verify`): its stored value
 matches the newest committed entry (backed); it matches an entry that never reached "committed"
 (written but not confirmed: the crash window between 2 and 3); or it matches nothing (unbacked).
@@ -28,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -99,6 +108,7 @@ class VerifyFinding:
 class _KeyHistory:
     committed: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)
     unconfirmed: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)
+    reserved: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)  # intents with no checksum yet
 
 
 def outcome_of(unit: Any) -> str:
@@ -114,7 +124,16 @@ class Journal:
     `synchronous` is SQLite's durability level (NORMAL by default: see `uow.sql_engine`).
     """
 
-    def __init__(self, url_or_engine: Any, *, encode: Encoder | None = None, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        url_or_engine: Any,
+        *,
+        encode: Encoder | None = None,
+        synchronous: str = "NORMAL",
+        batch_outcomes: int = 64,
+    ) -> None:
+        if batch_outcomes < 1:
+            raise ValueError(f"batch_outcomes must be at least 1, not {batch_outcomes!r}")
         from uow import journal_migrate
 
         self.engine: Engine = make_engine(url_or_engine, synchronous=synchronous)
@@ -134,6 +153,9 @@ class Journal:
         self._prepared: dict[str, dict[str, Any]] = {}  # id -> row of units prepared here, not yet recorded
         self._pending: list[_Entry] = []  # outcomes queued for the next transaction
         self._awaiting = 0  # outcomes waiting for their storage to call back (see `record_later`)
+        self._batch_outcomes = batch_outcomes  # queued outcomes that make `record` write the queue
+        self._reserved: dict[str, str] = {}  # id -> key of units reserved ahead (`reserve`), not yet recorded
+        self._used: set[str] = set()  # the reserved ids whose unit took the fast `prepare`
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
 
@@ -160,7 +182,7 @@ class Journal:
                 awaiting,
             )
         try:
-            self.flush()
+            self.release()
         finally:
             self._writer.close()
             self.engine.dispose()
@@ -170,19 +192,91 @@ class Journal:
     def prepare(self, unit: Any) -> None:
         """Record the intent of `unit` (outcome "prepared", its keys and checksums) before it writes.
 
-        The same transaction first writes the outcomes queued so far (see `record`).
+        The same transaction first writes the outcomes queued so far (see `record`). A unit
+        reserved ahead (`reserve`) that puts exactly its reserved key costs no transaction: its
+        intent is already in. Any other reserved unit drops its reserved write row and is
+        prepared as usual.
         """
-        unit_row = self._unit_row(unit, "prepared")
-        self._write(_Entry(unit_row, self._write_rows(unit_row["id"], unit), None))
+        unit_id = _unit_id(unit)
+        released = None
         with self._lock:
-            self._prepared[unit_row["id"]] = unit_row
+            reserved_key = self._reserved.get(unit_id)
+            if reserved_key is not None and unit_id not in self._used:
+                if _puts_only(unit, reserved_key):
+                    self._used.add(unit_id)
+                    return
+                del self._reserved[unit_id]
+                released = unit_id
+        unit_row = self._unit_row(unit, "prepared")
+        self._write(_Entry(unit_row, self._write_rows(unit_id, unit), None, released=released))
+        with self._lock:
+            self._prepared[unit_id] = unit_row
+
+    def reserve(self, entries: Iterable[tuple[str | None, Any, str]]) -> list[str]:
+        """Record ahead, in ONE transaction, the intents of units that will each put one key.
+
+        `entries` are (workflow id, task id, key). Each gets a unit row (a fresh id, outcome
+        "prepared", attempt 1) and a write row for its key, a put whose checksum is not known yet
+        (NULL). A unit made with one of the returned ids (`UnitOfWork(unit_id=...)`) and putting
+        exactly that key then needs no transaction of its own in `prepare`; `record` completes its
+        rows (times, outcome, checksum) in the next batch of outcomes. Until then, and after a
+        crash, the entry reads "prepared" with no checksum: `verify` calls the key unconfirmed if
+        present, and nothing if absent. `release` deletes the reservations never used.
+        """
+        started = _now()
+        reserved: list[tuple[str, str]] = []  # (unit id, key)
+        batch_entries = []
+        for workflow_id, task_id, key in entries:
+            unit_id = uuid.uuid4().hex
+            unit_row = {
+                "id": unit_id,
+                "workflow_id": workflow_id,
+                "task_id": None if task_id is None else str(task_id),
+                "attempt": 1,
+                "outcome": "prepared",
+                "started_at": started,
+                "finished_at": None,
+                "error": None,
+            }
+            write = {"unit_id": unit_id, "key": str(key), "operation": "put", "fingerprint": None, "checksum": None, "size": None}
+            batch_entries.append(_Entry(unit_row, [write], None))
+            reserved.append((unit_id, str(key)))
+        if not reserved:
+            return []
+        self._write(*batch_entries)
+        with self._lock:
+            self._reserved.update(reserved)
+        return [unit_id for unit_id, _ in reserved]
+
+    def release(self, unit_ids: Iterable[str] | None = None) -> None:
+        """Write the queued outcomes and delete the reservations never used, in one transaction.
+
+        `unit_ids`: the reservations of one run (the end of a dotflow run passes its own); None:
+        every unused reservation of this journal. A reservation whose unit has taken `prepare`
+        is kept: its outcome completes it. Without any, this is `flush`.
+        """
+        with self._lock:
+            candidates = list(self._reserved) if unit_ids is None else [u for u in unit_ids if u in self._reserved]
+            unused = [u for u in candidates if u not in self._used]
+            for unit_id in unused:
+                del self._reserved[unit_id]
+        if not unused:
+            self.flush()
+            return
+        try:
+            self._write(_Entry(None, [], None, dropped=unused))
+        except BaseException:
+            with self._lock:
+                for unit_id in unused:  # still in the database: a later release retries
+                    self._reserved.setdefault(unit_id, "")
+            raise
 
     def record(self, unit: Any) -> None:
         """Record the final outcome of `unit`.
 
-        The outcome of a unit this journal prepared is queued, and written by the next journal
-        transaction of this process (the next unit's `prepare`, any read, `flush`, `close`, the
-        end of a dotflow run); one transaction per unit instead of two. Until then it reads as
+        The outcome of a unit this journal prepared (or reserved) is queued, and written by the
+        next journal transaction of this process (the next unit's `prepare`, any read, `flush`,
+        `release`, `close`, the end of a dotflow run), or once `batch_outcomes` are queued. Until then it reads as
         "prepared", which is also what a crash would leave: `verify` calls such keys unconfirmed.
         A unit that was never prepared is inserted at once.
         """
@@ -192,6 +286,9 @@ class Journal:
         if entry.queued:
             with self._lock:
                 self._pending.append(entry)
+                full = len(self._pending) >= self._batch_outcomes
+            if full:
+                self._write()
             return
         self._write(entry)
 
@@ -228,7 +325,7 @@ class Journal:
         with self._lock:
             if not self._pending:
                 return
-        self._write(None)
+        self._write()
 
     def _outcome(self, unit: Any) -> _Entry | None:
         """The entry that records the final outcome of `unit` (None: already written with the storage)."""
@@ -237,9 +334,20 @@ class Journal:
             in_transaction = unit_id in self._recorded_in_transaction
             self._recorded_in_transaction.discard(unit_id)
             prepared = self._prepared.pop(unit_id, None)
+            reserved = self._reserved.pop(unit_id, None) is not None
+            used = reserved and unit_id in self._used
+            self._used.discard(unit_id)
         outcome = outcome_of(unit)
         if in_transaction and outcome == "committed":
             return None
+        if reserved:
+            # A unit reserved ahead: its row gets the real times and outcome, its write row the
+            # checksum (unless it never prepared: then its reserved write row goes).
+            unit_row = self._unit_row(unit, outcome)
+            unit_row.update(finished_at=_aware(getattr(unit, "finished_at", None)) or _now(), error=getattr(unit, "error_text", None))
+            fingerprint = self._fingerprint_to_save(unit) if outcome == "committed" else None
+            writes = self._write_rows(unit_id, unit)
+            return _Entry(unit_row, writes, fingerprint, queued=True, released=None if used else unit_id)
         unit_row = dict(prepared) if prepared is not None else self._unit_row(unit, outcome)
         unit_row.update(
             outcome=outcome,
@@ -250,15 +358,15 @@ class Journal:
         fingerprint = self._fingerprint_to_save(unit) if outcome == "committed" else None
         return _Entry(unit_row, writes, fingerprint, queued=prepared is not None)
 
-    def _write(self, entry: _Entry | None) -> None:
-        """One transaction: the queued outcomes first, then `entry`; the queue empties only if it commits."""
+    def _write(self, *entries: _Entry) -> None:
+        """One transaction: the queued outcomes first, then `entries`; the queue empties only if it commits."""
         with self._write_lock:  # the queue must not be written twice, nor overtaken, by two threads
 
             def run() -> None:
                 with self._lock:
                     pending = list(self._pending)
                 batch = Batch()
-                for queued in pending if entry is None else [*pending, entry]:
+                for queued in [*pending, *entries]:
                     queued.add_to(batch)
                 self._writer.run(batch)
                 with self._lock:
@@ -446,7 +554,12 @@ class Journal:
         for row in rows:
             entry = (_utc(row.started_at), str(row.id), _write_from_row(row))
             keyed = history.setdefault(row.key, _KeyHistory())
-            (keyed.committed if row.outcome == "committed" else keyed.unconfirmed).append(entry)
+            if row.outcome == "committed":
+                keyed.committed.append(entry)
+            elif row.outcome == "prepared" and row.operation == "put" and row.checksum is None:
+                keyed.reserved.append(entry)
+            else:
+                keyed.unconfirmed.append(entry)
         return history
 
     def _classify(self, key: str, history: _KeyHistory, storage: Any, encode: Encoder) -> VerifyFinding:
@@ -465,6 +578,15 @@ class Journal:
         for _, pending_id, pending in sorted(newer, key=lambda entry: entry[:2], reverse=True):
             if stored == (None if pending.operation == "delete" else pending.checksum):
                 return VerifyFinding(key, UNCONFIRMED, pending_id, "written by a unit whose outcome was never confirmed")
+        reserved = [e for e in history.reserved if latest is None or e[:2] > latest[:2]]
+        if reserved and stored is not None:
+            # An intent recorded ahead whose outcome never came: the value it put is not known.
+            return VerifyFinding(
+                key,
+                UNCONFIRMED,
+                max(reserved, key=lambda entry: entry[:2])[1],
+                "written by a unit whose outcome was never confirmed; reserved ahead, so its value is not compared",
+            )
         if latest is None:
             if stored is None:
                 return VerifyFinding(key, BACKED, detail="never committed, and absent")
@@ -478,6 +600,15 @@ class Journal:
 
 
 _DELETED = object()
+
+
+def _puts_only(unit: Any, key: str) -> bool:
+    """True if the unit's changes are exactly one put to `key`."""
+    changes = getattr(unit, "changes", {})
+    if len(changes) != 1:
+        return False
+    change = changes.get(key, _DELETED)
+    return change is not _DELETED and hasattr(change, "value")
 
 
 def _unit_id(unit: Any) -> str:
@@ -512,8 +643,15 @@ class _Entry:
     writes: list[dict[str, Any]]
     fingerprint: tuple[str, str] | None
     queued: bool = False  # the outcome of a prepared unit, or one waiting for its storage
+    released: str | None = None  # a reserved unit whose reserved write row goes first
+    dropped: list[str] = field(default_factory=list)  # reserved units never used: both rows go
 
     def add_to(self, batch: Batch) -> None:
+        if self.released is not None:
+            batch.released.append({"unit_id": self.released})
+        for unit_id in self.dropped:
+            batch.released.append({"unit_id": unit_id})
+            batch.dropped.append({"id": unit_id})
         if self.unit_row is not None:
             batch.units.append(self.unit_row)
         batch.writes.extend(self.writes)

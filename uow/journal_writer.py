@@ -1,9 +1,11 @@
-"""How the journal writes: at most three statements per transaction, on one connection per thread.
+"""How the journal writes: at most five statements per transaction, on one connection per thread.
 
 A transaction carries a `Batch`: unit rows (new units, and the final outcome of units recorded
-earlier as "prepared": one upsert keyed by the unit id), write rows (one insert) and workflow
-input fingerprints (one upsert). Each table gets one statement, run once per row by the driver
-(`executemany`), so a unit costs the same three statements whatever it wrote.
+earlier as "prepared": one upsert keyed by the unit id), write rows (one upsert: a new row, or the
+checksum of a row reserved ahead) and workflow input fingerprints (one upsert); and, for units
+reserved ahead (`Journal.reserve`), the deletes of reserved rows left unused. Each gets one
+statement, run once per row by the driver (`executemany`), so a batch costs the same few
+statements whatever number of units it carries.
 
 The statements are SQLAlchemy Core constructs built once from the journal's tables. On PostgreSQL,
 and inside a storage's own transaction, they run through Core. On SQLite each is compiled once by
@@ -33,6 +35,8 @@ Row = dict[str, Any]
 
 _COLUMNS = {
     "upsert_unit": ("id", "workflow_id", "task_id", "attempt", "outcome", "started_at", "finished_at", "error"),
+    "release_writes": ("unit_id",),
+    "drop_unit": ("id",),
     "insert_write": ("unit_id", "key", "operation", "fingerprint", "checksum", "size"),
     "upsert_fingerprint": ("workflow_id", "fingerprint", "updated_at"),
 }
@@ -40,33 +44,50 @@ _COLUMNS = {
 
 @dataclass
 class Batch:
-    """The rows of one journal transaction, written in this order (a write row needs its unit row)."""
+    """The rows of one journal transaction, written in this order (a write row needs its unit row).
 
+    `released` and `dropped` concern units reserved ahead (`Journal.reserve`): the write rows of
+    the released ones are deleted first, then the dropped unit rows.
+    """
+
+    released: list[Row] = field(default_factory=list)  # {"unit_id": ...}: delete its write rows
+    dropped: list[Row] = field(default_factory=list)  # {"id": ...}: delete the unit row
     units: list[Row] = field(default_factory=list)
     writes: list[Row] = field(default_factory=list)
     fingerprints: dict[str, Row] = field(default_factory=dict)  # workflow id -> its newest row
 
     def statements(self) -> list[tuple[str, Sequence[Row]]]:
-        named = [("upsert_unit", self.units), ("insert_write", self.writes)]
+        named = [("release_writes", self.released), ("drop_unit", self.dropped)]
+        named += [("upsert_unit", self.units), ("insert_write", self.writes)]
         named.append(("upsert_fingerprint", list(self.fingerprints.values())))
         return [(name, rows) for name, rows in named if rows]
 
 
 def build_statements(engine: Engine, schema: Any) -> dict[str, Any]:
     """The journal's write statements, as Core constructs for `engine`'s dialect."""
+    from sqlalchemy import bindparam
+
     from uow.sql_engine import dialect_insert
 
     insert = dialect_insert(engine)
-    units, fingerprints = schema.unit_table, schema.workflow_input_table
+    units, writes, fingerprints = schema.unit_table, schema.write_table, schema.workflow_input_table
     unit_upsert = insert(units)
+    write_upsert = insert(writes)
     fingerprint_upsert = insert(fingerprints)
     return {
+        "release_writes": writes.delete().where(writes.c.unit_id == bindparam("unit_id")),
+        "drop_unit": units.delete().where(units.c.id == bindparam("id")),
         # a new unit is inserted; a unit already recorded as "prepared" gets its final outcome
+        # (and its real start time: a unit reserved ahead was stamped when reserved)
         "upsert_unit": unit_upsert.on_conflict_do_update(
             index_elements=[units.c.id],
-            set_={name: unit_upsert.excluded[name] for name in ("outcome", "finished_at", "error")},
+            set_={name: unit_upsert.excluded[name] for name in ("outcome", "started_at", "finished_at", "error")},
         ),
-        "insert_write": schema.write_table.insert(),
+        # a new write row is inserted; the reserved write row of a unit reserved ahead gets its checksum
+        "insert_write": write_upsert.on_conflict_do_update(
+            index_elements=[writes.c.unit_id, writes.c.key],
+            set_={name: write_upsert.excluded[name] for name in ("operation", "fingerprint", "checksum", "size")},
+        ),
         # only a changed fingerprint rewrites the row: an unchanged one costs no page write
         "upsert_fingerprint": fingerprint_upsert.on_conflict_do_update(
             index_elements=[fingerprints.c.workflow_id],

@@ -284,6 +284,7 @@ class UnitOfWork:
         workflow_id: str | None = None,
         task_id: Any = None,
         attempt: int | None = None,
+        unit_id: str | None = None,
     ) -> None:
         self._storage = storage
         self._journal = journal
@@ -300,7 +301,8 @@ class UnitOfWork:
         self._on_rollback: list[Hook] | None = None
         self._parent: UnitOfWork | None = None
         self._child: UnitOfWork | None = None
-        self._id: str | None = None  # drawn on first use: only a journal asks for it
+        # drawn on first use (only a journal asks for it), unless preset: an id the journal reserved ahead
+        self._id: str | None = unit_id
         # time.time() stamps; a datetime is made only when asked for (a journal does, nothing else)
         self._started_at = time.time()
         self._finished_at: float | None = None

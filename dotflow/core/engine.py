@@ -60,6 +60,7 @@ class TaskEngine:
         fingerprint: str | None = None,
         expected_version: Any = NOT_READ,
         workflow_text: str | None = None,
+        reserved_unit: str | None = None,
     ) -> None:
         self.task = task
         self.config = task.config
@@ -72,6 +73,7 @@ class TaskEngine:
         if workflow_text is None and workflow_id is not None:
             workflow_text = str(workflow_id)
         self._workflow_text = workflow_text
+        self._reserved_unit = reserved_unit  # the journal's intent recorded ahead: for the first unit only
 
     def start(self) -> _TaskRun:
         """`with engine.start():` marks the task IN_PROGRESS, then COMPLETED, or FAILED with the
@@ -181,12 +183,18 @@ class TaskEngine:
 
     def _unit(self, attempt: int) -> UnitOfWork:
         config = self.config
+        unit_id = self._reserved_unit
+        if unit_id is not None:
+            self._reserved_unit = None  # retries and commit retries get fresh units
+            if attempt != 1:
+                unit_id = None
         return UnitOfWork(
             config.storage,
             journal=config.journal,
             workflow_id=self._workflow_text,
             task_id=self.task._task_id,
             attempt=attempt,
+            unit_id=unit_id,
         )
 
     def _after_failed_commit(self, key: str, attempt: int, context: Context, error: Exception) -> None:

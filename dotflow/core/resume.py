@@ -42,6 +42,7 @@ class RunPlan:
     fingerprint: str | None = None
     restored: dict[str, Context] = field(default_factory=dict)  # task_id -> restored checkpoint
     versions: dict[str, str | None] = field(default_factory=dict)  # task_id -> version seen (None: absent)
+    units: dict[str, str] = field(default_factory=dict)  # task_id -> journal unit id reserved ahead (attempt 1)
 
     def version_seen(self, task_id: str) -> Any:
         """The version this run saw for the task's checkpoint (None: absent), or NOT_READ."""
