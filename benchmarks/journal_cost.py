@@ -7,7 +7,10 @@ only recording is timed). It prints the median time per task of each, the overhe
 and the median of the per-round overheads (each pair ran under the same machine load); the same
 for CPU time (less disturbed by other work on the machine and by the disk than wall time); and
 what the journal adds to one unit of work committed on the in-memory `StorageDefault`, where no
-fsync drowns it (fresh journal file per 100 units, median of 20 rounds).
+fsync drowns it (fresh journal file per 100 units, median of 20 rounds). The workflow runs record
+their intents ahead and their outcomes in batches (one journal transaction per 64 tasks); the
+units committed on their own take the per-unit path (one transaction each), so the last figure
+is the cost of that path, not of a run's.
 
 Usage: .venv/bin/python benchmarks/journal_cost.py [--tasks 50] [--rounds 15] [--json]
 The cost target of the journal is at most +25% per task.

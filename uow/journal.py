@@ -307,6 +307,9 @@ class Journal:
         entry.queued = True
         with self._lock:
             self._awaiting += 1
+            full = len(self._pending) >= self._batch_outcomes
+        if full:  # outcomes confirmed by the storage since: written here, not in its callback
+            self._write()
         called = False
 
         def now_durable() -> None:

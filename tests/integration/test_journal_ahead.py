@@ -213,3 +213,19 @@ def test_a_crash_after_a_write_leaves_its_key_unconfirmed(batch: int, confirmed:
     written = [f"ahead-{n}-step.json" for n in range(10)]
     assert [findings[key] for key in written] == [BACKED] * confirmed + [UNCONFIRMED] * (10 - confirmed)
     assert set(findings.values()) <= {BACKED, UNCONFIRMED}  # never unbacked, missing or changed
+
+
+def test_on_batch_storage_outcomes_are_written_in_batches_once_durable(journal: Journal, tmp_path: Path) -> None:
+    from dotflow.providers.batch_storage import BatchStorage
+
+    storage = BatchStorage(StorageFile(path=tmp_path / "out"), max_batch=10, max_delay=None)
+    transactions = count_transactions(journal)
+    flow = DotFlow(config=Config(storage=storage, journal=journal), workflow_id="batched")
+    flow.task.add(step=[extract] * 150)
+    flow.start()
+    assert all(str(task.status) == "Completed" for task in flow.result_task())
+    assert transactions[0] == 1 + 150 // 64 + 1
+    units = journal.units(workflow_id="batched", limit=None)
+    assert len(units) == 150 and {u.outcome for u in units} == {"committed"}
+    findings = journal.verify(storage)
+    assert len(findings) == 150 and {f.status for f in findings} == {BACKED}
