@@ -222,7 +222,11 @@ def _serve(workers: list[_Worker], reported: set[str]) -> None:
     """Read every child's messages until all pipes close; calls run on a pool, state updates here."""
     by_connection = {worker.connection: worker for worker in workers}
     open_connections = set(by_connection)
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_SERVING_THREADS, len(workers)))) as pool:
+    # Journal calls get one thread of their own: a journal keeps a database connection per thread that
+    # uses it, and its writes are serialised anyway; on the storage's pool they could hold more
+    # connections than the journal's connection pool has, and wait for one until it times out.
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_SERVING_THREADS, len(workers)))) as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotflow-journal") as journal_pool:  # fmt: skip
         while open_connections:
             for ready in wait(list(open_connections)):
                 connection = cast(Connection, ready)
@@ -234,7 +238,7 @@ def _serve(workers: list[_Worker], reported: set[str]) -> None:
                     continue
                 kind = message[0]
                 if kind == "call":
-                    pool.submit(_answer, worker, *message[1:])
+                    (journal_pool if message[1] == "journal" else pool).submit(_answer, worker, *message[1:])
                 elif kind == "task":
                     _, task_id, state = message
                     for task in worker.batch:

@@ -160,3 +160,23 @@ def test_a_child_flushes_the_parents_buffered_writes_before_reporting_a_failure(
     statuses = [task.status for task in flow.result_task()]
     assert statuses == [TypeStatus.COMPLETED, TypeStatus.FAILED]
     assert storage.flushes == 2  # one before the failure is reported (in the child), one at the workflow's end
+
+
+def test_journal_calls_from_many_children_need_one_parent_connection(tmp_path):
+    """Each thread that uses a journal keeps a connection: served on the storage's thread pool, twelve
+    children could hold more than the journal's pool has (here 3: the caller's writes, its reads, one more)."""
+    import sqlalchemy
+
+    from uow import Journal
+    from uow.sql_engine import _configure_sqlite
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'journal.db'}", pool_size=3, max_overflow=0,
+                                      pool_timeout=3, connect_args={"timeout": 30})  # fmt: skip
+    _configure_sqlite(engine, "NORMAL")
+    journal = Journal(engine, batch_outcomes=1)  # every outcome written as it comes, from the serving threads
+    flow = DotFlow(config=Config(storage=StorageDefault(), journal=journal), workflow_id=str(uuid.uuid4()))
+    flow.task.add(step=[plus_one] * 12)
+    flow.start(mode="parallel")
+    assert [task.status for task in flow.result_task()] == [TypeStatus.COMPLETED] * 12
+    assert len(journal.units(outcome="committed")) == 12
+    journal.close()
