@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dotflow import action
 from dotflow.abc.storage import Checkpoint, Storage
 from dotflow.core.context import Context
 from dotflow.providers.storage_default import StorageDefault
@@ -130,3 +131,17 @@ class MinimalStorage(Storage):
 
     def key(self, task: Any) -> str:
         return f"{task.workflow_id}-{task.task_id}"
+
+
+# Steps shared by the I/O-counting tests (tests/integration/test_storage_io.py, tests/cloud/test_cloud_requests.py).
+
+
+@action
+def ok(previous_context: Context) -> dict[str, int]:
+    """Counts up from its predecessor's {"n": ...}."""
+    return {"n": (previous_context.storage or {}).get("n", 0) + 1}
+
+
+@action
+def boom() -> None:
+    raise RuntimeError("boom")

@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from dotflow import Config, Context, DotFlow, action
+from dotflow import Config, Context, DotFlow
 from dotflow.core.types import TypeStatus
 from tests.servers import gcs_client, s3_client
+from tests.support import boom, ok
 
 pytestmark = pytest.mark.slow
 
@@ -84,16 +85,6 @@ def counted_storage(cloud, log: RequestLog):
     storage = cloud.storage(client=gcs_client(cloud.server.url, _http=CountingSession(log)))
     log.clear()  # drop construction's bucket check
     return storage
-
-
-@action
-def ok(previous_context):
-    return {"n": (previous_context.storage or {}).get("n", 0) + 1}
-
-
-@action
-def boom():
-    raise RuntimeError("boom")
 
 
 def build(storage, steps, mode, workflow_id):

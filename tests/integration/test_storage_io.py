@@ -13,7 +13,7 @@ import pytest
 
 from dotflow import Config, DotFlow, action
 from dotflow.core.types import TypeStatus
-from tests.support import CountingStorage
+from tests.support import CountingStorage, boom, ok
 
 # Modes that start child processes are slow tests.
 MODES = [
@@ -22,16 +22,6 @@ MODES = [
     pytest.param("sequential_group", marks=pytest.mark.slow),
     pytest.param("parallel", marks=pytest.mark.slow),
 ]
-
-
-@action
-def ok(previous_context):
-    return {"n": (previous_context.storage or {}).get("n", 0) + 1}
-
-
-@action
-def boom():
-    raise RuntimeError("boom")
 
 
 _ATTEMPTS_FILE = {"path": None}
