@@ -73,7 +73,8 @@ class _Entry(NamedTuple):
 
 
 _Row = tuple[Any, ...]  # an _Entry's fields but `value`, as stored
-_EXPIRES_AT, _VERSION = 5, 6  # their places in a _Row
+# Their places in a _Row (which lacks `value`, the first field of _Entry).
+_EXPIRES_AT, _VERSION = _Entry._fields.index("expires_at") - 1, _Entry._fields.index("version") - 1
 
 
 def _expired(row: _Row, now: float) -> bool:
