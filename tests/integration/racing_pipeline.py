@@ -41,9 +41,11 @@ def main() -> None:
     parser.add_argument("ready_dir", type=Path)
     parser.add_argument("steps", type=int)
     parser.add_argument("--mode", default="sequential")
+    parser.add_argument("--journal", default=None, help="a journal URL shared by the racing runs")
     args = parser.parse_args()
 
-    flow = DotFlow(config=Config(storage=StorageFile(path=args.storage_dir)), workflow_id=args.workflow_id)
+    config = Config(storage=StorageFile(path=args.storage_dir), journal=args.journal)
+    flow = DotFlow(config=config, workflow_id=args.workflow_id)
     for position in range(args.steps):
         flow.task.add(step=link, task_id=f"link-{position}")
     wait_for_peers(args.ready_dir, 2)

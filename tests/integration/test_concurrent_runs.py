@@ -83,6 +83,37 @@ def test_two_processes_on_one_workflow_leave_one_consistent_chain(tmp_path: Path
             assert stored[position]["from"] == stored[position - 1]["id"], f"link {position} is from another chain"
 
 
+@pytest.mark.slow
+def test_two_processes_racing_with_one_journal_leave_every_key_backed(tmp_path: Path) -> None:
+    """Both runs reserve intents for the same tasks; every write is conditional, the loser adopts:
+    the journal must end with each key backed by the committed entry of the run that won it."""
+    from dotflow.core.journal import checkpoint_bytes
+    from uow import Journal
+
+    steps = 20
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    Journal(url).close()  # created at head once, before the race
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    command = [sys.executable, "-m", "tests.integration.racing_pipeline", str(tmp_path / "store"), "chain", str(ready),
+               str(steps), "--journal", url]  # fmt: skip
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert all([task["status"] for task in output] == [TypeStatus.COMPLETED] * steps for output in outputs)
+
+    journal = Journal(url, encode=checkpoint_bytes)
+    try:
+        findings = journal.verify(StorageFile(path=tmp_path / "store"))
+        assert [(f.key, f.status) for f in findings] == [(f"chain-link-{n}.json", "backed") for n in sorted(
+            range(steps), key=lambda n: f"chain-link-{n}.json")]  # fmt: skip
+        assert not journal.units(outcome="prepared")  # every reservation was used or released
+        committed = journal.units(outcome="committed")
+        assert sorted(unit.task_id for unit in committed) == sorted(f"link-{n}" for n in range(steps))
+    finally:
+        journal.close()
+
+
 def test_a_failed_read_of_the_winners_checkpoint_fails_the_task_without_running_the_step_again() -> None:
     class ReadFailsAfterConflict(StorageDefault):
         def read_checkpoint(self, key: str):  # type: ignore[no-untyped-def]
