@@ -106,13 +106,22 @@ def dumps(value: Any) -> str:
     return json.dumps(encode(value), separators=_SEPARATORS, allow_nan=False)
 
 
+# Where a part sits in the value, for error messages only. On the way down the encoder passes cheap
+# tuples (parent, step, item); `_where_text` renders them (e.g. "value['rows'][3]") only when a part
+# is refused, so encoding a large value builds no path strings.
+_Where = Any  # str (the root's name), or tuple[_Where, str, Any]
+
+# Leaves written as they are: no call, no copy (a float needs a finiteness check, so it is not here).
+_VERBATIM = frozenset({str, int, bool, type(None)})
+
+
 class _Encoder:
     def __init__(self) -> None:
         self.active: set[int] = set()  # ids of the containers on the current path (cycle guard)
 
-    def encode(self, value: Any, path: str, depth: int) -> Any:
+    def encode(self, value: Any, path: _Where, depth: int) -> Any:
         kind = type(value)
-        if value is None or kind is bool or kind is int or kind is str:
+        if kind in _VERBATIM:
             return value
         if kind is float:
             if math.isfinite(value):
@@ -125,19 +134,24 @@ class _Encoder:
             return self._container(value, path, depth)
         raise _refuse(value, path)
 
-    def _container(self, value: Any, path: str, depth: int) -> Any:
+    def _container(self, value: Any, path: _Where, depth: int) -> Any:
         kind = type(value)
         if depth >= MAX_DEPTH:
-            raise UnencodableValueError(kind.__name__, path, f"nested deeper than {MAX_DEPTH} levels")
+            raise UnencodableValueError(kind.__name__, _where_text(path), f"nested deeper than {MAX_DEPTH} levels")
         if id(value) in self.active:
-            raise UnencodableValueError(kind.__name__, path, "the value contains itself (recursive reference)")
+            raise UnencodableValueError(
+                kind.__name__, _where_text(path), "the value contains itself (recursive reference)"
+            )
         self.active.add(id(value))
         try:
             depth += 1
-            if kind is list:
-                return [self.encode(item, f"{path}[{i}]", depth) for i, item in enumerate(value)]
-            if kind is tuple:
-                return {"$tuple": [self.encode(item, f"{path}[{i}]", depth) for i, item in enumerate(value)]}
+            if kind is list or kind is tuple:  # (inline: a helper would cost a frame per level of nesting)
+                encode = self.encode
+                items = [
+                    item if type(item) in _VERBATIM else encode(item, (path, "item", i), depth)
+                    for i, item in enumerate(value)
+                ]
+                return items if kind is list else {"$tuple": items}
             if kind is set or kind is frozenset:
                 return {f"${kind.__name__}": self._set_items(value, path, depth)}
             if kind is dict:
@@ -146,45 +160,69 @@ class _Encoder:
         finally:
             self.active.discard(id(value))
 
-    def _set_items(self, value: set[Any] | frozenset[Any], path: str, depth: int) -> list[Any]:
+    def _set_items(self, value: set[Any] | frozenset[Any], path: _Where, depth: int) -> list[Any]:
         items = list(value)
         if all(type(x) is str for x in items) or all(type(x) in (int, float) and x == x for x in items):
-            return [self.encode(x, f"{path}{{#{i}}}", depth) for i, x in enumerate(sorted(items))]
-        encoded = [self.encode(x, f"{path}{{#{i}}}", depth) for i, x in enumerate(items)]
+            return [self.encode(x, (path, "member", i), depth) for i, x in enumerate(sorted(items))]
+        encoded = [self.encode(x, (path, "member", i), depth) for i, x in enumerate(items)]
         # Mixed or unorderable items: order by their JSON text, which is deterministic across processes.
         return sorted(encoded, key=lambda e: json.dumps(e, separators=_SEPARATORS))
 
-    def _dict(self, value: dict[Any, Any], path: str, depth: int) -> Any:
-        if all(type(k) is str and not k.startswith("$") for k in value):
-            return {k: self.encode(v, f"{path}[{_short_repr(k)}]", depth) for k, v in value.items()}
+    def _dict(self, value: dict[Any, Any], path: _Where, depth: int) -> Any:
+        encode = self.encode
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str or k.startswith("$"):
+                return self._tagged_dict(value, path, depth)
+            out[k] = v if type(v) in _VERBATIM else encode(v, (path, "key", k), depth)
+        return out
+
+    def _tagged_dict(self, value: dict[Any, Any], path: _Where, depth: int) -> Any:
         pairs = []
         for i, (k, v) in enumerate(value.items()):
-            key = self.encode(k, f"{path}.keys()[{i}]", depth)
-            pairs.append([key, self.encode(v, f"{path}[{_short_repr(k)}]", depth)])
+            key = self.encode(k, (path, "dict_key", i), depth)
+            pairs.append([key, self.encode(v, (path, "key", k), depth)])
         return {"$dict": pairs}
 
-    def _context(self, value: Context, path: str, depth: int) -> Any:
+    def _context(self, value: Context, path: _Where, depth: int) -> Any:
         stamp = value.time
         if stamp is not None and type(stamp) is not datetime:
-            raise _refuse(stamp, f"{path}.time", "a Context's time must be a datetime or None")
+            raise _refuse(stamp, (path, "attr", "time"), "a Context's time must be a datetime or None")
         workflow_id = value.workflow_id
         return {
             "$context": {
-                "storage": self.encode(value.storage, f"{path}.storage", depth),
+                "storage": self.encode(value.storage, (path, "attr", "storage"), depth),
                 "task_id": value.task_id,
                 "workflow_id": None if workflow_id is None else str(workflow_id),
-                "time": None if stamp is None else _iso_with_plain_offset(stamp, f"{path}.time"),
+                "time": None if stamp is None else _iso_with_plain_offset(stamp, (path, "attr", "time")),
             }
         }
 
 
-def _iso_with_plain_offset(value: datetime | time, path: str) -> str:
+_STEP_TEXT: dict[str, Callable[[Any], str]] = {
+    "item": lambda i: f"[{i}]",
+    "key": lambda k: f"[{_short_repr(k)}]",
+    "dict_key": lambda i: f".keys()[{i}]",
+    "member": lambda i: f"{{#{i}}}",
+    "attr": lambda name: f".{name}",
+}
+
+
+def _where_text(where: _Where) -> str:
+    steps: list[str] = []
+    while type(where) is tuple:
+        where, step, item = where
+        steps.append(_STEP_TEXT[step](item))
+    return str(where) + "".join(reversed(steps))
+
+
+def _iso_with_plain_offset(value: datetime | time, path: _Where) -> str:
     tz = value.tzinfo
     # Only an unnamed fixed offset comes back identical from the ISO text.
     if tz is not None and (type(tz) is not timezone or tz.tzname(None) != timezone(tz.utcoffset(None)).tzname(None)):
         raise UnencodableValueError(
             type(value).__name__,
-            path,
+            _where_text(path),
             f"its tzinfo {type(tz).__name__} {tz!s} would not round-trip; "
             "use a datetime.timezone offset or a naive value",
         )
@@ -212,7 +250,7 @@ _SUPPORTED = (
 )
 
 
-def _refuse(value: Any, path: str, reason: str = "") -> UnencodableValueError:
+def _refuse(value: Any, path: _Where, reason: str = "") -> UnencodableValueError:
     kind = type(value)
     name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
     if not reason:
@@ -221,7 +259,7 @@ def _refuse(value: Any, path: str, reason: str = "") -> UnencodableValueError:
             reason = f"subclasses are not stored (it is a subclass of {bases[0]}); convert it to a plain {bases[0]}"
         else:
             reason = f"the checkpoint encoding supports only these exact types: {_SUPPORTED}"
-    return UnencodableValueError(name, path, reason)
+    return UnencodableValueError(name, _where_text(path), reason)
 
 
 _EXACT_TYPES = frozenset({bool, int, float, str, list, tuple, set, frozenset, dict, Context, *_SCALARS})

@@ -68,10 +68,8 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +96,11 @@ _META_SUFFIX = ".meta"  # dotflow 1.0.1's sidecar, read for legacy files only
 _MAX_NAME_BYTES = 255  # NAME_MAX of common file systems; a folder may allow fewer
 logger = logging.getLogger("dotflow")
 _LOCK_NAME = ".lock"  # a dot-file: never taken for a key
+_TEMP_FLAGS = (  # a private new file, never through a symlink (as tempfile.mkstemp opens one)
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)  # (Windows: no newline translation)
+)
+_TEMP_ATTEMPTS = 100  # random names tried before giving up (tempfile.mkstemp's TMP_MAX is 10000)
 BATCH_MARKER = ".batch-store"  # present while BatchStorage keeps checkpoints in segments here
 
 
@@ -152,6 +155,7 @@ class StorageFile(VersionedStorage):
         self.path = Path(path, "tasks")
         self.path.mkdir(parents=True, exist_ok=True)
         self._root = self.path.resolve()
+        self._folder = str(self._root)  # paths are built as str on the write path: pathlib costs microseconds
         self._name_max = _name_max(self._root)
         self._lock = threading.RLock()
         self._lock_fd: int | None = None
@@ -166,11 +170,11 @@ class StorageFile(VersionedStorage):
     # ------------------------------------------------------------------------------------------ writes
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
-        target = self._file(key)
+        target, existed = self._target(key)
         tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint, self._clock()))
         with self._exclusive():
             self._rename(tmp, target)
-        self._after_write(target)
+        self._after_write(target, replaced=existed)
 
     def post_if(
         self,
@@ -181,10 +185,10 @@ class StorageFile(VersionedStorage):
         ttl: int | None = None,
         fingerprint: str | None = None,
     ) -> bool:
-        target = self._file(key)
+        target, existed = self._target(key)
         tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint, self._clock()))
         if version is None and self._create(tmp, target):
-            self._after_write(target)
+            self._after_write(target, replaced=existed)
             return True
         # Replace (or create over an expired file): compare and rename under the lock.
         with self._exclusive():
@@ -194,7 +198,7 @@ class StorageFile(VersionedStorage):
                 _unlink(tmp)
                 return False
             self._rename(tmp, target)
-        self._after_write(target)
+        self._after_write(target, replaced=True)
         return True
 
     def delete_if(self, key: str, *, version: str | None) -> bool:
@@ -221,7 +225,7 @@ class StorageFile(VersionedStorage):
                 _unlink(tmp)
                 return False
             self._rename(tmp, target)
-        self._after_write(target)
+        self._after_write(target, replaced=True)
         return True
 
     def delete(self, key: str) -> bool:
@@ -239,7 +243,7 @@ class StorageFile(VersionedStorage):
         removed = 0
         with self._exclusive():
             for name in self._names(prefix):
-                target = self._root / name
+                target = self._path_of(name)
                 raw = self._read(target)
                 if raw is not None:
                     self._remove(target)
@@ -250,14 +254,14 @@ class StorageFile(VersionedStorage):
             for name in sidecars:
                 data_key = name[: -len(_META_SUFFIX)]
                 if data_key.startswith(prefix) and not data_key.startswith("."):
-                    _unlink(self._root / name)
+                    _unlink(self._path_of(name))
         return removed
 
     def list_keys(self, prefix: str = "") -> list[str]:
         _check_prefix(prefix)
         keys = []
         for name in self._names(prefix):
-            target = self._root / name
+            target = self._path_of(name)
             raw = self._read(target)
             if raw is None:
                 continue
@@ -299,24 +303,30 @@ class StorageFile(VersionedStorage):
             )
         self._batch_checked = True
 
-    def _file(self, key: str) -> Path:
+    def _file(self, key: str) -> str:
         """The path of `key`'s file, after checking that the key cannot leave the folder."""
+        return self._target(key)[0]
+
+    def _target(self, key: str) -> tuple[str, bool]:
+        """(path of `key`'s file, whether it exists), after checking that the key cannot leave the folder."""
         if not self._batch_checked:
             self._check_batch_folder()
         reason = _bad_key_reason(key, self._name_max)
         if reason is None:
-            target = self._root / key
+            target = self._path_of(key)
             # The folder is resolved and the key is one plain name, so only the key's own entry can
             # lead elsewhere, as a symlink: one lstat, and a full resolve only for a link.
             try:
-                is_link = stat.S_ISLNK(os.lstat(target).st_mode)
+                mode = os.lstat(target).st_mode
             except FileNotFoundError:
-                is_link = False
-            if target.name != key or (is_link and target.resolve().parent != self._root):
-                reason = "it resolves to a path outside the storage folder"
-            else:
-                return target
+                return target, False
+            if not stat.S_ISLNK(mode) or os.path.dirname(os.path.realpath(target)) == self._folder:
+                return target, True
+            reason = "it resolves to a path outside the storage folder"
         raise ValueError(f"invalid storage key {key!r}: {reason}; a key cannot escape the storage folder")
+
+    def _path_of(self, name: str) -> str:
+        return self._folder + os.sep + name
 
     def _names(self, prefix: str) -> list[str]:
         """Names of the data files starting with `prefix` (no dot-files, no 1.0.1 sidecars)."""
@@ -331,7 +341,7 @@ class StorageFile(VersionedStorage):
                 and entry.is_file(follow_symlinks=False)  # a symlink could lead out of the folder
             ]
 
-    def _read(self, target: Path) -> _Raw | None:
+    def _read(self, target: str) -> _Raw | None:
         try:
             with open(target, "rb") as fh:
                 stat = os.fstat(fh.fileno())
@@ -364,7 +374,7 @@ class StorageFile(VersionedStorage):
             _content_version(data),
         )
 
-    def _load(self, key: str, target: Path) -> tuple[Context, str | None, bool, str] | None:
+    def _load(self, key: str, target: str) -> tuple[Context, str | None, bool, str] | None:
         """(context, fingerprint, is_legacy, version) of a live file, or None if missing or expired."""
         raw = self._read(target)
         if raw is None:
@@ -383,9 +393,9 @@ class StorageFile(VersionedStorage):
             raise CorruptCheckpointError(key, f"{reason} (file: {target})", path=str(target)) from exc
         return context, fingerprint, False, raw.version
 
-    def _write_temp(self, target: Path, data: bytes) -> Path:
+    def _write_temp(self, target: str, data: bytes) -> str:
         """A durable temp file holding `data`, in the same folder as `target` (so a rename is atomic)."""
-        fd, tmp = tempfile.mkstemp(dir=self._root, prefix=f".{target.name[:100]}.", suffix=".tmp")
+        fd, tmp = self._open_temp(os.path.basename(target))
         try:
             try:  # raw writes: a buffered file object would add an fstat, an ioctl and an lseek
                 view = memoryview(data)
@@ -395,18 +405,32 @@ class StorageFile(VersionedStorage):
             finally:
                 os.close(fd)
         except BaseException:
-            _unlink(Path(tmp))
+            _unlink(tmp)
             raise
-        return Path(tmp)
+        return tmp
 
-    def _rename(self, tmp: Path, target: Path) -> None:
+    def _open_temp(self, name: str) -> tuple[int, str]:
+        """A new private file ``.<name>.<random>.tmp`` opened for writing, as `tempfile.mkstemp` makes one.
+
+        (Done here because mkstemp's name generator and pathlib handling cost more than the write itself.)
+        """
+        prefix = f"{self._folder}{os.sep}.{name[:100]}."
+        for _ in range(_TEMP_ATTEMPTS):
+            tmp = f"{prefix}{os.urandom(6).hex()}.tmp"
+            try:
+                return os.open(tmp, _TEMP_FLAGS, 0o600), tmp
+            except FileExistsError:
+                continue  # a name another writer holds: draw again
+        raise FileExistsError(f"no free temporary file name for {name!r} in {self._folder}")
+
+    def _rename(self, tmp: str, target: str) -> None:
         try:
             os.replace(tmp, target)
         except BaseException:
             _unlink(tmp)
             raise
 
-    def _create(self, tmp: Path, target: Path) -> bool:
+    def _create(self, tmp: str, target: str) -> bool:
         """Put `tmp` in place only if `target` does not exist (atomic, no lock). Consumes `tmp` on success."""
         try:
             os.link(tmp, target)
@@ -421,22 +445,23 @@ class StorageFile(VersionedStorage):
             logger.warning("checkpoint %s is in place, but its temp file %s stays: %s", target, tmp, exc)
         return True
 
-    def _after_write(self, target: Path) -> None:
+    def _after_write(self, target: str, *, replaced: bool) -> None:
         """Tidy up after a write. The checkpoint is stored already: nothing here may raise."""
         try:
-            self._unlink_meta(target)  # a 1.0.1 sidecar must not outlive the file it described
+            if replaced:  # a 1.0.1 sidecar must not outlive the file it described (one is read for 1.0.1 files only)
+                self._unlink_meta(target)
             self._sync_folder()
         except OSError as exc:
             logger.warning("checkpoint %s is in place, but a step after the rename failed: %s", target, exc)
 
-    def _meta_of(self, target: Path) -> Path | None:
+    def _meta_of(self, target: str | os.PathLike[str]) -> str | None:
         """The 1.0.1 sidecar of `target`, or None when its name would be too long to exist."""
-        name = target.name + _META_SUFFIX
-        if len(name.encode("utf-8", "surrogatepass")) > self._name_max:
+        meta = os.fspath(target) + _META_SUFFIX
+        if len(os.path.basename(meta).encode("utf-8", "surrogatepass")) > self._name_max:
             return None
-        return target.with_name(name)
+        return meta
 
-    def _unlink_meta(self, target: Path) -> None:
+    def _unlink_meta(self, target: str | os.PathLike[str]) -> None:
         meta = self._meta_of(target)
         if meta is not None:
             _unlink(meta)
@@ -448,7 +473,7 @@ class StorageFile(VersionedStorage):
             if self._lock_depth == 0 and fcntl is not None:
                 if self._lock_fd is None or self._lock_pid != os.getpid():
                     # flock belongs to the open file, which a fork shares: each process opens its own
-                    self._lock_fd = os.open(self._root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._lock_fd = os.open(self._path_of(_LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
                     self._lock_pid = os.getpid()
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             self._lock_depth += 1
@@ -465,12 +490,12 @@ class StorageFile(VersionedStorage):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _remove(self, target: Path) -> None:
+    def _remove(self, target: str) -> None:
         _unlink(target)
         self._unlink_meta(target)
         self._sync_folder()
 
-    def _remove_if_unchanged(self, target: Path, raw: _Raw) -> None:
+    def _remove_if_unchanged(self, target: str, raw: _Raw) -> None:
         """Delete an expired file unless another writer has replaced it since it was read."""
         with self._exclusive():
             try:
@@ -483,23 +508,25 @@ class StorageFile(VersionedStorage):
     def _sync_folder(self) -> None:
         if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder to fsync it
             return
-        fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
 
-def _read_legacy_meta(path: Path) -> dict[str, Any]:
+def _read_legacy_meta(path: str) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_bytes())
+        with open(path, "rb") as fh:
+            meta = json.loads(fh.read())
     except (OSError, ValueError, RecursionError):
         return {}
     return meta if type(meta) is dict else {}
 
 
 def _encode(key: str, value: Any, ttl: float | None, fingerprint: str | None, now: float) -> bytes:
-    return encode_document(key, value, ttl, fingerprint, revision=uuid.uuid4().hex, now=now)
+    # The revision is the file's version token: 128 random bits, 32 hex digits (as uuid4().hex, cheaper).
+    return encode_document(key, value, ttl, fingerprint, revision=os.urandom(16).hex(), now=now)
 
 
 def _content_version(data: bytes) -> str:
@@ -541,7 +568,7 @@ def _check_prefix(prefix: Any) -> None:
         raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: str | os.PathLike[str]) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
