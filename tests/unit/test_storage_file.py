@@ -191,6 +191,58 @@ def test_a_leftover_temp_file_from_a_crash_is_ignored(storage: StorageFile) -> N
     assert storage.get("wf-1-a.json").storage == "new"
 
 
+def fixed_temp_names(monkeypatch: pytest.MonkeyPatch, *draws: bytes) -> None:
+    """Make the temp-name draws (6 random bytes each) return `draws` in turn, then the last one forever."""
+    real, queue = os.urandom, list(draws)
+
+    def urandom(n: int) -> bytes:
+        if n != 6:  # (the revision draws 16 bytes)
+            return real(n)
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    monkeypatch.setattr(storage_file.os, "urandom", urandom)
+
+
+def test_a_temp_name_held_by_another_writer_is_drawn_again(
+    storage: StorageFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = f".wf-1-a.json.{'00' * 6}.tmp"
+    write_raw(storage, held, "another writer's temp file")
+    fixed_temp_names(monkeypatch, b"\0" * 6, b"\1" * 6)
+    storage.post("wf-1-a.json", Context(storage="new"))
+    assert storage.get("wf-1-a.json").storage == "new"
+    assert (storage.path / held).read_text(encoding="utf-8") == "another writer's temp file"
+    assert files(storage) == [held, "wf-1-a.json"]
+
+
+def test_no_free_temp_name_is_an_error_and_keeps_the_checkpoint(
+    storage: StorageFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage.post("wf-1-a.json", Context(storage="old"))
+    held = f".wf-1-a.json.{'00' * 6}.tmp"
+    write_raw(storage, held, "stuck")
+    fixed_temp_names(monkeypatch, b"\0" * 6)
+    with pytest.raises(FileExistsError, match="no free temporary file name for 'wf-1-a.json'"):
+        storage.post("wf-1-a.json", Context(storage="new"))
+    monkeypatch.undo()
+    assert storage.get("wf-1-a.json").storage == "old"
+    assert files(storage) == [held, "wf-1-a.json"]
+
+
+def test_temp_files_are_private_to_the_owner(storage: StorageFile, monkeypatch: pytest.MonkeyPatch) -> None:
+    modes = []
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        modes.append(os.stat(src).st_mode & 0o777)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(storage_file.os, "replace", replace)
+    storage.post("wf-1-a.json", Context(storage=1))
+    storage.post("wf-1-a.json", Context(storage=2))
+    assert modes == [0o600, 0o600]
+
+
 def test_file_from_an_unknown_format_version_is_refused(storage: StorageFile) -> None:
     write_raw(storage, "wf-1-a.json", json.dumps({"format": "dotflow-checkpoint", "version": 2, "value": None}))
     with pytest.raises(ValueError, match="version 2"):
