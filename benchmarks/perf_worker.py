@@ -7,6 +7,7 @@ Runs under this project, under dotflow 1.0.1 (its own venv) or, for `floor`, und
     python perf_worker.py file_batch --tasks N   # this project only: BatchStorage(StorageFile)
     python perf_worker.py file_journal --tasks N # this project only: StorageFile + the SQLite journal
     python perf_worker.py floor      --tasks N   # N x (write + fsync + rename + folder fsync) of a small file
+    ... --slices K   # file workloads: run the N tasks as K workflows, the floor measured between them
 
 Each step returns a small dict computed from its predecessor's (`{"n", "total", "payload"}`, 32-byte
 payload). Logging is off in both libraries (`LogDefault(level="ERROR")`: 1.0.1 otherwise writes
@@ -15,8 +16,12 @@ running it (`start()`) are timed apart with `time.perf_counter`; the run's CPU t
 (`time.process_time`, which other processes on a shared machine disturb far less) is reported too. Storage calls are counted by
 wrapping the storage's own methods (outermost call only). Peak RSS is `ru_maxrss` of this process,
 which runs one workload once, so it is the workload's own peak. The file workloads also measure the
-floor themselves, half of N just before and half just after the workflow, in the same folder
-(`floor_us_per_task`), so that ratio pairs two measurements taken seconds apart. `file_batch` times
+floor themselves, in the same folder, interleaved with the workflow: with `--slices K` the N tasks
+run as K workflows of N/K tasks on one storage, and a floor slice of N/(2K) writes runs before each
+workflow and after the last (`floor_us_per_task`: each workflow is charged the mean of the slices on
+either side, weighted by its tasks). A disk on a shared machine changes speed from one second to the
+next, so the finer the interleaving, the fairer `ours_over_floor`; K=1 is one workflow between two
+floor halves. Build and run times are summed over the K workflows. `file_batch` times
 its `close()` apart too (`close_us`, inside the run's time), counts the segments written
 (`batches`), then, outside the timed region, reopens the folder (`reopen_us`: replaying every
 segment to rebuild the index) and merges the segments into one (`compact_us`).
@@ -74,7 +79,7 @@ class Calls:
         return method
 
 
-def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
+def run_flow(kind: str, tasks: int, folder: str, slices: int = 1) -> dict:
     from dotflow import Config, DotFlow, action
     from dotflow.providers import LogDefault, StorageDefault, StorageFile
 
@@ -109,43 +114,56 @@ def run_flow(kind: str, tasks: int, folder: str | None) -> dict:
         raise SystemExit(f"unknown workload {kind!r}")
     calls = Calls()
     calls.wrap(storage)
-
-    floor_before = run_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder))["run_us_per_task"] if folder and kind != "mem" else None
-    rss_before = rss_kb()
-    begin = time.perf_counter()
     options = {} if journal is None else {"journal": journal}  # (1.0.1's Config has no journal)
-    flow = DotFlow(config=Config(storage=storage, log=LogDefault(level="ERROR"), **options), workflow_id=str(uuid.uuid4()))
-    for _ in range(tasks):
-        flow.task.add(step=step)
-    built = time.perf_counter()
-    cpu_begin = time.process_time()
-    flow.start()
-    closing = time.perf_counter()
-    if batch is not None:
-        batch.close()  # start() already flushed at workflow end; close() compacts only if worth it
-    ran = time.perf_counter()
-    cpu = time.process_time() - cpu_begin
+    config = Config(storage=storage, log=LogDefault(level="ERROR"), **options)
 
-    if floor_before is not None:
-        # The floor again, right after: its mean with the one before pairs this run with the disk's
-        # speed at the time (on a shared machine fsync latency moves from one second to the next).
-        floor_after = run_floor(max(1, tasks // 2), tempfile.mkdtemp(dir=folder))["run_us_per_task"]
-    results = flow.result_storage()
+    with_floor = kind != "mem"
+    chunks = [tasks // slices + (1 if i < tasks % slices else 0) for i in range(slices)]
+    floor_ops = max(1, tasks // (2 * slices))
+    floors = [run_floor(floor_ops, tempfile.mkdtemp(dir=folder))["run_us_per_task"]] if with_floor else []
+    rss_before = rss_kb()
+    build = run = cpu = closing = 0.0
+    ok = True
+    for size in chunks:
+        begin = time.perf_counter()
+        flow = DotFlow(config=config, workflow_id=str(uuid.uuid4()))
+        for _ in range(size):
+            flow.task.add(step=step)
+        built = time.perf_counter()
+        cpu_begin = time.process_time()
+        flow.start()
+        ended = time.perf_counter()
+        cpu += time.process_time() - cpu_begin
+        build += built - begin
+        run += ended - built
+        results = flow.result_storage()
+        ok = ok and len(results) == size and results[-1] == expected_after(size)
+        if with_floor:
+            # The floor right after this workflow: with the slice before it, it pairs this workflow with
+            # the disk's speed at the time (on a shared machine fsync latency moves from second to second).
+            floors.append(run_floor(floor_ops, tempfile.mkdtemp(dir=folder))["run_us_per_task"])
+    if batch is not None:
+        begin = time.perf_counter()
+        batch.close()  # start() already flushed at workflow end; close() compacts only if worth it
+        closing = time.perf_counter() - begin
+        run += closing
     out = {
         "lib": lib,
-        "build_us_per_task": (built - begin) * 1e6 / tasks,
-        "run_us_per_task": (ran - built) * 1e6 / tasks,
+        "build_us_per_task": build * 1e6 / tasks,
+        "run_us_per_task": run * 1e6 / tasks,
         "run_cpu_us_per_task": cpu * 1e6 / tasks,
         "writes_per_task": calls.writes / tasks,
         "reads_per_task": calls.reads / tasks,
-        "ok": len(results) == tasks and results[-1] == expected_after(tasks),
+        "ok": ok,
         "rss_before_kb": rss_before,
+        "slices": slices,
     }
-    if floor_before is not None:
-        out["floor_us_per_task"] = (floor_before + floor_after) / 2
+    if with_floor:
+        paired_floor = [(floors[i] + floors[i + 1]) / 2 for i in range(slices)]
+        out["floor_us_per_task"] = sum(f * n for f, n in zip(paired_floor, chunks)) / tasks
     if batch is not None:
         out["batches"] = batch.stats()["flushes"]
-        out["close_us"] = (ran - closing) * 1e6
+        out["close_us"] = closing * 1e6
         out.update(reopen_and_compact(folder))
     return out
 
@@ -191,6 +209,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workload", choices=["mem", "file", "file_batch", "file_journal", "floor"])
     parser.add_argument("--tasks", type=int, required=True)
+    parser.add_argument("--slices", type=int, default=1, help="file workloads: workflows the tasks are split into")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="dotflow-perf-")
     os.environ["DOTFLOW_OUTPUT_PATH"] = folder  # whatever a library writes by default lands here
@@ -198,7 +217,9 @@ def main() -> int:
         if args.workload == "floor":
             metrics = run_floor(args.tasks, folder)
         else:
-            metrics = run_flow(args.workload, args.tasks, folder)
+            if not 1 <= args.slices <= args.tasks or (args.workload == "mem" and args.slices != 1):
+                raise SystemExit(f"--slices: 1 to --tasks ({args.tasks}), and 1 for mem; not {args.slices}")
+            metrics = run_flow(args.workload, args.tasks, folder, args.slices)
             if "floor_us_per_task" in metrics:
                 metrics["ours_over_floor"] = metrics["run_us_per_task"] / metrics["floor_us_per_task"]
     finally:

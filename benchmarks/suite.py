@@ -14,6 +14,10 @@ their own venvs (`benchmarks/.venv-dotflow-1.0.1`, `benchmarks/.venv-dbos`), cre
 with pip. This project's `dotflow/` and `uow/` are copied to a temporary folder first, so editing
 the work tree during a run cannot change what is measured. Raw JSON lines go to
 `benchmarks/results/<stamp>.suite.jsonl`. Standard library only.
+
+The file workloads run their tasks as `--file-slices` workflows (default 5: 1,000 tasks as 5
+workflows of 200 on one storage), each between two slices of the floor measured in the same process,
+so "ours / floor" pairs every workflow with the disk's speed at that moment (see perf_worker.py).
 """
 
 from __future__ import annotations
@@ -105,8 +109,9 @@ def snapshot_ours(target: Path) -> None:
 
 
 class Runner:
-    def __init__(self, ours_src: Path, old_python: Path | None, dbos_python: Path | None) -> None:
+    def __init__(self, ours_src: Path, old_python: Path | None, dbos_python: Path | None, file_slices: int) -> None:
         self.ours_src = ours_src
+        self.file_slices = file_slices
         self.old_python = old_python
         self.dbos_python = dbos_python
 
@@ -116,6 +121,8 @@ class Runner:
             assert self.dbos_python is not None
             return [str(self.dbos_python), "-I", str(HERE / "dbos_worker.py"), "--tasks", str(row.tasks)], env
         worker = [str(HERE / "perf_worker.py"), row.workload, "--tasks", str(row.tasks)]
+        if row.workload.startswith("file"):
+            worker += ["--slices", str(min(self.file_slices, row.tasks))]
         if row.system == "dotflow-1.0.1":
             assert self.old_python is not None
             return [str(self.old_python), "-I", *worker], env
@@ -237,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mem-tasks", type=int, default=2000)
     parser.add_argument("--file-tasks", type=int, default=1000)
     parser.add_argument("--flat", type=parse_sizes, default=[1000, 10000, 100000])
+    parser.add_argument(
+        "--file-slices", type=int, default=5, help="file workloads: workflows the tasks are split into, "
+        "each between two slices of the floor (see perf_worker.py)"
+    )  # fmt: skip
     parser.add_argument("--no-old", action="store_true", help="skip dotflow 1.0.1")
     parser.add_argument("--no-dbos", action="store_true", help="skip DBOS Transact")
     parser.add_argument("--tiny", action="store_true", help="1 round, tiny sizes (a smoke test)")
@@ -257,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="dotflow-suite-ours-") as ours_src:
         snapshot_ours(Path(ours_src))
-        runner = Runner(Path(ours_src), old_python, dbos_python)
+        runner = Runner(Path(ours_src), old_python, dbos_python, args.file_slices)
         with open(raw, "w", encoding="utf-8") as out:
             for number in range(1, args.rounds + 1):
                 for row in rows if number % 2 else reversed(rows):

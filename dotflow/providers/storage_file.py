@@ -70,7 +70,6 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -135,6 +134,48 @@ class _Raw:
         return self.version
 
 
+class _FolderLock:
+    """A thread lock plus an exclusive `flock` on the folder's lock file; re-entrant, a context manager.
+
+    A flock belongs to the open file, which a fork shares, so each process opens the file itself.
+    (A class rather than a generator-based context manager: it is taken once per write.)
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._thread_lock = threading.RLock()
+        self._fd: int | None = None
+        self._pid = 0  # the process that opened _fd
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            if self._depth == 0 and fcntl is not None:
+                if self._fd is None or self._pid != os.getpid():
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self._pid = os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self._depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and fcntl is not None and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
 class StorageFile(VersionedStorage):
     """Checkpoints as JSON files in `Path(path, "tasks")`, created (with parents) on construction.
 
@@ -157,10 +198,7 @@ class StorageFile(VersionedStorage):
         self._root = self.path.resolve()
         self._folder = str(self._root)  # paths are built as str on the write path: pathlib costs microseconds
         self._name_max = _name_max(self._root)
-        self._lock = threading.RLock()
-        self._lock_fd: int | None = None
-        self._lock_pid = 0  # the process that opened _lock_fd: a forked child opens its own
-        self._lock_depth = 0
+        self._exclusive = _FolderLock(self._path_of(_LOCK_NAME))  # `with self._exclusive:` around a change
         self._batch_owned = False  # BatchStorage wraps this instance: the folder's segments are its own
         self._batch_checked = False  # the folder was checked for segments (once, on first use)
 
@@ -172,7 +210,7 @@ class StorageFile(VersionedStorage):
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
         target, existed = self._target(key)
         tmp = self._write_temp(target, _encode(key, context, ttl, fingerprint, self._clock()))
-        with self._exclusive():
+        with self._exclusive:
             self._rename(tmp, target)
         self._after_write(target, replaced=existed)
 
@@ -191,7 +229,7 @@ class StorageFile(VersionedStorage):
             self._after_write(target, replaced=existed)
             return True
         # Replace (or create over an expired file): compare and rename under the lock.
-        with self._exclusive():
+        with self._exclusive:
             raw = self._read(target)
             current = None if raw is None else raw.live_version(self._clock())
             if current != version:
@@ -203,7 +241,7 @@ class StorageFile(VersionedStorage):
 
     def delete_if(self, key: str, *, version: str | None) -> bool:
         target = self._file(key)
-        with self._exclusive():
+        with self._exclusive:
             raw = self._read(target)
             current = None if raw is None else raw.live_version(self._clock())
             if current != version:
@@ -218,7 +256,7 @@ class StorageFile(VersionedStorage):
         """Compare-and-set on the stored payload, atomic between threads and processes of this machine."""
         target = self._file(key)
         tmp = self._write_temp(target, _encode(key, new, ttl, fingerprint, self._clock()))
-        with self._exclusive():
+        with self._exclusive:
             loaded = self._load(key, target)
             current = None if loaded is None else loaded[0].storage
             if current != expected:
@@ -230,7 +268,7 @@ class StorageFile(VersionedStorage):
 
     def delete(self, key: str) -> bool:
         target = self._file(key)
-        with self._exclusive():
+        with self._exclusive:
             raw = self._read(target)
             if raw is None:
                 self._unlink_meta(target)
@@ -241,7 +279,7 @@ class StorageFile(VersionedStorage):
     def delete_prefix(self, prefix: str) -> int:
         _check_prefix(prefix)
         removed = 0
-        with self._exclusive():
+        with self._exclusive:
             for name in self._names(prefix):
                 target = self._path_of(name)
                 raw = self._read(target)
@@ -466,29 +504,10 @@ class StorageFile(VersionedStorage):
         if meta is not None:
             _unlink(meta)
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """The thread lock plus an exclusive flock on the folder's lock file (re-entrant)."""
-        with self._lock:
-            if self._lock_depth == 0 and fcntl is not None:
-                if self._lock_fd is None or self._lock_pid != os.getpid():
-                    # flock belongs to the open file, which a fork shares: each process opens its own
-                    self._lock_fd = os.open(self._path_of(_LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
-                    self._lock_pid = os.getpid()
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            self._lock_depth += 1
-            try:
-                yield
-            finally:
-                self._lock_depth -= 1
-                if self._lock_depth == 0 and fcntl is not None and self._lock_fd is not None:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
     def __del__(self) -> None:
-        fd = getattr(self, "_lock_fd", None)
-        if fd is not None and getattr(self, "_lock_pid", 0) == os.getpid():
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        lock = getattr(self, "_exclusive", None)
+        if lock is not None:
+            lock.close()
 
     def _remove(self, target: str) -> None:
         _unlink(target)
@@ -497,7 +516,7 @@ class StorageFile(VersionedStorage):
 
     def _remove_if_unchanged(self, target: str, raw: _Raw) -> None:
         """Delete an expired file unless another writer has replaced it since it was read."""
-        with self._exclusive():
+        with self._exclusive:
             try:
                 stat = os.stat(target)
             except FileNotFoundError:
