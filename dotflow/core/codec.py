@@ -94,7 +94,11 @@ class DecodeError(DotFlowError, ValueError):
 
 
 def encode(value: Any) -> Any:
-    """Return the JSON-compatible tree that represents `value` exactly (see the module docstring)."""
+    """Return the JSON-compatible tree that represents `value` exactly (see the module docstring).
+
+    The tree shares with `value` every list and dict that needs no change (all of a plain JSON value,
+    say), so write it out before `value` can change: `dumps` does.
+    """
     try:
         return _Encoder().encode(value, "value", 0)
     except RecursionError:
@@ -103,7 +107,12 @@ def encode(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Encode `value` and write it as compact JSON text (ASCII: any str, even a lone surrogate, survives)."""
-    return json.dumps(encode(value), separators=_SEPARATORS, allow_nan=False)
+    return _JSON_WRITER.encode(encode(value))
+
+
+# One writer for every call (json.dumps with options builds a new one each time). The tree holds no
+# cycle (the encoder refuses them) and no NaN or infinity (they are tagged), so neither is checked again.
+_JSON_WRITER = json.JSONEncoder(separators=_SEPARATORS, allow_nan=False, check_circular=False)
 
 
 # Where a part sits in the value, for error messages only. On the way down the encoder passes cheap
@@ -145,13 +154,11 @@ class _Encoder:
         self.active.add(id(value))
         try:
             depth += 1
-            if kind is list or kind is tuple:  # (inline: a helper would cost a frame per level of nesting)
-                encode = self.encode
-                items = [
-                    item if type(item) in _VERBATIM else encode(item, (path, "item", i), depth)
-                    for i, item in enumerate(value)
-                ]
-                return items if kind is list else {"$tuple": items}
+            if kind is list:
+                return self._items(value, path, depth)
+            if kind is tuple:
+                items = self._items(value, path, depth)
+                return {"$tuple": items if type(items) is list else list(items)}
             if kind is set or kind is frozenset:
                 return {f"${kind.__name__}": self._set_items(value, path, depth)}
             if kind is dict:
@@ -168,14 +175,44 @@ class _Encoder:
         # Mixed or unorderable items: order by their JSON text, which is deterministic across processes.
         return sorted(encoded, key=lambda e: json.dumps(e, separators=_SEPARATORS))
 
+    # Lists and dicts are copied on change only: while every item encodes to itself, nothing is built,
+    # and the container itself is returned. (Loops, not comprehensions: fewer frames per level.)
+
+    def _items(self, value: list[Any] | tuple[Any, ...], path: _Where, depth: int) -> list[Any] | tuple[Any, ...]:
+        out: list[Any] | None = None
+        for i, item in enumerate(value):
+            if type(item) in _VERBATIM:
+                if out is not None:
+                    out.append(item)
+                continue
+            encoded = self.encode(item, (path, "item", i), depth)
+            if out is None:
+                if encoded is item:
+                    continue
+                out = list(value[:i])
+            out.append(encoded)
+        return value if out is None else out
+
     def _dict(self, value: dict[Any, Any], path: _Where, depth: int) -> Any:
-        encode = self.encode
-        out = {}
+        out: dict[str, Any] | None = None
         for k, v in value.items():
             if type(k) is not str or k.startswith("$"):
                 return self._tagged_dict(value, path, depth)
-            out[k] = v if type(v) in _VERBATIM else encode(v, (path, "key", k), depth)
-        return out
+            if type(v) in _VERBATIM:
+                if out is not None:
+                    out[k] = v
+                continue
+            encoded = self.encode(v, (path, "key", k), depth)
+            if out is None:
+                if encoded is v:
+                    continue
+                out = {}
+                for done, same in value.items():  # the items before this one, unchanged
+                    if done is k:
+                        break
+                    out[done] = same
+            out[k] = encoded
+        return value if out is None else out
 
     def _tagged_dict(self, value: dict[Any, Any], path: _Where, depth: int) -> Any:
         pairs = []
@@ -193,10 +230,24 @@ class _Encoder:
             "$context": {
                 "storage": self.encode(value.storage, (path, "attr", "storage"), depth),
                 "task_id": value.task_id,
-                "workflow_id": None if workflow_id is None else str(workflow_id),
+                "workflow_id": None if workflow_id is None else _id_text(workflow_id),
                 "time": None if stamp is None else _iso_with_plain_offset(stamp, (path, "attr", "time")),
             }
         }
+
+
+_last_id: tuple[Any, str] = (None, "")
+
+
+def _id_text(workflow_id: Any) -> str:
+    """str(workflow_id), remembered for the last one: every task of a workflow has the same (a UUID's str costs)."""
+    global _last_id
+    last = _last_id
+    if last[0] is workflow_id:
+        return last[1]
+    text = str(workflow_id)
+    _last_id = (workflow_id, text)  # (one tuple, swapped whole: safe between threads)
+    return text
 
 
 _STEP_TEXT: dict[str, Callable[[Any], str]] = {

@@ -61,19 +61,32 @@ def encode_document(
     check_post_metadata(ttl, fingerprint)
     context = value if isinstance(value, Context) else Context(storage=value)
     try:
-        encoded = codec.encode(context)
+        text = codec.dumps(context)
     except codec.UnencodableValueError as exc:
         raise exc.for_key(key) from exc
-    body: dict[str, Any] = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "value": encoded,
-        "fingerprint": fingerprint,
-        "expires_at": None if ttl is None else (time.time() if now is None else now) + ttl,
-    }
-    if revision is not None:
-        body["revision"] = revision
-    return (json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n").encode("ascii")
+    # The envelope is written by hand around the value's JSON (a dict through json.dumps costs more):
+    # every part is JSON already (ASCII string escapes, `repr` of a finite float is what json writes).
+    expires_at = "null"
+    if ttl is not None:
+        when = float((time.time() if now is None else now) + ttl)
+        if not math.isfinite(when):
+            raise ValueError(f"cannot store key {key!r}: its expiry time is {when!r}; check the clock and the ttl")
+        expires_at = repr(when)
+    return "".join(
+        (
+            _HEAD,
+            text,
+            ',"fingerprint":',
+            "null" if fingerprint is None else _json_string(fingerprint),
+            ',"expires_at":',
+            expires_at,
+            "}\n" if revision is None else f',"revision":{_json_string(revision)}}}\n',
+        )
+    ).encode("ascii")
+
+
+_HEAD = f'{{"format":"{FORMAT}","version":{FORMAT_VERSION},"value":'
+_json_string = json.encoder.encode_basestring_ascii  # (what json.dumps writes a str with, by default)
 
 
 def is_document(body: Any) -> bool:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import collections
+import copy
 import enum
 import json
 import math
@@ -277,6 +278,24 @@ def test_self_referencing_values_are_refused_not_recursion_error() -> None:
         with pytest.raises(UnencodableValueError, match="contains itself") as info:
             codec.encode(value)
         assert info.value.path == path
+
+
+def test_encoding_copies_only_what_changes_and_never_alters_the_value() -> None:
+    plain = {"rows": [{"id": 1, "ok": True, "score": 0.5}, None, "x"], "n": 2}
+    assert codec.encode(plain) is plain  # nothing to change: nothing built
+    mixed = {"a": 1, "rows": [1, 2, (3, float("nan"))], "plain": [4, 5], "z": {"$not a tag": 1}}
+    snapshot = copy.deepcopy(mixed)
+    tree = codec.encode(mixed)
+    assert tree == {
+        "a": 1,
+        "rows": [1, 2, {"$tuple": [3, {"$float": "nan"}]}],
+        "plain": [4, 5],
+        "z": {"$dict": [["$not a tag", 1]]},
+    }
+    assert list(tree) == ["a", "rows", "plain", "z"]  # order kept around the changed items
+    assert tree["plain"] is mixed["plain"] and tree is not mixed and tree["rows"] is not mixed["rows"]
+    assert repr(mixed) == repr(snapshot)  # (repr: nan != nan)
+    exact(round_trip(mixed["rows"]), mixed["rows"])
 
 
 def test_shared_but_not_recursive_references_are_fine() -> None:
