@@ -197,6 +197,9 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> list[str]:
             compact = median_of(got, "compact_us")
             if compact is not None:
                 notes.append(f"then, untimed: reopen {fmt(median_of(got, 'reopen_us'))} us, compact {fmt(compact)} us")
+        medians = [r["ours_over_floor_median"] for r in got if "ours_over_floor_median" in r]
+        if medians and row.system == "ours" and "durable" not in row.pairs:
+            notes.append(f"median task / median floor write {fmt(statistics.median(medians))}x")
         if "journal" in row.pairs:
             cost = paired(results, row.name, row.pairs["journal"])
             notes.append(f"{fmt(cost)}x the time per task without the journal (issue 7: at most 1.25x)")
