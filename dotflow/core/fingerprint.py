@@ -87,9 +87,14 @@ def fingerprint_of(payloads: Sequence[Any], *, names: Sequence[str] | None = Non
     `names` label each payload in error messages (default ``value[<i>]``).
     """
     walker = _Canonical()
-    labels = list(names) if names is not None else [f"value[{i}]" for i in range(len(payloads))]
+    tree: list[Any] = []
     try:
-        tree = [walker.tree(value, label, 0) for value, label in zip(payloads, labels)]
+        for index, value in enumerate(payloads):
+            if value is None or type(value) is str:  # the usual input (a task without one): no label needed
+                tree.append(value)
+                continue
+            label = names[index] if names is not None else f"value[{index}]"  # made only when it may be used
+            tree.append(walker.tree(value, label, 0))
     except UnfingerprintableInputError:
         raise
     except RecursionError:
