@@ -4,12 +4,16 @@ Usage (from the repo root, with the project's venv):
 
     .venv/bin/python benchmarks/suite.py                 # 5 rounds, the sizes of issue 8
     .venv/bin/python benchmarks/suite.py --rounds 7 --flat 1000,10000
+    .venv/bin/python benchmarks/suite.py --flat-only     # only the 1k / 10k / 100k rows
     .venv/bin/python benchmarks/suite.py --tiny          # tiny sizes, 1 round: checks that it runs
 
 Every measurement runs in a process of its own (`perf_worker.py`, `dbos_worker.py`), so its peak RSS
 is its own. A round runs every row once, in one order in odd rounds and the reverse in even ones;
 the table shows medians over the rounds, and every ratio is the median of per-round ratios (each
-pair ran in the same round, under the same machine load). dotflow 1.0.1 and DBOS Transact live in
+pair ran in the same round, under the same machine load). The flat rows are paired tighter: each
+larger size runs between `--flat-refs` runs of the smallest size just before it and as many just
+after it, each a fresh process building and running its own workflow, and its per-round ratio
+divides by the median of those 2 x `--flat-refs` neighbours (see `flat_ratio`). dotflow 1.0.1 and DBOS Transact live in
 their own venvs (`benchmarks/.venv-dotflow-1.0.1`, `benchmarks/.venv-dbos`), created on first use
 with pip. This project's `dotflow/` and `uow/` are copied to a temporary folder first, so editing
 the work tree during a run cannot change what is measured. Raw JSON lines go to
@@ -52,6 +56,7 @@ class Row:
     tasks: int
     label: str
     pairs: dict[str, str] = field(default_factory=dict)  # ratio column -> name of the row to divide by
+    flags: tuple[str, ...] = ()  # extra perf_worker arguments
 
 
 def rows_for(mem: int, file: int, flat: list[int], with_old: bool, with_dbos: bool) -> list[Row]:
@@ -73,8 +78,17 @@ def rows_for(mem: int, file: int, flat: list[int], with_old: bool, with_dbos: bo
         rows.append(Row("dbos", "dbos", "dbos", file, f"{file:,} steps, `@DBOS.step` on its default SQLite"))
     for size in flat:
         pairs = {"flat": f"flat-{flat[0]}"} if size != flat[0] else {}
-        rows.append(Row(f"flat-{size}", "mem", "ours", size, f"flat: {size:,} tasks, in memory", pairs))
+        rows.append(Row(f"flat-{size}", "mem", "ours", size, f"flat: {size:,} tasks, in memory", pairs,
+                        ("--settle",)))  # fmt: skip
     return rows
+
+
+# The metrics a flat row compares with its reference runs: (key, label in the notes).
+FLAT_METRICS = (
+    ("build_us_per_task", "build"), ("run_us_per_task", "run"),
+    ("build_cpu_us_per_task", "build CPU"), ("run_cpu_us_per_task", "run CPU"),
+    ("run_cpu_outside_gc_us_per_task", "run CPU minus GC"),
+)  # fmt: skip
 
 
 SYSTEM_NAMES = {"ours": "this project", "dotflow-1.0.1": "dotflow 1.0.1", "floor": "-", "dbos": "DBOS Transact"}
@@ -120,7 +134,7 @@ class Runner:
         if row.system == "dbos":
             assert self.dbos_python is not None
             return [str(self.dbos_python), "-I", str(HERE / "dbos_worker.py"), "--tasks", str(row.tasks)], env
-        worker = [str(HERE / "perf_worker.py"), row.workload, "--tasks", str(row.tasks)]
+        worker = [str(HERE / "perf_worker.py"), row.workload, "--tasks", str(row.tasks), *row.flags]
         if row.workload.startswith("file"):
             worker += ["--slices", str(min(self.file_slices, row.tasks))]
         if row.system == "dotflow-1.0.1":
@@ -164,6 +178,44 @@ def paired(results: dict[str, list[dict]], name: str, other: str, metric: str = 
     return statistics.median(ratios) if ratios else None
 
 
+def flat_ratio(results: dict[str, list[dict]], name: str, metric: str) -> tuple[float, float, float] | None:
+    """(median, lowest, highest) over rounds of this row's metric divided by the median of the same
+    metric in the reference runs made just before and just after it (`reference` in its result)."""
+    ratios = [r[metric] / r["reference"][metric] for r in results.get(name, [])
+              if r.get(metric) is not None and r["reference"].get(metric)]  # fmt: skip
+    return (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
+
+
+def medians_ratio(results: dict[str, list[dict]], name: str, other: str, metric: str) -> float | None:
+    """This row's median over all its runs divided by the other row's (a second view, unpaired)."""
+    mine, theirs = median_of(results.get(name, []), metric), median_of(results.get(other, []), metric)
+    return mine / theirs if mine is not None and theirs else None
+
+
+def flat_notes(results: dict[str, list[dict]], row: Row) -> list[str]:
+    notes = []
+    if "flat" in row.pairs:
+        parts = []
+        for metric, label in FLAT_METRICS:
+            got = flat_ratio(results, row.name, metric)
+            if got is not None:
+                parts.append(f"{label} {fmt(got[0])}x ({fmt(got[1])}-{fmt(got[2])})")
+        unpaired = [medians_ratio(results, row.name, row.pairs["flat"], metric) for metric, _ in FLAT_METRICS[:2]]
+        notes.append(f"vs {row.pairs['flat'].split('-')[1]} tasks (median of per-round ratios, lowest-highest): "
+                     + ", ".join(parts)
+                     + f"; ratio of the medians of all runs: build {fmt(unpaired[0])}x, run {fmt(unpaired[1])}x")  # fmt: skip
+    got = results.get(row.name, [])
+    gc_cpu = median_of(got, "run_gc_cpu_us_per_task")
+    if gc_cpu is not None:
+        full = median_of(got, "run_full_collections")
+        notes.append(f"run: GC {fmt(gc_cpu)} us/task ({fmt(full)} full collections), "
+                     f"{fmt(median_of(got, 'run_page_faults_per_task'))} page faults/task")  # fmt: skip
+    growth = [(r["peak_rss_kb"] - r["rss_before_kb"]) * 1024 / r["tasks"] for r in got if "rss_before_kb" in r]
+    if growth:
+        notes.append(f"RSS growth {statistics.median(growth):,.0f} B/task")
+    return notes
+
+
 def floor_ratio(results: dict[str, list[dict]], row: Row) -> str:
     """Ours / floor, paired within each run (the worker measures the floor around its workflow)."""
     inside = [r["ours_over_floor"] for r in results.get(row.name, []) if "ours_over_floor" in r]
@@ -203,15 +255,8 @@ def table(rows: list[Row], results: dict[str, list[dict]]) -> list[str]:
         if "journal" in row.pairs:
             cost = paired(results, row.name, row.pairs["journal"])
             notes.append(f"{fmt(cost)}x the time per task without the journal (issue 7: at most 1.25x)")
-        if "flat" in row.pairs:
-            build = paired(results, row.name, row.pairs["flat"], "build_us_per_task")
-            run = paired(results, row.name, row.pairs["flat"], "run_us_per_task")
-            notes.append(f"vs {row.pairs['flat'].split('-')[1]} tasks: build {fmt(build)}x, run {fmt(run)}x")
-        growth = [
-            (r["peak_rss_kb"] - r["rss_before_kb"]) * 1024 / r["tasks"] for r in got if "rss_before_kb" in r
-        ]
-        if row.name.startswith("flat") and growth:
-            notes.append(f"RSS growth {statistics.median(growth):,.0f} B/task")
+        if row.name.startswith("flat-"):
+            notes.extend(flat_notes(results, row))
         if any(r.get("ok") is False for r in got):
             notes.append("**WRONG RESULT in some run**")
         rss = median_of(got, "peak_rss_kb")
@@ -251,19 +296,28 @@ def main(argv: list[str] | None = None) -> int:
         "--file-slices", type=int, default=5, help="file workloads: workflows the tasks are split into, "
         "each between two slices of the floor (see perf_worker.py)"
     )  # fmt: skip
+    parser.add_argument("--flat-refs", type=int, default=3,
+                        help="runs of the smallest flat size just before and just after each larger one")  # fmt: skip
     parser.add_argument("--no-old", action="store_true", help="skip dotflow 1.0.1")
     parser.add_argument("--no-dbos", action="store_true", help="skip DBOS Transact")
+    parser.add_argument("--flat-only", action="store_true", help="only the flat rows (implies --no-old --no-dbos)")
     parser.add_argument("--tiny", action="store_true", help="1 round, tiny sizes (a smoke test)")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="folder for the raw JSON lines")
     args = parser.parse_args(argv)
     if args.tiny:
-        args.rounds, args.mem_tasks, args.file_tasks, args.flat = 1, 20, 10, [10, 30]
+        args.rounds, args.mem_tasks, args.file_tasks, args.flat, args.flat_refs = 1, 20, 10, [10, 30], 1
+    if args.flat_refs < 1:
+        parser.error("--flat-refs must be at least 1")
 
+    if args.flat_only:
+        args.no_old = args.no_dbos = True
     old_python = None if args.no_old else ensure_venv(
         OLD_VENV, "dotflow==1.0.1", "import sys, dotflow; sys.exit(dotflow.__version__ != '1.0.1')"
     )  # fmt: skip
     dbos_python = None if args.no_dbos else ensure_venv(DBOS_VENV, DBOS_REQUIREMENT, "import dbos")
     rows = rows_for(args.mem_tasks, args.file_tasks, args.flat, old_python is not None, dbos_python is not None)
+    if args.flat_only:
+        rows = [row for row in rows if row.name.startswith("flat-")]
 
     args.results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -273,11 +327,32 @@ def main(argv: list[str] | None = None) -> int:
         snapshot_ours(Path(ours_src))
         runner = Runner(Path(ours_src), old_python, dbos_python, args.file_slices)
         with open(raw, "w", encoding="utf-8") as out:
+            def measure(row: Row, number: int, **extra: object) -> dict:
+                result = runner.run(row) | {"round": number, "row": row.name, **extra}
+                results.setdefault(row.name, []).append(result)
+                out.write(json.dumps(result) + "\n")
+                return result
+
+            reference = next((row for row in rows if row.name == f"flat-{args.flat[0]}"), None)
             for number in range(1, args.rounds + 1):
                 for row in rows if number % 2 else reversed(rows):
+                    if row is reference:
+                        continue  # it runs around each larger flat size instead
+                    if "flat" not in row.pairs or reference is None:
+                        measure(row, number)
+                        continue
+                    around = [measure(reference, number, around=row.name) for _ in range(args.flat_refs)]
                     result = runner.run(row) | {"round": number, "row": row.name}
+                    around += [measure(reference, number, around=row.name) for _ in range(args.flat_refs)]
+                    result["reference"] = {
+                        metric: statistics.median(r[metric] for r in around)
+                        for metric, _ in FLAT_METRICS
+                        if all(r.get(metric) is not None for r in around)
+                    }
                     results.setdefault(row.name, []).append(result)
                     out.write(json.dumps(result) + "\n")
+                if reference is not None and len(args.flat) == 1:
+                    measure(reference, number)  # a single flat size: no pair, just its row
                 print(f"round {number}/{args.rounds} done", file=sys.stderr)
 
     print(f"Command: `{' '.join(['benchmarks/suite.py', *(argv if argv is not None else sys.argv[1:])])}`; "

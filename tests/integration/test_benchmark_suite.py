@@ -44,4 +44,7 @@ def test_the_suite_runs_and_reports_every_row(tmp_path):
                   "10 tasks, StorageFile (durable) + SQLite journal"):  # fmt: skip
         assert by_row[(label, "this project")][2:4] == ["1", "0"]
     assert by_row[("20 tasks, in memory", "dotflow 1.0.1")][2:4] == ["1", "1"]
+    # the larger flat size is compared with the runs of the smaller one made around it, wall and CPU
+    flat_notes = by_row[("flat: 30 tasks, in memory", "this project")][-1]
+    assert "vs 10 tasks (" in flat_notes and ", run CPU " in flat_notes and "ratio of the medians" in flat_notes, flat_notes
     assert len(list(tmp_path.glob("*.suite.jsonl"))) == 1
