@@ -13,9 +13,9 @@ the table shows medians over the rounds, and every ratio is the median of per-ro
 pair ran in the same round, under the same machine load). The flat rows are paired tighter: each
 larger size runs between `--flat-refs` runs of the smallest size just before it and as many just
 after it, each a fresh process building and running its own workflow, and its per-round ratio
-divides by the median of those 2 x `--flat-refs` neighbours (see `flat_ratio`). dotflow 1.0.1 and DBOS Transact live in
-their own venvs (`benchmarks/.venv-dotflow-1.0.1`, `benchmarks/.venv-dbos`), created on first use
-with pip. This project's `dotflow/` and `uow/` are copied to a temporary folder first, so editing
+divides by the median of those 2 x `--flat-refs` neighbours (see `flat_ratio`); their workers run
+with `--settle` (see perf_worker.py). dotflow 1.0.1 and DBOS Transact live in their own venvs
+(`benchmarks/.venv-dotflow-1.0.1`, `benchmarks/.venv-dbos`), created on first use with pip. This project's `dotflow/` and `uow/` are copied to a temporary folder first, so editing
 the work tree during a run cannot change what is measured. Raw JSON lines go to
 `benchmarks/results/<stamp>.suite.jsonl`. Standard library only.
 
