@@ -21,12 +21,16 @@ then runs `gc.collect()` (what the imports left), and only then starts the clock
 the process, which would otherwise weigh on a small run's time per task, stay out of it. Storage calls are counted by
 wrapping the storage's own methods (outermost call only). Peak RSS is `ru_maxrss` of this process,
 which runs one workload once, so it is the workload's own peak. The file workloads also measure the
-floor themselves, in the same folder, interleaved with the workflow: with `--slices K` the N tasks
+floor themselves, interleaved with the workflow and in the storage's own folder, with files named
+like checkpoints (a folder of a thousand long names costs each write more than a fresh folder of
+short ones: about 15% on this VM, so a floor measured apart would flatter us): with `--slices K` the N tasks
 run as K workflows of N/K tasks on one storage, and a floor slice of N/(2K) writes runs before each
 workflow and after the last (`floor_us_per_task`: each workflow is charged the mean of the slices on
 either side, weighted by its tasks). A disk on a shared machine changes speed from one second to the
 next, so the finer the interleaving, the fairer `ours_over_floor`; K=1 is one workflow between two
-floor halves. Build and run times are summed over the K workflows. `file_batch` times
+floor halves. `task_median_us` / `floor_median_us` are the medians of single tasks (from one step's
+start to the next's) and single floor writes, which a few stalled fsyncs hardly move.
+Build and run times are summed over the K workflows. `file_batch` times
 its `close()` apart too (`close_us`, inside the run's time), counts the segments written
 (`batches`), then, outside the timed region, reopens the folder (`reopen_us`: replaying every
 segment to rebuild the index) and merges the segments into one (`compact_us`).
@@ -156,7 +160,13 @@ def run_flow(kind: str, tasks: int, folder: str, slices: int = 1, settle: bool =
 
     chunks = [tasks // slices + (1 if i < tasks % slices else 0) for i in range(slices)]
     floor_ops = max(1, tasks // (2 * slices))
-    floor_runs = [run_floor(floor_ops, tempfile.mkdtemp(dir=folder))] if with_floor else []
+    # The floor writes beside the checkpoints, in the same folder (BatchStorage's folder holds segments,
+    # not per-key files: its floor gets a folder of its own).
+    floor_folder = ""
+    if with_floor:
+        floor_folder = tempfile.mkdtemp(dir=folder) if batch is not None else os.path.join(folder, "tasks")
+        os.makedirs(floor_folder, exist_ok=True)
+    floor_runs = [run_floor(floor_ops, floor_folder)] if with_floor else []
     intervals: list[float] = []  # per task: from its step's start to the next one's (the last: to the run's end)
     if settle:
         # One-off costs of the process, paid before the clock starts: the first calls into the library
@@ -198,7 +208,7 @@ def run_flow(kind: str, tasks: int, folder: str, slices: int = 1, settle: bool =
         if with_floor:
             # The floor right after this workflow: with the slice before it, it pairs this workflow with
             # the disk's speed at the time (on a shared machine fsync latency moves from second to second).
-            floor_runs.append(run_floor(floor_ops, tempfile.mkdtemp(dir=folder)))
+            floor_runs.append(run_floor(floor_ops, floor_folder))
     if batch is not None:
         begin = time.perf_counter()
         batch.close()  # start() already flushed at workflow end; close() compacts only if worth it
@@ -249,14 +259,20 @@ def reopen_and_compact(folder: str) -> dict:
 
 
 def run_floor(tasks: int, folder: str) -> dict:
-    """The cost of one durable small-file replace, done by hand: what a durable checkpoint cannot beat."""
+    """The cost of one durable small-file replace, done by hand: what a durable checkpoint cannot beat.
+
+    The files are shaped like checkpoints, so the folder fills as a StorageFile folder does: names of
+    the keys' shape (`<uuid>-<n>-step.json`, a fresh uuid per call) and temp files `.<name>.<12 hex>.tmp`
+    (names made before the clock starts). Paired with a workflow, this runs in the storage's own folder.
+    """
     data = (json.dumps({"value": PAYLOAD * 10}) + "\n").encode()  # about the size of one checkpoint
+    run_id = uuid.uuid4()
+    targets = [os.path.join(folder, f"{run_id}-{number}-step.json") for number in range(tasks)]
+    temps = [os.path.join(folder, f".{run_id}-{number}-step.json.{os.urandom(6).hex()}.tmp") for number in range(tasks)]
     op_us = []
     begin = time.perf_counter()
-    for number in range(tasks):
+    for target, tmp in zip(targets, temps):
         started = time.perf_counter()
-        target = os.path.join(folder, f"key-{number}.json")
-        tmp = os.path.join(folder, f".key-{number}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, data)
@@ -272,7 +288,7 @@ def run_floor(tasks: int, folder: str) -> dict:
         op_us.append((time.perf_counter() - started) * 1e6)
     ended = time.perf_counter()
     return {"lib": "floor", "run_us_per_task": (ended - begin) * 1e6 / tasks, "writes_per_task": 1.0,
-            "reads_per_task": 0.0, "ok": len(os.listdir(folder)) == tasks, "op_us": op_us}  # fmt: skip
+            "reads_per_task": 0.0, "ok": all(map(os.path.exists, targets)), "op_us": op_us}  # fmt: skip
 
 
 def main() -> int:
