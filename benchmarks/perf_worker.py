@@ -23,7 +23,8 @@ wrapping the storage's own methods (outermost call only). Peak RSS is `ru_maxrss
 which runs one workload once, so it is the workload's own peak. The file workloads also measure the
 floor themselves, interleaved with the workflow and in the storage's own folder, with files named
 like checkpoints (a folder of a thousand long names costs each write more than a fresh folder of
-short ones: about 15% on this VM, so a floor measured apart would flatter us): with `--slices K` the N tasks
+short ones, about 15% on this VM: a floor measured there would understate what any writer pays in the
+storage's folder): with `--slices K` the N tasks
 run as K workflows of N/K tasks on one storage, and a floor slice of N/(2K) writes runs before each
 workflow and after the last (`floor_us_per_task`: each workflow is charged the mean of the slices on
 either side, weighted by its tasks). A disk on a shared machine changes speed from one second to the
