@@ -99,6 +99,8 @@ def encode(value: Any) -> Any:
     The tree shares with `value` every list and dict that needs no change (all of a plain JSON value,
     say), so write it out before `value` can change: `dumps` does.
     """
+    if _plain(value, 0):
+        return value
     try:
         return _Encoder().encode(value, "value", 0)
     except RecursionError:
@@ -226,15 +228,50 @@ class _Encoder:
         if stamp is not None and type(stamp) is not datetime:
             raise _refuse(stamp, (path, "attr", "time"), "a Context's time must be a datetime or None")
         workflow_id = value.workflow_id
+        storage = value.storage
         return {
             "$context": {
-                "storage": self.encode(value.storage, (path, "attr", "storage"), depth),
+                "storage": storage if _plain(storage, 0) else self.encode(storage, (path, "attr", "storage"), depth),
                 "task_id": value.task_id,
                 "workflow_id": None if workflow_id is None else _id_text(workflow_id),
                 "time": None if stamp is None else _iso_with_plain_offset(stamp, (path, "attr", "time")),
             }
         }
 
+
+def _plain(value: Any, depth: int) -> bool:
+    """True if `value` is plain JSON data, which encodes as itself: None, bool, int, finite float, str, and
+    lists and dicts (str keys not starting with "$") of those, at most `_PLAIN_DEPTH` levels deep.
+
+    The common case, checked first: a walk that builds nothing and keeps no cycle guard (a cycle is
+    deeper than any depth, so it is left to the encoder, which refuses it by name). Scalars inside a
+    container are checked in its loop: one call per container, not per item.
+    """
+    kind = type(value)
+    if kind is dict:
+        for key in value:
+            if type(key) is not str or key.startswith("$"):
+                return False
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind in _VERBATIM or (kind is float and math.isfinite(value))
+    if depth >= _PLAIN_DEPTH:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind in _VERBATIM:
+            continue
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not _plain(item, depth + 1):
+            return False
+    return True
+
+
+_PLAIN_DEPTH = 64  # deeper plain data takes the encoder's path (well within MAX_DEPTH)
 
 _last_id: tuple[Any, str] = (None, "")
 
