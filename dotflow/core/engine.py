@@ -234,7 +234,7 @@ class TaskEngine:
             task.previous_context = previous
         for hook in self.config.task_hooks.on_start:  # tracer.start_task
             hook(task=task)
-        task.started_at = datetime.now()
+        task._started_at = time.time()  # (a datetime when read: Task.started_at)
         task.status = TypeStatus.IN_PROGRESS
 
     def _end(self, error: BaseException | None) -> bool:
@@ -250,9 +250,12 @@ class TaskEngine:
                 task.errors = error
                 task.status = TypeStatus.FAILED
         finally:
-            task.finished_at = finished = datetime.now()
-            started = task.started_at
-            task._duration = None if started is None else (finished - started).total_seconds()
+            task._finished_at = finished = time.time()
+            started = task._started_at
+            if isinstance(started, float):
+                task._duration = finished - started
+            else:  # None, or a datetime: read (so converted) or set by someone since `_begin`
+                task._duration = None if started is None else (datetime.fromtimestamp(finished) - started).total_seconds()
             for hook in config.task_hooks.on_end:  # tracer.end_task, server.update_task
                 hook(task=task)
         return isinstance(error, Exception)

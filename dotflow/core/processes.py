@@ -39,7 +39,7 @@ __all__ = ["JournalRelay", "StorageRelay", "VersionedStorageRelay", "run_in_proc
 # Task attributes a child sends back to the parent once the task is over.
 STATE_FIELDS = (
     "_status", "_current_context", "_previous_context", "_errors", "_duration",
-    "retry_count", "restored", "started_at", "finished_at",
+    "retry_count", "restored", "_started_at", "_finished_at",
 )  # fmt: skip
 RELAYED = {
     "storage": (

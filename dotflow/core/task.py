@@ -50,8 +50,33 @@ class TaskInstance:
         self.retry_count = 0
         self.restored = False
         self.created_at: datetime | None = None
-        self.started_at: datetime | None = None
-        self.finished_at: datetime | None = None
+        # The engine records when a task starts and ends as time.time() floats (a datetime takes
+        # microseconds to make, twice per task); `started_at` and `finished_at` turn them into the
+        # datetimes datetime.now() would have given, on first read.
+        self._started_at: datetime | float | None = None
+        self._finished_at: datetime | float | None = None
+
+    @property
+    def started_at(self) -> datetime | None:
+        value = self._started_at
+        if isinstance(value, float):
+            value = self._started_at = datetime.fromtimestamp(value)
+        return value
+
+    @started_at.setter
+    def started_at(self, value: datetime | None) -> None:
+        self._started_at = value
+
+    @property
+    def finished_at(self) -> datetime | None:
+        value = self._finished_at
+        if isinstance(value, float):
+            value = self._finished_at = datetime.fromtimestamp(value)
+        return value
+
+    @finished_at.setter
+    def finished_at(self, value: datetime | None) -> None:
+        self._finished_at = value
 
 
 class Task(TaskInstance):
@@ -247,8 +272,8 @@ class Task(TaskInstance):
         self._duration = None
         self.retry_count = 0
         self.restored = False
-        self.started_at = None
-        self.finished_at = None
+        self._started_at = None
+        self._finished_at = None
 
     # -- reporting ----------------------------------------------------------------------------
 

@@ -68,3 +68,37 @@ def test_task_id_that_could_escape_a_storage_key_is_refused():
             assert repr(bad) in str(error)
         else:
             raise AssertionError(f"task_id {bad!r} accepted")
+
+
+def test_start_and_finish_times_are_datetimes_and_the_duration_is_their_difference():
+    from datetime import datetime
+
+    from dotflow import DotFlow
+    from dotflow.core.types import TypeStatus
+    from dotflow.providers import NotifyDefault, StorageDefault
+
+    class ReadsTheStart(NotifyDefault):
+        seen: list[datetime] = []
+
+        def hook_status_task(self, task, **kwargs):
+            if task.status == TypeStatus.IN_PROGRESS and task.task_id.startswith("1-"):
+                self.seen.append(task.started_at)  # read while running: made a datetime before the task ends
+
+    before = datetime.now()
+    flow = DotFlow(config=Config(storage=StorageDefault(), notify=ReadsTheStart()))
+    flow.task.add(step=step)
+    flow.task.add(step=step)
+    flow.start()
+    after = datetime.now()
+    for task in flow.task.queue:
+        started, finished = task.started_at, task.finished_at
+        assert type(started) is datetime and type(finished) is datetime
+        assert before <= started <= finished <= after
+        assert task.started_at is started  # made once, then kept
+        assert abs(task.duration - (finished - started).total_seconds()) < 2e-6
+    assert ReadsTheStart.seen == [flow.task.queue[1].started_at]
+    task = flow.task.queue[0]
+    task.started_at = stamp = datetime(2026, 1, 2, 3, 4, 5)
+    assert task.started_at is stamp
+    task.clear_run()
+    assert task.started_at is None and task.finished_at is None
