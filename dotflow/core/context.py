@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from time import time as _now
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -82,7 +83,9 @@ class ContextInstance:
     """Attribute holder kept for compatibility with dotflow 1.0.1 (`Context` is its only subclass)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._time: datetime | None = None
+        # When the value was made: a time.time() float until `time` is first read, then the datetime
+        # datetime.now() would have given then (made for every task, read far less often).
+        self._time: datetime | float | None = None
         self._task_id: str | None = None
         self._workflow_id: UUID | None = None
         self._storage: Any = None
@@ -105,7 +108,7 @@ class Context(ContextInstance):
             self._workflow_id = storage._workflow_id
             if task_id == "" and workflow_id is None:
                 return
-        self._time = datetime.now()
+        self._time = _now()  # a float until read: see `time`
         if task_id is None or type(task_id) is str:
             self._task_id = task_id
         else:
@@ -121,7 +124,10 @@ class Context(ContextInstance):
 
     @property
     def time(self) -> datetime | None:
-        return self._time
+        value = self._time
+        if isinstance(value, float):
+            value = self._time = datetime.fromtimestamp(value)
+        return value
 
     @time.setter
     def time(self, value: datetime | None) -> None:

@@ -140,3 +140,26 @@ def test_result_shape():
     assert task["status"] == "Completed"
     assert task["error"] is None and task["errors"] == []
     assert set(task) >= {"task_id", "duration", "initial_context", "previous_context", "retry_count", "created_at"}
+
+
+def test_a_context_time_is_the_datetime_it_was_made_at_and_survives_copies_and_storage(tmp_path):
+    from datetime import datetime
+
+    from dotflow.core.plain_copy import copy_plain
+    from dotflow.providers import StorageDefault, StorageFile
+
+    before = datetime.now()
+    context = Context(storage={"a": 1}, task_id="1-a")
+    after = datetime.now()
+    unwrapped = Context(context)  # made from it: the same time
+    copied = copy_plain(context)
+    stamp = context.time
+    assert type(stamp) is datetime and before <= stamp <= after
+    assert context.time is stamp  # made once, then kept
+    assert unwrapped.time == stamp and copied.time == stamp
+    for storage in (StorageDefault(), StorageFile(path=tmp_path)):
+        fresh = Context(storage=[1], task_id="1-a")  # stored before its time was ever read
+        storage.post("k", fresh)
+        assert storage.get("k").time == fresh.time
+    context.time = None
+    assert context.time is None
