@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from time import time as _now
-from typing import Any
+from typing import Any, cast, overload
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-__all__ = ["Context", "ContextInstance", "canonical_workflow_id", "workflow_uuid"]
+__all__ = ["Context", "ContextInstance", "LazyTime", "canonical_workflow_id", "workflow_uuid"]
 
 WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 # The spellings of a UUID accepted as a workflow id: 32 hex digits, plain or hyphenated 8-4-4-4-12,
@@ -79,6 +79,36 @@ _WORKFLOW_UUIDS: dict[str, UUID] = {}  # workflow id string -> its UUID (UUIDs a
 _WORKFLOW_UUIDS_KEPT = 256
 
 
+class LazyTime:
+    """A datetime attribute kept in `private`, which may hold a time.time() float instead: the float is
+    made the datetime datetime.now() would have given at that instant on first read, and kept.
+
+    Taking the time is cheap and making a datetime is not (microseconds, several times per task),
+    while most such times are never read.
+    """
+
+    def __init__(self, private: str) -> None:
+        self.private = private
+
+    @overload
+    def __get__(self, owner: None, kind: type) -> LazyTime: ...
+
+    @overload
+    def __get__(self, owner: object, kind: type | None = None) -> datetime | None: ...
+
+    def __get__(self, owner: object, kind: type | None = None) -> datetime | None | LazyTime:
+        if owner is None:
+            return self
+        value = getattr(owner, self.private)
+        if isinstance(value, float):
+            value = datetime.fromtimestamp(value)
+            setattr(owner, self.private, value)
+        return cast("datetime | None", value)
+
+    def __set__(self, owner: object, value: datetime | None) -> None:
+        setattr(owner, self.private, value)
+
+
 class ContextInstance:
     """Attribute holder kept for compatibility with dotflow 1.0.1 (`Context` is its only subclass)."""
 
@@ -122,16 +152,7 @@ class Context(ContextInstance):
         else:
             self._storage = storage
 
-    @property
-    def time(self) -> datetime | None:
-        value = self._time
-        if isinstance(value, float):
-            value = self._time = datetime.fromtimestamp(value)
-        return value
-
-    @time.setter
-    def time(self, value: datetime | None) -> None:
-        self._time = value
+    time = LazyTime("_time")
 
     @property
     def task_id(self) -> str | None:

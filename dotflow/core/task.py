@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from dotflow.core.action import is_action
 from dotflow.core.config import Config
-from dotflow.core.context import Context, workflow_uuid
+from dotflow.core.context import Context, LazyTime, workflow_uuid
 from dotflow.core.exception import MissingActionDecorator, NotCallableObject, TaskError
 from dotflow.core.module import Module
 from dotflow.core.types import TypeStatus
@@ -56,27 +56,8 @@ class TaskInstance:
         self._started_at: datetime | float | None = None
         self._finished_at: datetime | float | None = None
 
-    @property
-    def started_at(self) -> datetime | None:
-        value = self._started_at
-        if isinstance(value, float):
-            value = self._started_at = datetime.fromtimestamp(value)
-        return value
-
-    @started_at.setter
-    def started_at(self, value: datetime | None) -> None:
-        self._started_at = value
-
-    @property
-    def finished_at(self) -> datetime | None:
-        value = self._finished_at
-        if isinstance(value, float):
-            value = self._finished_at = datetime.fromtimestamp(value)
-        return value
-
-    @finished_at.setter
-    def finished_at(self, value: datetime | None) -> None:
-        self._finished_at = value
+    started_at = LazyTime("_started_at")
+    finished_at = LazyTime("_finished_at")
 
 
 class Task(TaskInstance):
