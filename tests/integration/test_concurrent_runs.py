@@ -16,6 +16,19 @@ from dotflow.providers import StorageDefault, StorageFile
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def race(tmp_path: Path, steps: int, *options: str) -> list[list[dict]]:
+    """Two processes run the same `steps`-link chain on one StorageFile at once (released together);
+    each one's task reports, after checking that both exited cleanly."""
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    command = [sys.executable, "-m", "tests.integration.racing_pipeline", str(tmp_path / "store"), "chain", str(ready),
+               str(steps), *options]  # fmt: skip
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    return outputs
+
+
 def test_a_task_committed_by_another_run_meanwhile_is_adopted_not_overwritten() -> None:
     storage = StorageDefault()
 
@@ -64,13 +77,7 @@ def test_without_resume_a_run_replaces_checkpoints() -> None:
 @pytest.mark.parametrize("mode", ["sequential", "parallel"])
 def test_two_processes_on_one_workflow_leave_one_consistent_chain(tmp_path: Path, mode: str) -> None:
     steps = 30
-    ready = tmp_path / "ready"
-    ready.mkdir()
-    command = [sys.executable, "-m", "tests.integration.racing_pipeline", str(tmp_path / "store"), "chain", str(ready),
-               str(steps), "--mode", mode]  # fmt: skip
-    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
-    assert all(run.returncode == 0 for run in runs)
+    outputs = race(tmp_path, steps, "--mode", mode)
 
     storage = StorageFile(path=tmp_path / "store")
     stored = [storage.get(f"chain-link-{position}.json").storage for position in range(steps)]
@@ -93,13 +100,7 @@ def test_two_processes_racing_with_one_journal_leave_every_key_backed(tmp_path: 
     steps = 20
     url = f"sqlite:///{tmp_path / 'journal.db'}"
     Journal(url).close()  # created at head once, before the race
-    ready = tmp_path / "ready"
-    ready.mkdir()
-    command = [sys.executable, "-m", "tests.integration.racing_pipeline", str(tmp_path / "store"), "chain", str(ready),
-               str(steps), "--journal", url]  # fmt: skip
-    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
-    assert all(run.returncode == 0 for run in runs)
+    outputs = race(tmp_path, steps, "--journal", url)
     assert all([task["status"] for task in output] == [TypeStatus.COMPLETED] * steps for output in outputs)
 
     journal = Journal(url, encode=checkpoint_bytes)
