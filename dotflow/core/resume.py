@@ -44,10 +44,6 @@ class RunPlan:
     versions: dict[str, str | None] = field(default_factory=dict)  # task_id -> version seen (None: absent)
     units: dict[str, str] = field(default_factory=dict)  # task_id -> journal unit id reserved ahead (attempt 1)
 
-    def version_seen(self, task_id: str) -> Any:
-        """The version this run saw for the task's checkpoint (None: absent), or NOT_READ."""
-        return self.versions.get(task_id, NOT_READ)
-
 
 def plan_restore(
     sequences: list[list[Any]],
