@@ -130,18 +130,29 @@ class Sequential(Flow):
 
 
 class Background(Flow):
-    """The sequential loop in a daemon thread (groups are ignored). `thread` is that worker."""
+    """The sequential loop in a daemon thread (groups are ignored). `thread` is that worker.
+
+    `finish` (the run's end: durable writes, journal outcomes, callbacks) runs in the same thread
+    after the loop, so once `thread` has ended the run's outcomes are written.
+    """
+
+    def __init__(self, *args: Any, finish: Callable[[], None] | None = None, **kwargs: Any) -> None:
+        self.finish = finish
+        super().__init__(*args, **kwargs)
 
     def setup_queue(self) -> None:
         self.queue: list[Any] = []
 
     def run(self) -> None:
-        self.thread = threading.Thread(
-            target=run_sequence,
-            args=(self.tasks, self.workflow_id, self.ignore, self.plan, self.queue.append),
-            daemon=True,
-        )
+        self.thread = threading.Thread(target=self._work, daemon=True)
         self.thread.start()
+
+    def _work(self) -> None:
+        try:
+            run_sequence(self.tasks, self.workflow_id, self.ignore, self.plan, self.queue.append)
+        finally:
+            if self.finish is not None:
+                self.finish()
 
     def get_tasks(self) -> list[Any]:
         return self.tasks
@@ -228,18 +239,12 @@ class Manager:
             config.metrics.workflow_started(workflow_id=self.workflow_id, mode=mode)
             config.server.update_workflow(workflow=self.workflow_id, status=WorkflowStatus.IN_PROGRESS)
 
-        strategy: Any = {
-            "sequential": Sequential,
-            "sequential_group": SequentialGroup,
-            "background": Background,
-            "parallel": Parallel,
-        }[mode]
-        flow = strategy(tasks, self.workflow_id, keep_going, groups, resume, plan)
-        if mode == "background":
-            self.thread = flow.thread
-            self.tasks = flow.get_tasks()
-            threading.Thread(target=self._finish_background, daemon=True).start()
+        if mode == "background":  # the run ends (`_finish`) in the worker thread, after its tasks
+            self.tasks = tasks
+            self.thread = Background(tasks, self.workflow_id, keep_going, groups, resume, plan, finish=self._finish).thread
             return
+        strategy: Any = {"sequential": Sequential, "sequential_group": SequentialGroup, "parallel": Parallel}[mode]
+        flow = strategy(tasks, self.workflow_id, keep_going, groups, resume, plan)
         self.tasks = flow.get_tasks()
         self._finish()
 
@@ -248,10 +253,6 @@ class Manager:
         if mode == "background" or len(groups) == 1:
             return [list(tasks)]
         return list(groups.values())
-
-    def _finish_background(self) -> None:
-        self.thread.join()
-        self._finish()
 
     def _finish(self) -> None:
         failed = any(task._status == TypeStatus.FAILED for task in self.tasks)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 
@@ -99,10 +98,7 @@ def test_background_mode_finishes_and_calls_back():
     flow.task.add(step=[count_users, active_users])
     manager = flow.start(mode="background", on_success=lambda tasks: done.append(len(tasks)))
     manager.thread.join(timeout=10)
-    deadline = time.monotonic() + 10
-    while not done and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert done == [2]
+    assert done == [2]  # the workflow's callbacks ran before its thread ended
     assert [t.status for t in flow.result_task()] == [TypeStatus.COMPLETED] * 2
 
 

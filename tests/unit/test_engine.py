@@ -400,3 +400,20 @@ def test_a_journal_failure_after_the_commit_does_not_rerun_the_step(caplog):
     assert journal.records == 1
     assert storage.get(key=storage.key(task=task)).storage == {"rows": [1, 2, 3]}
     assert "journal disk full" in caplog.text
+
+
+def test_a_background_run_has_written_its_outcomes_when_its_thread_ends(tmp_path):
+    from uow import Journal
+
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    finished = []
+    flow = DotFlow(config=Config(storage=StorageDefault(), journal=url), workflow_id="background-etl")
+    flow.task.add(step=[produce, double])
+    manager = flow.start(mode="background", on_success=lambda tasks: finished.append(len(tasks)))
+    manager.thread.join(timeout=10)
+    assert finished == [2]  # the run's end ran before its thread ended
+    reader = Journal(url)  # another reader: only what is written to the database counts
+    try:
+        assert sorted(unit.outcome for unit in reader.units(workflow_id="background-etl")) == ["committed"] * 2
+    finally:
+        reader.close()
