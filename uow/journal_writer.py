@@ -9,13 +9,17 @@ statements whatever number of units it carries.
 
 The statements are SQLAlchemy Core constructs built once from the journal's tables. On PostgreSQL,
 and inside a storage's own transaction, they run through Core. On SQLite each is compiled once by
-Core to the dialect's SQL and run on the cursor of the thread's pooled connection
+Core to the dialect's SQL and run on the cursor of the writer's pooled connection
 (`Engine.raw_connection()`: SQLAlchemy's pool, with the engine's connect-time PRAGMAs) between
 ``BEGIN IMMEDIATE`` and ``COMMIT``, its values passed through the bind processors Core applies, so
 the stored rows are identical either way. Measured on a unit commit (see benchmarks/journal_cost.py
 and the README): Core's execution layer costs about 10 us per statement and 30 us per transaction
 there (execution context, events, result set-up), more than SQLite's own work for the whole unit.
-The connection stays open per thread: a pool checkout per unit costs more than the statements.
+
+One writer holds ONE connection, opened on first use and kept (a pool checkout per unit costs more
+than the statements), and runs one batch at a time on it, whatever the number of threads: the
+journal's writes are serialised anyway (SQLite has one writer; the journal keeps its queue in
+order), so a connection per thread only filled the pool, and the 16th thread waited for it.
 """
 
 from __future__ import annotations
@@ -98,16 +102,17 @@ def build_statements(engine: Engine, schema: Any) -> dict[str, Any]:
 
 
 class JournalWriter:
-    """Runs batches, each in one transaction (see the module docstring)."""
+    """Runs batches, each in one transaction, one at a time on one kept connection (module docstring)."""
 
     def __init__(self, engine: Engine, schema: Any) -> None:
         self.engine = engine
         self.statements = build_statements(engine, schema)
         sqlite = engine.dialect.name == "sqlite"
         self._driver_sql = {name: _DriverStatement(engine, name, s) for name, s in self.statements.items()} if sqlite else {}
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._open: list[tuple[threading.Thread, Any]] = []
+        self._lock = threading.Lock()  # one batch at a time on the kept connection
+        self._core: Connection | None = None  # PostgreSQL: the kept Core connection
+        self._pooled: Any = None  # SQLite: the kept DBAPI connection and its cursor
+        self._cursor: Any = None
 
     def run(self, batch: Batch, *, connection: Connection | None = None) -> None:
         """Write `batch` in one new transaction, or inside the caller's open `connection`."""
@@ -115,16 +120,20 @@ class JournalWriter:
             for name, rows in batch.statements():
                 connection.execute(self.statements[name], list(rows))
             return
-        if self._driver_sql:
-            self._run_on_cursor(batch)
-            return
-        core = self._connection()
-        with core.begin():
-            for name, rows in batch.statements():
-                core.execute(self.statements[name], list(rows))
+        with self._lock:
+            if self._driver_sql:
+                self._run_on_cursor(batch)
+                return
+            core = self._connection()
+            with core.begin():
+                for name, rows in batch.statements():
+                    core.execute(self.statements[name], list(rows))
 
     def _run_on_cursor(self, batch: Batch) -> None:
-        pooled, cursor = self._cursor()
+        if self._pooled is None or not self._pooled.is_valid:
+            self._pooled = self.engine.raw_connection()
+            self._cursor = self._pooled.cursor()
+        pooled, cursor = self._pooled, self._cursor
         cursor.execute("BEGIN IMMEDIATE")
         try:
             for name, rows in batch.statements():
@@ -135,40 +144,19 @@ class JournalWriter:
                 cursor.execute("ROLLBACK")
             raise
 
+    def _connection(self) -> Connection:
+        if self._core is None or self._core.closed or self._core.invalidated:
+            self._core = self.engine.connect()
+        return self._core
+
     def close(self) -> None:
         with self._lock:
-            opened, self._open = self._open, []
-        for _, connection in opened:
-            connection.close()
-        self._local = threading.local()
-
-    def _connection(self) -> Connection:
-        """This thread's Core connection (opened once: a checkout per unit costs more than its statements)."""
-        connection: Connection | None = getattr(self._local, "connection", None)
-        if connection is None or connection.closed or connection.invalidated:
-            connection = self.engine.connect()
-            self._local.connection = connection
-            self._keep(connection)
-        return connection
-
-    def _cursor(self) -> tuple[Any, Any]:
-        """This thread's pooled DBAPI connection (`Engine.raw_connection()`) and a cursor on it, kept."""
-        found = getattr(self._local, "cursor", None)
-        if found is None or not found[0].is_valid:
-            pooled = self.engine.raw_connection()
-            found = (pooled, pooled.cursor())
-            self._local.cursor = found
-            self._keep(pooled)
-        return found
-
-    def _keep(self, connection: Any) -> None:
-        """Remember `connection` to close it with the writer; close those of threads that ended."""
-        with self._lock:
-            ended = [pair for pair in self._open if not pair[0].is_alive()]
-            self._open = [pair for pair in self._open if pair[0].is_alive()]
-            self._open.append((threading.current_thread(), connection))
-        for _, stale in ended:  # their threads are gone and will not use them again
-            stale.close()
+            core, pooled = self._core, self._pooled
+            self._core = self._pooled = self._cursor = None
+        if core is not None:
+            core.close()
+        if pooled is not None:
+            pooled.close()
 
 
 class _DriverStatement:

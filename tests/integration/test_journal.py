@@ -223,6 +223,35 @@ def test_many_threads_record_at_once(journal: Journal) -> None:
     assert len(journal.units(outcome="committed")) == 80
 
 
+@pytest.mark.timeout(60)
+def test_more_threads_than_the_connection_pool_holds_share_one_journal(journal: Journal) -> None:
+    # SQLAlchemy's pool holds 15 connections: all 24 threads commit while the others are still alive
+    storage = StorageDefault()
+    threads_count = 24
+    all_committed = threading.Barrier(threads_count, timeout=30)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            committed_unit(storage, journal, f"wf-{n}", n)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        all_committed.wait()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    journal.close()  # returns at once: no connection is left checked out by a thread
+    reader = Journal(journal.url)
+    try:
+        assert [u.outcome for u in reader.units()] == ["committed"] * threads_count
+    finally:
+        reader.close()
+
+
 def test_a_journal_without_an_encoder_records_no_checksums(journal: Journal) -> None:
     journal.encode = None
     unit = committed_unit(StorageDefault(), journal, "wf-0-a", 1)
