@@ -27,6 +27,7 @@ from typing import Any
 from dotflow.abc.storage import check_post_metadata
 from dotflow.core import codec
 from dotflow.core.context import Context
+from dotflow.core.exception import CorruptCheckpointError
 
 __all__ = [
     "FORMAT",
@@ -39,6 +40,7 @@ __all__ = [
     "is_number",
     "legacy_context",
     "legacy_failure",
+    "parse_document",
 ]
 
 FORMAT = "dotflow-checkpoint"
@@ -104,26 +106,41 @@ def document_expires_at(body: dict[str, Any]) -> float | None:
     return expires_at if is_number(expires_at) else None
 
 
-def decode_document(key: str, body: dict[str, Any]) -> tuple[Context, str | None]:
-    """(context, fingerprint) of a parsed checkpoint document; ValueError naming the key if it is corrupt."""
+def decode_document(key: str, body: dict[str, Any], where: str = "") -> tuple[Context, str | None]:
+    """(context, fingerprint) of a parsed checkpoint document.
+
+    A corrupt one raises `CorruptCheckpointError` naming the key; `where` (such as " (file: ...)")
+    says where the document was read.
+    """
     if body.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint for key {key!r} has format version {body.get('version')!r}; "
-            f"this dotflow reads version {FORMAT_VERSION}"
+        raise CorruptCheckpointError(
+            key, f"it has format version {body.get('version')!r}; this dotflow reads version {FORMAT_VERSION}{where}"
         )
     fingerprint = body.get("fingerprint")
     if fingerprint is not None and type(fingerprint) is not str:
-        raise ValueError(f"corrupt checkpoint for key {key!r}: fingerprint is not a string")
+        raise CorruptCheckpointError(key, f"its fingerprint is not a string{where}")
     expires_at = body.get("expires_at")
     if expires_at is not None and not is_number(expires_at):
-        raise ValueError(f"corrupt checkpoint for key {key!r}: expires_at is not a number")
+        raise CorruptCheckpointError(key, f"its expires_at is not a number{where}")
     try:
         context = codec.decode(body.get("value"))
     except ValueError as exc:
-        raise ValueError(f"corrupt checkpoint for key {key!r}: {exc}") from exc
+        raise CorruptCheckpointError(key, f"{exc}{where}") from exc
     if type(context) is not Context:
-        raise ValueError(f"corrupt checkpoint for key {key!r}: its value is not a Context")
+        raise CorruptCheckpointError(key, f"its value is not a Context{where}")
     return context, fingerprint
+
+
+def parse_document(key: str, data: str | bytes, where: str = "") -> tuple[Context, str | None]:
+    """(context, fingerprint) of a stored checkpoint document's text; `CorruptCheckpointError` if it is not one."""
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        problem = "it is empty" if not data else "it is not valid JSON"
+        raise CorruptCheckpointError(key, f"{problem}{where}") from exc
+    if not is_document(body):
+        raise CorruptCheckpointError(key, f"it holds a JSON {type(body).__name__}, not a checkpoint document{where}")
+    return decode_document(key, body, where)
 
 
 def legacy_context(body: Any) -> Context:

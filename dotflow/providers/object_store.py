@@ -314,11 +314,7 @@ class ObjectStorage(VersionedStorage):
             problem = "the object is empty" if not downloaded.body else "it is not valid JSON"
             raise CorruptCheckpointError(key, f"{problem} {where}") from exc
         if is_document(body):
-            try:
-                context, fingerprint = decode_document(key, body)
-            except ValueError as exc:
-                reason = str(exc).removeprefix(f"corrupt checkpoint for key {key!r}: ")
-                raise CorruptCheckpointError(key, f"{reason} {where}") from exc
+            context, fingerprint = decode_document(key, body, f" {where}")
             revision = body.get("revision")
             return _Loaded(
                 context,

@@ -425,10 +425,10 @@ class StorageFile(VersionedStorage):
         if raw.legacy:
             return legacy_context(raw.body), raw.legacy_fingerprint, True, raw.version
         try:
-            context, fingerprint = decode_document(key, raw.body)
-        except ValueError as exc:
-            reason = str(exc).removeprefix(f"corrupt checkpoint for key {key!r}: ")
-            raise CorruptCheckpointError(key, f"{reason} (file: {target})", path=str(target)) from exc
+            context, fingerprint = decode_document(key, raw.body, f" (file: {target})")
+        except CorruptCheckpointError as exc:
+            exc.path = str(target)
+            raise
         return context, fingerprint, False, raw.version
 
     def _write_temp(self, target: str, data: bytes) -> str:

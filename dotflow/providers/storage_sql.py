@@ -19,7 +19,6 @@ A SQLite file that does not exist yet is created at the current schema revision.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -35,7 +34,7 @@ except ModuleNotFoundError as _missing:  # ImportError, not ModuleNotFoundError:
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
-from dotflow.providers.checkpoint_format import decode_document, encode_document, is_document
+from dotflow.providers.checkpoint_format import encode_document, parse_document
 from uow.sql_engine import read_only
 
 __all__ = ["DEFAULT_TABLE", "SQLTransaction", "StorageSQL", "checkpoint_table", "metadata"]
@@ -203,13 +202,8 @@ class SQLTransaction:
         row = self.connection.execute(query).one_or_none()
         if row is None:
             return None
-        try:
-            body = json.loads(row.document)
-        except ValueError as exc:
-            raise ValueError(f"corrupt checkpoint for key {key!r}: not JSON ({exc})") from exc
-        if not is_document(body):
-            raise ValueError(f"corrupt checkpoint for key {key!r}: not a dotflow checkpoint document")
-        context, fingerprint = decode_document(key, body)
+        database = self.connection.engine.url.render_as_string(hide_password=True)
+        context, fingerprint = parse_document(key, row.document, f" (row of table {table.name!r} in {database})")
         return Checkpoint(context=context, fingerprint=fingerprint, version=row.version)
 
     def post(self, key: str, context: Any, ttl: float | None = None, fingerprint: str | None = None) -> None:

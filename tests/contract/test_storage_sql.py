@@ -157,3 +157,27 @@ def test_post_many_writes_a_batch_in_one_transaction_all_or_nothing(storage: Sto
     storage.post_many([("wf-0-a", Context(storage="after"), None, None), ("wf-1-b", Context(storage=1), None, "fp")])
     assert storage.get("wf-0-a").storage == "after"
     assert storage.read_checkpoint("wf-1-b").fingerprint == "fp"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ("{not json", "it is not valid JSON"),
+        ("", "it is empty"),
+        ("[" * 100_000 + "]" * 100_000, "it is not valid JSON"),  # deeper than the parser goes
+        ('["written by dotflow 1.0.1?"]', "it holds a JSON list, not a checkpoint document"),
+        ('{"format": "dotflow-checkpoint", "version": 1, "value": {"$tuple": 7}}', "tuple"),
+        ('{"format": "dotflow-checkpoint", "version": 9, "value": null}', "format version 9"),
+    ],
+)
+def test_an_unreadable_row_is_a_corrupt_checkpoint_naming_the_key(storage: StorageSQL, document: str, reason: str) -> None:
+    from dotflow.core.exception import CorruptCheckpointError
+
+    storage.post("wf-0-a", Context(storage=1))
+    with storage.engine.begin() as connection:
+        connection.execute(storage.table.update().values(document=document))
+    for read in (storage.get, storage.read_checkpoint):
+        with pytest.raises(CorruptCheckpointError, match=reason) as raised:
+            read("wf-0-a")
+        assert raised.value.key == "wf-0-a"
+        assert "'wf-0-a'" in str(raised.value) and "dotflow_checkpoint" in str(raised.value)
