@@ -5,7 +5,7 @@
     ├── NestingError           a nested unit is still active, or one is already open
     ├── CommitError            the storage failed while the unit was writing (state "failed")
     ├── HookError              an on_commit / on_rollback hook failed after a successful outcome
-    ├── JournalError           the journal could not record a successful outcome
+    ├── JournalError           the journal's database could not be reached, read or written
     └── ConflictError          a key the unit read was changed by someone else before the commit
 
 Errors from the storage, the hooks or the journal are never swallowed: they are attached as
@@ -85,7 +85,11 @@ class HookError(UnitOfWorkError):
 
 
 class JournalError(UnitOfWorkError):
-    """The journal failed to record a successful outcome; the outcome itself stands."""
+    """The journal's database could not be reached, opened, read or written.
+
+    Raised by `Journal` itself (the message names the database and the cause), and by a unit whose
+    outcome the journal failed to record after it was settled: that outcome itself stands.
+    """
 
 
 class ConflictError(UnitOfWorkError):

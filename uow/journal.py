@@ -37,13 +37,15 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from uow.journal_writer import Batch
-from uow.sql_engine import make_engine, read_only, retry_locked
+from uow.errors import JournalError
+from uow.sql_engine import BUSY_TIMEOUT, database_errors, make_engine, read_only, retry_locked
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -121,7 +123,11 @@ class Journal:
 
     `Journal("sqlite:///journal.db")` creates a missing SQLite file at the current schema; an
     existing database must be at the current schema revision (`dotflow journal upgrade`).
-    `synchronous` is SQLite's durability level (NORMAL by default: see `uow.sql_engine`).
+    `synchronous` is SQLite's durability level (NORMAL by default: see `uow.sql_engine`) and
+    `busy_timeout` the seconds a write waits for another process's lock on a SQLite file.
+    A database that cannot be reached, opened, read or written raises `JournalError`, one line that
+    names the database (its password masked) and the cause (see `uow.sql_engine.database_errors`).
+    One journal serves any number of threads: its writes run one at a time on one connection.
     """
 
     def __init__(
@@ -131,15 +137,17 @@ class Journal:
         encode: Encoder | None = None,
         synchronous: str = "NORMAL",
         batch_outcomes: int = 64,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         if batch_outcomes < 1:
             raise ValueError(f"batch_outcomes must be at least 1, not {batch_outcomes!r}")
         from uow import journal_migrate
 
-        self.engine: Engine = make_engine(url_or_engine, synchronous=synchronous)
+        self.engine: Engine = make_engine(url_or_engine, synchronous=synchronous, busy_timeout=busy_timeout)
         self.encode = encode
         try:
-            journal_migrate.ensure_schema(self.engine)
+            with self._database_errors():
+                journal_migrate.ensure_schema(self.engine)
         except BaseException:
             if self.engine is not url_or_engine:
                 self.engine.dispose()
@@ -375,7 +383,17 @@ class Journal:
                 with self._lock:
                     del self._pending[: len(pending)]
 
-            retry_locked(run)
+            with self._database_errors():
+                retry_locked(run)
+
+    def _database_errors(self) -> AbstractContextManager[None]:
+        return database_errors(self.engine, JournalError, "journal")
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection that only reads (no lock on SQLite); driver errors become `JournalError`."""
+        with self._database_errors(), read_only(self.engine) as connection:
+            yield connection
 
     def shares(self, storage: Any) -> bool:
         """True if `storage` keeps its checkpoints in this journal's database and offers `transaction()`
@@ -458,7 +476,7 @@ class Journal:
         """The current input fingerprint of `workflow_id`, or None if none was recorded."""
         self.flush()
         table = self._schema.workflow_input_table
-        with read_only(self.engine) as connection:
+        with self._reading() as connection:
             return connection.execute(
                 table.select().with_only_columns(table.c.fingerprint).where(table.c.workflow_id == workflow_id)
             ).scalar_one_or_none()
@@ -471,7 +489,7 @@ class Journal:
         """(workflow id, fingerprint, when it last changed) of every workflow, by workflow id."""
         self.flush()
         table = self._schema.workflow_input_table
-        with read_only(self.engine) as connection:
+        with self._reading() as connection:
             rows = connection.execute(table.select().order_by(table.c.workflow_id)).all()
         return [(row.workflow_id, row.fingerprint, _utc(row.updated_at)) for row in rows]
 
@@ -506,7 +524,7 @@ class Journal:
         query = query.order_by(*order)
         if limit is not None:
             query = query.limit(limit)
-        with read_only(self.engine) as connection:
+        with self._reading() as connection:
             rows = connection.execute(query).all()
         return [_unit_from_row(row) for row in rows]
 
@@ -514,7 +532,7 @@ class Journal:
         """One entry with its writes, or None."""
         self.flush()
         units, writes = self._schema.unit_table, self._schema.write_table
-        with read_only(self.engine) as connection:
+        with self._reading() as connection:
             row = connection.execute(units.select().where(units.c.id == unit_id)).one_or_none()
             if row is None:
                 return None
@@ -551,7 +569,7 @@ class Journal:
         )
         if prefix:
             query = query.where(writes.c.key.startswith(prefix, autoescape=True))
-        with read_only(self.engine) as connection:
+        with self._reading() as connection:
             rows = connection.execute(query).all()
         history: dict[str, _KeyHistory] = {}
         for row in rows:

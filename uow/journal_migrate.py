@@ -67,9 +67,12 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: no dotflow tables); reads only, so it takes no lock."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
+    from uow.sql_engine import read_only
+
+    with read_only(engine) as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -82,21 +85,27 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def is_new_sqlite(engine: Engine) -> bool:
-    """True for a SQLite database that does not exist yet (a missing file, or in memory)."""
+    """True for a SQLite database that does not exist yet (a missing file, or in memory), or is empty.
+
+    An empty file (no table at all) is what a process killed while creating the database leaves:
+    the creation is one transaction, so it is either whole or absent, and an empty file is new.
+    """
     if engine.url.get_backend_name() != "sqlite":
         return False
     database = engine.url.database
-    return database in (None, "", ":memory:") or not os.path.exists(database)
+    if database in (None, "", ":memory:") or not os.path.exists(database):
+        return True
+    from uow.sql_engine import read_only
+
+    with read_only(engine) as connection:
+        tables: int = connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one()
+    return tables == 0
 
 
-def ensure_schema(engine: Engine, *, new_sqlite: bool | None = None) -> None:
-    """Create a new SQLite database at head, or check that an existing database is at head.
-
-    Pass `new_sqlite` when the caller looked before anything (such as the engine's first
-    connection) could create the file.
-    """
+def ensure_schema(engine: Engine) -> None:
+    """Create a new (or empty) SQLite database at head, or check that an existing database is at head."""
     with _lock:
-        if is_new_sqlite(engine) if new_sqlite is None else new_sqlite:
+        if is_new_sqlite(engine):
             upgrade(engine)
         else:
             found = current_revision(engine)

@@ -11,21 +11,42 @@ SQLite (the embedded default) gets, on every new connection:
   one of them failing with "database is locked" when it upgrades a read lock; connections opened
   with `read_only(engine)` use a plain ``BEGIN`` and take no lock.
 
-PostgreSQL is reached through psycopg 3 (``postgresql://`` or ``postgresql+psycopg://``).
+PostgreSQL is reached through psycopg 3 (``postgresql://`` or ``postgresql+psycopg://``), with a
+connect timeout (10 s unless the URL sets ``connect_timeout``), so a server that is down is an
+error in seconds.
+
+`database_errors` turns the driver's errors into the caller's own error class, with one line that
+names the database (password masked) and what went wrong: a lock held by another process, a
+server that cannot be reached, a file that cannot be opened or written.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["BUSY_TIMEOUT", "READ_ONLY", "dialect_insert", "import_sqlalchemy", "make_engine", "read_only", "retry_locked"]
+__all__ = [
+    "BUSY_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "READ_ONLY",
+    "database_errors",
+    "dialect_insert",
+    "display_url",
+    "import_sqlalchemy",
+    "make_engine",
+    "mask_url",
+    "read_only",
+    "retry_locked",
+]
 
-BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock
+BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for the lock (the default of `make_engine`)
+CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server, unless the URL says otherwise
 READ_ONLY = "dotflow_read_only"  # execution option: this connection only reads
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _T = TypeVar("_T")
@@ -42,29 +63,81 @@ def import_sqlalchemy() -> Any:
     return sqlalchemy
 
 
-def make_engine(url_or_engine: Any, *, synchronous: str = "NORMAL") -> Engine:
-    """An Engine for a URL string (an Engine is returned as it is)."""
+def make_engine(url_or_engine: Any, *, synchronous: str = "NORMAL", busy_timeout: float = BUSY_TIMEOUT) -> Engine:
+    """An Engine for a URL string (an Engine is returned as it is).
+
+    `busy_timeout`: seconds a SQLite writer waits for another process's write lock before it fails.
+    """
     sqlalchemy = import_sqlalchemy()
     if isinstance(url_or_engine, sqlalchemy.engine.Engine):
         return cast("Engine", url_or_engine)
     if not isinstance(url_or_engine, str) or not url_or_engine.strip():
-        raise TypeError(f"expected a database URL or a SQLAlchemy Engine, not {url_or_engine!r}")
+        raise TypeError(f"expected a database URL or a SQLAlchemy Engine, not {mask_url(repr(url_or_engine))}")
     if synchronous.upper() not in _SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, not {synchronous!r}")
+    if not busy_timeout >= 0:
+        raise ValueError(f"busy_timeout must be a number of seconds >= 0, not {busy_timeout!r}")
     try:
         url = sqlalchemy.engine.make_url(url_or_engine)
-    except sqlalchemy.exc.ArgumentError as exc:
-        raise ValueError(f"not a database URL: {url_or_engine!r}") from exc
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:  # a port that is not a number is a ValueError
+        raise ValueError(f"not a database URL: {mask_url(url_or_engine)!r}") from None
     if url.get_backend_name() == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         _require_psycopg(url.drivername)
-        return cast("Engine", sqlalchemy.create_engine(url, pool_pre_ping=True))
+        connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT}
+        return cast("Engine", sqlalchemy.create_engine(url, pool_pre_ping=True, connect_args=connect_args))
     if url.get_backend_name() != "sqlite":
         raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite:/// or postgresql://")
-    engine = cast("Engine", sqlalchemy.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT}))
-    _configure_sqlite(engine, synchronous.upper())
+    engine = cast("Engine", sqlalchemy.create_engine(url, connect_args={"timeout": busy_timeout}))
+    _configure_sqlite(engine, synchronous.upper(), busy_timeout)
     return engine
+
+
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^/]*@")  # greedy: a password may hold an unescaped @
+
+
+def mask_url(text: str) -> str:
+    """`text` with the password of any URL in it replaced by ***, even where the URL does not parse."""
+    return _PASSWORD.sub(r"\1***@", text)
+
+
+def display_url(engine: Engine) -> str:
+    """The engine's URL for messages: its password masked."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+@contextmanager
+def database_errors(engine: Engine, error: Callable[[str], Exception], what: str = "database") -> Iterator[None]:
+    """Raise `error(message)` from a driver error met in the block; the message is one line naming the database.
+
+    A SQLite lock held past the busy timeout says another process holds the database; a server that
+    cannot be reached names its host and port.
+    """
+    import sqlite3
+
+    sqlalchemy = import_sqlalchemy()
+    try:
+        yield
+    except (sqlalchemy.exc.DBAPIError, sqlite3.Error) as exc:
+        raise error(_describe(engine, what, exc)) from exc
+
+
+def _describe(engine: Engine, what: str, exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    text = " ".join(str(cause).split()) or type(cause).__name__  # one line, with the password masked below
+    name = f"{what} {display_url(engine)}"
+    if "locked" in text.lower():
+        return f"{name}: another process holds its write lock (gave up waiting for it): {text}"
+    if engine.url.get_backend_name() == "postgresql" and _unreachable(exc):
+        where = f"{engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+        return f"{name}: cannot reach the server at {where}: {mask_url(text)}"
+    return f"{name}: {type(cause).__name__}: {mask_url(text)}"
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """True for a connection that could not be made (refused, timed out, unknown host)."""
+    return bool(getattr(exc, "connection_invalidated", False)) or "connection" in str(exc).lower()
 
 
 def _require_psycopg(drivername: str) -> None:
@@ -78,7 +151,7 @@ def _require_psycopg(drivername: str) -> None:
         ) from exc
 
 
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout: float) -> None:
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -88,7 +161,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         try:
             if engine.url.database not in (None, "", ":memory:"):
                 cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:

@@ -47,7 +47,9 @@ def _one_line(error: BaseException) -> str:
 
 
 def _say(message: str) -> None:
-    print(f"dotflow: error: {message}", file=sys.stderr)
+    from uow.sql_engine import mask_url  # no password of a database URL reaches the terminal
+
+    print(f"dotflow: error: {mask_url(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

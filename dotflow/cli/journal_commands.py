@@ -166,12 +166,13 @@ def _open(args: Any) -> Iterator[Any]:
 
     from dotflow.core.journal import checkpoint_bytes
     from uow.journal import Journal
+    from uow.sql_engine import mask_url
 
     url = _url(args)
     try:
         parsed = make_url(url)
     except Exception:
-        raise CommandError(f"not a database URL: {url!r}", 2) from None
+        raise CommandError(f"not a database URL: {mask_url(url)!r}", 2) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         if not os.path.exists(parsed.database):
             raise CommandError(f"no journal at {parsed.database!r} (the file does not exist)")

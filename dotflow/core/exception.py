@@ -182,7 +182,7 @@ class StepTimeoutError(DotFlowError, TimeoutError):
 
 
 class StorageError(DotFlowError):
-    """A storage service (S3, GCS) refused or failed a request, or its bucket cannot be used.
+    """A storage service (S3, GCS, an SQL database) refused or failed a request, or cannot be used.
 
     The message names the service, the bucket and the key (and the endpoint when it matters); the
     SDK's own exception is the `__cause__`. Transient errors reach here only after the SDK's own

@@ -10,7 +10,8 @@ bucket with one metadata GET.
 
 Retries: every request goes through `retry`, a `google.api_core.retry.Retry` (default: the SDK's
 `DEFAULT_RETRY`, which retries 408/429/5xx and connection errors with exponential backoff, here with a
-60 s deadline). Conditional writes are retried too: if a retried write finds its own earlier attempt
+60 s deadline; the bucket check at construction, with a 5 s one, so an endpoint that is down fails
+the start of a workflow in seconds). Conditional writes are retried too: if a retried write finds its own earlier attempt
 already stored (same revision in the body), `post_if` reports it as written. 403, 404 and 412 are
 answered at once.
 
@@ -39,6 +40,8 @@ from dotflow.providers.object_store import UNCONDITIONAL, Downloaded, Listed, Ob
 __all__ = ["StorageGCS"]
 
 _DEADLINE_SECONDS = 60.0
+# The bucket check at construction gives up sooner: an endpoint that is down is an error in seconds.
+STARTUP_DEADLINE_SECONDS = 5.0
 
 
 class StorageGCS(ObjectStorage):
@@ -61,6 +64,8 @@ class StorageGCS(ObjectStorage):
         sdk = _import_sdk()
         self._exceptions = sdk.exceptions
         self._retry = retry if retry is not None else sdk.DEFAULT_RETRY.with_timeout(_DEADLINE_SECONDS)
+        startup = sdk.DEFAULT_RETRY.with_delay(initial=0.1, maximum=1.0).with_timeout(STARTUP_DEADLINE_SECONDS)
+        self._startup_retry = retry if retry is not None else startup
         if client is None:
             try:
                 client = sdk.storage.Client(project=project)
@@ -77,7 +82,7 @@ class StorageGCS(ObjectStorage):
     def _check_bucket(self) -> None:
         where = f"GCS bucket {self.bucket!r} at {self.endpoint_url}"
         try:
-            self._bucket.reload(retry=self._retry)
+            self._bucket.reload(retry=self._startup_retry, timeout=STARTUP_DEADLINE_SECONDS)
         except self._exceptions.NotFound as exc:
             raise StorageError(f"{where} does not exist") from exc
         except (self._exceptions.Forbidden, self._exceptions.Unauthorized) as exc:

@@ -34,8 +34,9 @@ except ModuleNotFoundError as _missing:  # ImportError, not ModuleNotFoundError:
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
+from dotflow.core.exception import StorageError
 from dotflow.providers.checkpoint_format import encode_document, parse_document
-from uow.sql_engine import read_only
+from uow.sql_engine import BUSY_TIMEOUT, database_errors, make_engine, read_only
 
 __all__ = ["DEFAULT_TABLE", "SQLTransaction", "StorageSQL", "checkpoint_table", "metadata"]
 
@@ -70,19 +71,24 @@ class StorageSQL(VersionedStorage):
         *,
         synchronous: str = "NORMAL",
         clock: Callable[[], float] = time.time,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
-        """`clock` returns the unix time used for ttl (wall time shared by every process and machine)."""
+        """`clock` returns the unix time used for ttl (wall time shared by every process and machine).
+
+        A database that cannot be reached or opened is a `StorageError` naming it (password masked).
+        """
         super().__init__()
         self._clock = clock
         from uow.journal_migrate import ensure_schema
-        from uow.sql_engine import make_engine
 
         if not isinstance(table, str) or not table:
             raise TypeError(f"table must be a non-empty str, not {table!r}")
-        self.engine = make_engine(url_or_engine, synchronous=synchronous)
+        self.engine = make_engine(url_or_engine, synchronous=synchronous, busy_timeout=busy_timeout)
         try:
-            ensure_schema(self.engine)
-            if table != DEFAULT_TABLE and not inspect(self.engine).has_table(table):
+            with database_errors(self.engine, StorageError, "SQL storage"):
+                ensure_schema(self.engine)
+                has_table = table == DEFAULT_TABLE or inspect(self.engine).has_table(table)
+            if not has_table:
                 raise ValueError(
                     f"table {table!r} does not exist; the migrations create {DEFAULT_TABLE!r} "
                     "(create another with the same columns yourself)"

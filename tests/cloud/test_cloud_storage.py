@@ -267,3 +267,14 @@ def test_post_many_uploads_a_batch_concurrently_and_refuses_an_unencodable_one_w
     storage._upload = upload_together
     storage.post_many([(f"wf-{i}-t", Context(storage={"i": i}), None, "fp") for i in range(8)])
     assert [storage.get(f"wf-{i}-t").storage for i in range(8)] == [{"i": i} for i in range(8)]
+
+
+@pytest.mark.timeout(20)
+def test_gcs_unreachable_at_start_fails_within_the_startup_deadline_not_the_sdk_one(monkeypatch):
+    from dotflow.providers import storage_gcs
+
+    monkeypatch.setattr(storage_gcs, "STARTUP_DEADLINE_SECONDS", 0.3)  # 5 s by default; the SDK's own is 60 s
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(StorageError) as info:
+        storage_gcs.StorageGCS(bucket="some-bucket", client=gcs_client(url))  # the default retry policy
+    assert "'some-bucket'" in str(info.value) and url in str(info.value) and "cannot be reached" in str(info.value)

@@ -137,7 +137,9 @@ def test_a_hand_edited_row_that_is_not_a_document_is_a_clear_error(storage: Stor
 def test_an_existing_database_without_the_table_is_an_error_naming_the_command(tmp_path: Path) -> None:
     import sqlite3
 
-    sqlite3.connect(tmp_path / "other.db").close()
+    other = sqlite3.connect(tmp_path / "other.db")  # an application's database (an empty file would be created)
+    other.execute("CREATE TABLE orders (id INTEGER)")
+    other.close()
     with pytest.raises(SchemaError, match="dotflow journal upgrade"):
         StorageSQL(f"sqlite:///{tmp_path / 'other.db'}")
 

@@ -73,12 +73,14 @@ def test_a_missing_sqlite_file_is_created_at_head(tmp_path: Path) -> None:
 
 def test_an_existing_database_without_the_tables_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "existing.db"
-    sqlite3.connect(path).close()  # an empty file that exists
+    existing = sqlite3.connect(path)  # an application's database (an empty file is created: see test_sql_faults)
+    existing.execute("CREATE TABLE orders (id INTEGER)")
+    existing.close()
     with pytest.raises(SchemaError) as info:
         Journal(f"sqlite:///{path}")
     assert "has no dotflow tables" in str(info.value)
     assert "dotflow journal upgrade" in str(info.value)
-    assert tables(f"sqlite:///{path}") == set()
+    assert tables(f"sqlite:///{path}") == {"orders"}
 
 
 def test_a_database_at_another_revision_names_the_command(tmp_path: Path) -> None:
