@@ -17,7 +17,12 @@ OUTCOMES = ("committed", "rolled_back", "failed", "conflict", "prepared")
 def build_parser() -> argparse.ArgumentParser:
     from dotflow.cli import journal_commands, start
 
+    from dotflow import __version__
+
     parser = argparse.ArgumentParser(prog="dotflow", description="Run workflows and audit their journal.")
+    parser.add_argument(
+        "-v", "--version", action="version", version=f"dotflow=={__version__}", help="print the version and exit"
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = commands.add_parser("start", help="run a step or a workflow factory")
