@@ -267,3 +267,18 @@ def test_post_many_uploads_a_batch_concurrently_and_refuses_an_unencodable_one_w
     storage._upload = upload_together
     storage.post_many([(f"wf-{i}-t", Context(storage={"i": i}), None, "fp") for i in range(8)])
     assert [storage.get(f"wf-{i}-t").storage for i in range(8)] == [{"i": i} for i in range(8)]
+
+
+def test_the_public_attributes_of_1_0_1(cloud, tmp_path):
+    """StorageS3(...).bucket / .prefix / .region, StorageGCS(...).bucket / .prefix / .project, StorageFile(...).path."""
+    from dotflow.providers import StorageFile
+
+    if cloud.name == "s3":
+        storage = cloud.storage(prefix="team/", region="eu-west-1")
+        assert (storage.bucket, storage.prefix, storage.region) == (cloud.bucket, "team/", "eu-west-1")
+        assert cloud.storage().region == "us-east-1"  # the client's, when not given
+    else:
+        storage = cloud.storage(prefix="team/", project="my-proj")
+        assert (storage.bucket, storage.prefix, storage.project) == (cloud.bucket, "team/", "my-proj")
+        assert cloud.storage().project == cloud.client.project
+    assert StorageFile(path=tmp_path).path == tmp_path / "tasks"  # as in 1.0.1
