@@ -7,5 +7,6 @@ from dotflow.core.dotflow import DotFlow
 from dotflow.core.task import Task
 
 __version__ = "1.0.1"
+__description__ = "dotflow with transactional checkpoints: workflows whose steps commit through a unit of work"
 
 __all__ = ["DotFlow", "action", "Context", "Config", "Task"]

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+import croniter  # noqa: F401  (its first import runs `file` through platform.architecture(): done here,
+import pytest     # before any test's process guard, so the scheduler's tests start no process of their own)
 
 import dotflow.core.engine as engine
 from tests.servers import LocalServer, start_fake_gcs, start_moto

@@ -57,6 +57,11 @@ class Log(ABC):
     def debug(self, **kwargs: Any) -> None:
         self._log(logging.DEBUG, **kwargs)
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver what this provider still holds (new, optional; the default holds nothing). dotflow calls it
+        at the end of a child process's tasks, before the process exits; True when nothing is left."""
+        return True
+
     def _log(self, level: int, **kwargs: Any) -> None:
         if level < self._level:
             return

@@ -14,3 +14,8 @@ class Notify(ABC):
 
     @abstractmethod
     def hook_status_task(self, task: Any) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver what this provider still holds (new, optional; the default holds nothing). dotflow calls it
+        at the end of a child process's tasks, before the process exits; True when nothing is left."""
+        return True

@@ -21,10 +21,15 @@ class CommandError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from dotflow.cli.more_commands import NOT_SHIPPED, not_shipped_message
     from dotflow.cli.parser import build_parser
 
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given and given[0] in NOT_SHIPPED:  # whatever options follow (1.0.1's are not parsed here)
+        _say(not_shipped_message(given[0]))
+        return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
     if getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)
         return 2

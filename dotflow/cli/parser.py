@@ -15,9 +15,14 @@ OUTCOMES = ("committed", "rolled_back", "failed", "conflict", "prepared")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dotflow.cli import journal_commands, start
+    from dotflow.cli import journal_commands, more_commands, start
+
+    from dotflow import __version__
 
     parser = argparse.ArgumentParser(prog="dotflow", description="Run workflows and audit their journal.")
+    parser.add_argument(
+        "-v", "--version", action="version", version=f"dotflow=={__version__}", help="print the version and exit"
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = commands.add_parser("start", help="run a step or a workflow factory")
@@ -33,6 +38,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--journal", metavar="URL", help="record every unit of work in this journal")
     _json_option(run)
     run.set_defaults(run=start.run)
+
+    cron = commands.add_parser("schedule", help="run a step on a cron schedule until SIGINT or SIGTERM")
+    cron.add_argument("-s", "--step", required=True, help="import path of a step (package.module:step)")
+    cron.add_argument("--cron", required=True, help="cron expression, e.g. '*/5 * * * *' (local time)")
+    cron.add_argument("-c", "--callback", help="import path of the task callback")
+    cron.add_argument("-i", "--initial-context", help="the step's initial context (a string)")
+    _storage_options(cron)
+    cron.add_argument("-m", "--mode", default="sequential", choices=MODES)
+    cron.add_argument("--resume", action="store_true", help="skip tasks an earlier run committed")
+    cron.add_argument("--overlap", default="skip", choices=("skip", "queue", "parallel"),
+                      help="when a run is due while the previous one still runs")  # fmt: skip
+    cron.add_argument("--workflow-id", help="a fixed workflow id (name or UUID), so runs can resume")
+    cron.set_defaults(run=more_commands.schedule)
+
+    logs = commands.add_parser("logs", help="print the log file LogDefault(output='file') writes")
+    logs.add_argument("--path", default=str(Settings.LOG_PATH), help="the log file (default: %(default)s)")
+    logs.set_defaults(run=more_commands.logs)
+
+    init = commands.add_parser("init", help="create a project from the template shipped in the package")
+    init.add_argument("name", metavar="NAME", help="project name (also the folder, and the workflow id)")
+    init.add_argument("--directory", help="create it here instead of ./NAME")
+    init.set_defaults(run=more_commands.init)
+
+    for name in more_commands.NOT_SHIPPED:
+        gone = commands.add_parser(name, help="dotflow 1.0.1's; not part of this project (see the README)")
+        gone.set_defaults(run=more_commands.not_shipped, command=name)
 
     journal = commands.add_parser("journal", help="inspect and audit the journal")
     sub = journal.add_subparsers(title="journal commands", metavar="COMMAND")

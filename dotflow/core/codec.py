@@ -33,10 +33,29 @@ Tagged forms are JSON objects with exactly one key, the tag, which starts with "
     {"$context": {"storage": <value>, "task_id": str|null,
                   "workflow_id": "<uuid>"|null, "time": "<ISO 8601>"|null}}
                                       a dotflow Context; all four keys are required
+    {"$path": "<text>"}               pathlib.Path (the concrete class of this platform),
+    {"$pureposixpath": "<text>"}      PurePosixPath and PureWindowsPath: str(path)
+    {"$purewindowspath": "<text>"}
+
+Registered types (`register`): the user names a class and a tag, and its values are written as
+``{"$<tag>": <payload>}``, the payload in this same encoding (so it may hold any value above,
+registered types included). Two kinds need no functions of their own:
+
+    Enum classes                      payload: the member's name, e.g. {"$shop.Color": "RED"}
+    dataclasses                       payload: an object of every field's value, by field name;
+                                      decoding calls the class with its init fields and sets the
+                                      others, so __post_init__ runs as it does for any instance
+    any other class                   payload: what `encode(value)` returns; `decode(payload)`
+                                      builds the value back (a pydantic model:
+                                      register(M, lambda m: m.model_dump(mode="json"), M.model_validate))
+
+Decoding builds only the built-in types above and the registered classes: a document whose tag
+no class is registered under (in the process that reads it) raises `DecodeError` naming the tag.
 
 Only the exact types above are accepted: subclasses (namedtuple, IntEnum, str subclasses,
 OrderedDict, defaultdict, ...) and every other type raise `UnencodableValueError`, whose message
-names the type and where it sits in the value (e.g. ``value['rows'][3]``). Datetimes and times must
+names the type and where it sits in the value (e.g. ``value['rows'][3]``); a subclass of a registered
+class must be registered itself. Datetimes and times must
 be naive or carry a plain `datetime.timezone` (a fixed offset, unnamed): zone objects such as
 `zoneinfo.ZoneInfo` would come back as a bare offset, so they are refused rather than altered.
 The `fold` attribute of a datetime or time is not kept. Shared references are written once per
@@ -46,17 +65,33 @@ occurrence and read back as separate objects; a value that contains itself is re
 from __future__ import annotations
 
 import base64
+import dataclasses
+import enum
 import json
 import math
+import pathlib
+import threading
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, TypeVar
 from uuid import UUID
 
 from dotflow.core.context import Context
 from dotflow.core.exception import DotFlowError
 
-__all__ = ["MAX_DEPTH", "DecodeError", "UnencodableValueError", "decode", "dumps", "encode", "loads"]
+__all__ = [
+    "MAX_DEPTH",
+    "DecodeError",
+    "UnencodableValueError",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
+    "register",
+    "registered_form",
+    "registered_tag",
+    "unregister",
+]
 
 # Nesting limit: deep enough for real data, shallow enough to stay far from Python's recursion limit
 # (a tuple costs two JSON levels once written).
@@ -143,7 +178,32 @@ class _Encoder:
             return scalar(value, path)
         if kind in (list, tuple, set, frozenset, dict, Context):
             return self._container(value, path, depth)
+        registration = _BY_TYPE.get(kind)
+        if registration is not None:
+            return self._registered(registration, value, path, depth)
         raise _refuse(value, path)
+
+    def _registered(self, registration: _Registration, value: Any, path: _Where, depth: int) -> Any:
+        kind = type(value)
+        if depth >= MAX_DEPTH:
+            raise UnencodableValueError(kind.__name__, _where_text(path), f"nested deeper than {MAX_DEPTH} levels")
+        if id(value) in self.active:
+            raise UnencodableValueError(
+                kind.__name__, _where_text(path), "the value contains itself (recursive reference)"
+            )
+        try:
+            payload = registration.encode(value)
+        except Exception as exc:  # the user's encoder: its failure is this value's failure
+            raise UnencodableValueError(
+                _qualified(kind),
+                _where_text(path),
+                f"its registered encoder raised {type(exc).__name__}: {exc}",
+            ) from exc
+        self.active.add(id(value))
+        try:
+            return {registration.tag: self.encode(payload, (path, "tag", registration.tag), depth + 1)}
+        finally:
+            self.active.discard(id(value))
 
     def _container(self, value: Any, path: _Where, depth: int) -> Any:
         kind = type(value)
@@ -293,6 +353,7 @@ _STEP_TEXT: dict[str, Callable[[Any], str]] = {
     "dict_key": lambda i: f".keys()[{i}]",
     "member": lambda i: f"{{#{i}}}",
     "attr": lambda name: f".{name}",
+    "tag": lambda tag: f"<{tag}>",
 }
 
 
@@ -330,24 +391,46 @@ _SCALARS: dict[type, Callable[[Any, str], Any]] = {
     timedelta: lambda v, p: {"$timedelta": [v.days, v.seconds, v.microseconds]},
     Decimal: lambda v, p: {"$decimal": str(v)},
     UUID: lambda v, p: {"$uuid": str(v)},
+    # pathlib: the concrete Path of this platform, and both pure flavours (their text is str(path))
+    type(pathlib.Path()): lambda v, p: {"$path": str(v)},
+    pathlib.PurePosixPath: lambda v, p: {"$pureposixpath": str(v)},
+    pathlib.PureWindowsPath: lambda v, p: {"$purewindowspath": str(v)},
 }
 
 _SUPPORTED = (
     "None, bool, int, float, str, list, tuple, set, frozenset, dict, bytes, bytearray, "
-    "datetime, date, time, timedelta, Decimal, UUID, Context"
+    "datetime, date, time, timedelta, Decimal, UUID, pathlib paths, Context, "
+    "and the classes registered with dotflow.codec.register"
 )
+
+
+def _qualified(kind: type) -> str:
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _refuse(value: Any, path: _Where, reason: str = "") -> UnencodableValueError:
     kind = type(value)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    name = _qualified(kind)
+    if not reason and (isinstance(value, enum.Enum) or _is_dataclass_instance(value)):
+        what = "an Enum" if isinstance(value, enum.Enum) else "a dataclass"
+        reason = (
+            f"it is {what} whose class is not registered; register it once, where it is defined: "
+            f"dotflow.codec.register({kind.__name__})"
+        )
     if not reason:
         bases = [base.__name__ for base in kind.__mro__[1:] if base in _EXACT_TYPES]
         if bases:
             reason = f"subclasses are not stored (it is a subclass of {bases[0]}); convert it to a plain {bases[0]}"
         else:
-            reason = f"the checkpoint encoding supports only these exact types: {_SUPPORTED}"
+            reason = (
+                f"the checkpoint encoding supports only these exact types: {_SUPPORTED} "
+                f"(dotflow.codec.register({kind.__name__}, encode, decode) adds one)"
+            )
     return UnencodableValueError(name, _where_text(path), reason)
+
+
+def _is_dataclass_instance(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 _EXACT_TYPES = frozenset({bool, int, float, str, list, tuple, set, frozenset, dict, Context, *_SCALARS})
@@ -411,7 +494,13 @@ def _decode(obj: Any) -> Any:
         tag = tags[0]
         handler = _TAGS.get(tag)
         if handler is None:
-            raise DecodeError(f"cannot decode: unknown tag {tag!r}")
+            registration = _BY_TAG.get(tag)
+            if registration is None:
+                raise DecodeError(
+                    f"cannot decode: unknown tag {tag!r} (no type is registered under it in this process; "
+                    f"register the class with dotflow.codec.register(..., tag={tag[1:]!r}) before reading)"
+                )
+            return _decode_registered(registration, obj[tag])
         try:
             return handler(obj[tag])
         except DecodeError:
@@ -510,6 +599,17 @@ def _decode_context(payload: Any) -> Context:
     return context
 
 
+def _decode_registered(registration: _Registration, payload: Any) -> Any:
+    value = _decode(payload)
+    try:
+        return registration.decode(value)
+    except DecodeError:
+        raise
+    except Exception as exc:  # the user's decoder (or the built-in one of an Enum or dataclass)
+        detail = str(exc) if isinstance(exc, _Malformed) else f"{type(exc).__name__}: {exc}"
+        raise DecodeError(f"cannot decode {registration.tag!r} ({_qualified(registration.cls)}): {detail}") from exc
+
+
 _TAGS: dict[str, Callable[[Any], Any]] = {
     "$tuple": lambda p: tuple(_items(p)),
     "$set": lambda p: set(_hashables(p)),
@@ -525,4 +625,129 @@ _TAGS: dict[str, Callable[[Any], Any]] = {
     "$float": _decode_float,
     "$dict": _decode_dict,
     "$context": _decode_context,
+    "$path": lambda p: pathlib.Path(_expect(p, str, "a path string")),
+    "$pureposixpath": lambda p: pathlib.PurePosixPath(_expect(p, str, "a path string")),
+    "$purewindowspath": lambda p: pathlib.PureWindowsPath(_expect(p, str, "a path string")),
 }
+
+# ------------------------------------------------------------------------------------------ registry
+
+
+class _Registration(NamedTuple):
+    cls: type
+    tag: str  # as written in documents, "$" included
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+
+_BY_TYPE: dict[type, _Registration] = {}
+_BY_TAG: dict[str, _Registration] = {}
+_REGISTRY_LOCK = threading.Lock()
+_T = TypeVar("_T", bound=type)
+
+
+def register(
+    cls: _T,
+    encode: Callable[[Any], Any] | None = None,
+    decode: Callable[[Any], Any] | None = None,
+    *,
+    tag: str | None = None,
+) -> _T:
+    """Let checkpoints hold values of `cls`: they are written as ``{"$<tag>": encode(value)}``.
+
+    `encode(value)` returns a value this encoding can hold (plain JSON data, or any supported or
+    registered type); `decode(payload)` gets that payload back, decoded, and returns the value.
+    An Enum class or a dataclass needs neither function (see the module docstring). `tag` defaults to
+    ``"<module>.<qualified name>"``; documents name it, so keep it stable once checkpoints exist.
+    Only `cls` itself is registered, not its subclasses. Registering a class again replaces its
+    registration. Returns `cls`, so ``@register`` works on an Enum or a dataclass.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"register() needs a class, got {type(cls).__name__} {cls!r}")
+    if cls in _EXACT_TYPES or cls is Context or issubclass(cls, Context):
+        raise ValueError(f"{_qualified(cls)} has a built-in form in the checkpoint encoding; it cannot be registered")
+    if (encode is None) != (decode is None):
+        raise TypeError(f"register({cls.__name__}, ...) needs both encode and decode, or neither")
+    if encode is None or decode is None:
+        if issubclass(cls, enum.Enum):
+            encode, decode = _enum_functions(cls)
+        elif dataclasses.is_dataclass(cls):
+            encode, decode = _dataclass_functions(cls)
+        else:
+            raise TypeError(
+                f"register({cls.__name__}) needs encode and decode functions "
+                "(only Enum classes and dataclasses have built-in forms)"
+            )
+    if not callable(encode) or not callable(decode):
+        raise TypeError(f"register({cls.__name__}, ...): encode and decode must be callable")
+    name = f"{cls.__module__}.{cls.__qualname__}" if tag is None else tag
+    if type(name) is not str or not name or name.startswith("$") or not name.isprintable() or name != name.strip():
+        raise ValueError(f"invalid tag {name!r}: a non-empty printable string, not starting with '$' or a space")
+    written = "$" + name
+    if written in _TAGS:
+        raise ValueError(f"the tag {name!r} is a built-in tag of the checkpoint encoding; choose another")
+    with _REGISTRY_LOCK:
+        taken = _BY_TAG.get(written)
+        if taken is not None and taken.cls is not cls:
+            raise ValueError(f"the tag {name!r} is already registered for {_qualified(taken.cls)}")
+        previous = _BY_TYPE.get(cls)
+        if previous is not None:
+            del _BY_TAG[previous.tag]
+        registration = _Registration(cls, written, encode, decode)
+        _BY_TYPE[cls] = registration
+        _BY_TAG[written] = registration
+    return cls
+
+
+def unregister(cls: type) -> None:
+    """Forget the registration of `cls` (a KeyError if it has none)."""
+    with _REGISTRY_LOCK:
+        registration = _BY_TYPE.pop(cls, None)
+        if registration is None:
+            raise KeyError(f"{_qualified(cls) if isinstance(cls, type) else cls!r} is not registered")
+        del _BY_TAG[registration.tag]
+
+
+def registered_tag(cls: type) -> str | None:
+    """The tag `cls` is registered under (without the "$"), or None."""
+    registration = _BY_TYPE.get(cls)
+    return None if registration is None else registration.tag[1:]
+
+
+def registered_form(value: Any) -> tuple[str, Any] | None:
+    """(tag, payload before encoding) of a value of a registered class, else None (for fingerprints)."""
+    registration = _BY_TYPE.get(type(value))
+    if registration is None:
+        return None
+    return registration.tag, registration.encode(value)
+
+
+def _enum_functions(cls: type[enum.Enum]) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    def decode_member(name: Any) -> Any:
+        if type(name) is not str:
+            raise _Malformed(f"expected a member name (a string), got {type(name).__name__}")
+        try:
+            return cls[name]
+        except KeyError:
+            raise _Malformed(f"{cls.__name__} has no member named {name!r}") from None
+
+    return (lambda member: member.name), decode_member
+
+
+def _dataclass_functions(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    def encode_fields(value: Any) -> dict[str, Any]:
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+
+    def decode_fields(payload: Any) -> Any:
+        fields = dataclasses.fields(cls)
+        names = [field.name for field in fields]
+        if type(payload) is not dict or sorted(payload) != sorted(names):
+            got = ", ".join(payload) if type(payload) is dict else type(payload).__name__
+            raise _Malformed(f"expected the fields {', '.join(names)}, got {got}")
+        value = cls(**{field.name: payload[field.name] for field in fields if field.init})
+        for field in fields:
+            if not field.init:
+                object.__setattr__(value, field.name, payload[field.name])  # frozen dataclasses too
+        return value
+
+    return encode_fields, decode_fields

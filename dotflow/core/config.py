@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from typing import Any, Callable
 
 from dotflow.abc.log import Log
@@ -11,7 +12,7 @@ from dotflow.abc.notify import Notify
 from dotflow.abc.scheduler import Scheduler
 from dotflow.abc.server import Server
 from dotflow.abc.storage import Storage
-from dotflow.abc.tracer import Tracer
+from dotflow.abc.tracer import TracesCommits, Tracer
 from dotflow.core.exception import NotCallableObject
 from dotflow.core.journal import open_journal
 from dotflow.core.types import TypeStatus
@@ -25,7 +26,7 @@ class TaskHooks:
     calling them was a good part of what a task's bookkeeping cost. Made again whenever a Config's
     provider is replaced."""
 
-    __slots__ = ("on_status", "on_other_status", "on_start", "on_end")
+    __slots__ = ("on_status", "on_other_status", "on_start", "on_end", "on_commit")
 
     def __init__(self, notify: Notify, log: Log, server: Server, tracer: Tracer, metrics: Metrics) -> None:
         from dotflow.providers import LogDefault, MetricsDefault, NotifyDefault, ServerDefault, TracerDefault
@@ -50,6 +51,10 @@ class TaskHooks:
         self.on_other_status = kept(status, info)
         self.on_start = kept((tracer, TracerDefault, tracer.start_task))
         self.on_end = kept((tracer, TracerDefault, tracer.end_task), (server, ServerDefault, server.update_task))
+        # A tracer that traces commits wraps each one (None: the commit runs bare, the usual case).
+        self.on_commit: Callable[..., AbstractContextManager[None]] | None = (
+            tracer.trace_commit if isinstance(tracer, TracesCommits) else None
+        )
 
 
 class Config:

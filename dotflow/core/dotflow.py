@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
@@ -44,8 +45,9 @@ class DotFlow:
         self.name = name or _hostname()
         self._config = config if config is not None else Config()
         self.task = TaskBuilder(config=self._config, workflow_id=self.workflow_id, workflow_name=self.name)
-        self.schedule = partial(self._config.scheduler.start, workflow=self.start)
+        self.schedule = partial(self._config.scheduler.start, workflow=self._scheduled_start)
         self._manager: Manager | None = None
+        self._scheduled = threading.Lock()  # held while a scheduled run uses this DotFlow's own tasks
         if not given:
             self._config.server.create_workflow(workflow=self)
 
@@ -67,6 +69,32 @@ class DotFlow:
             task.clear_run()
         self._manager = Manager(tasks=self.task.queue, workflow_id=self.workflow_id, config=self._config, **kwargs)
         return self._manager
+
+    def _scheduled_start(self, **kwargs: Any) -> Manager:
+        """What `schedule()` hands the scheduler: `start(**kwargs)`; while an earlier scheduled run still
+        uses this DotFlow's tasks (a scheduler with overlap "parallel"), the same tasks are run as
+        copies, so two runs never share a Task object (results of such a run are on its Manager)."""
+        if self._scheduled.acquire(blocking=False):
+            try:
+                return self.start(**kwargs)
+            finally:
+                self._scheduled.release()
+        for name in RESERVED_START_ARGUMENTS:
+            if name in kwargs:
+                raise TypeError(f"DotFlow.start() got an unexpected keyword argument {name!r}")
+        copies = [
+            Task(
+                task_id=task.task_id,
+                step=task.step,
+                callback=task.callback,
+                initial_context=task.initial_storage(),
+                workflow_id=self.workflow_id,
+                config=task.config,
+                group_name=task.group_name,
+            )
+            for task in self.task.queue
+        ]
+        return Manager(tasks=copies, workflow_id=self.workflow_id, config=self._config, **kwargs)
 
     def result_task(self) -> list[Task]:
         return self.task.queue

@@ -143,17 +143,25 @@ class TaskEngine:
             context = task.current_context
         key = self.config.storage.key(task=task)
         self._stage(unit, key, context)
+        trace = self.config.task_hooks.on_commit
         try:
-            try:
-                unit.commit()
-            except (CommitError, JournalError, HookError) as error:
-                self._after_failed_commit(key, number, context, error)
+            if trace is None:
+                self._commit(unit, key, number, context)
+            else:
+                with trace(task=task, key=key, storage=self.config.storage, context=context):
+                    self._commit(unit, key, number, context)
         except ConflictError as conflict:
             return self._adopt(key, conflict)
         except CheckpointNotSaved:
             task.current_context = None  # a FAILED task has no result, whatever failed
             raise
         return context
+
+    def _commit(self, unit: UnitOfWork, key: str, number: int, context: Context) -> None:
+        try:
+            unit.commit()
+        except (CommitError, JournalError, HookError) as error:
+            self._after_failed_commit(key, number, context, error)
 
     def _stage(self, unit: UnitOfWork, key: str, context: Context) -> None:
         unit.put(key, context, fingerprint=self.fingerprint)

@@ -11,9 +11,13 @@ PYTHONHASHSEED, memory addresses or `sys.set_int_max_str_digits` say.
 - Other inputs hash a canonical JSON tree, prefixed so that it never equals a plain JSON text:
   tuples, sets and frozensets (items sorted by their canonical text), dicts with other keys
   (pairs sorted), bytes, datetimes, dates, times, timedeltas, Decimal and UUID (in the checkpoint
-  encoding of `dotflow.core.codec`), a Context (its value only: its ids and time change per run),
+  encoding of `dotflow.core.codec`), pathlib paths and values of the classes registered with
+  `dotflow.codec.register` (their tagged form in that encoding, ``{"$<tag>": <payload>}``, the
+  payload made canonical in turn), a Context (its value only: its ids and time change per run),
   enum members (type and name), dataclass instances (type and fields) and subclasses of the
-  built-in types above (type and built-in value).
+  built-in types above (type and built-in value). Enums and dataclasses keep these forms whether or
+  not their class is registered (the same information as the codec's form), so registering a class
+  never changes the fingerprint of an input that had one.
   Integers of 600 digits or more are hashed in hexadecimal, so the digest never depends on the
   process's limit on int-to-decimal conversion (4300 digits by default, as low as 640).
 - Anything else (an object whose only description is its repr, which can hold a set's
@@ -36,6 +40,7 @@ import math
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Sequence
 from uuid import UUID
 
@@ -63,7 +68,9 @@ MAX_DEPTH = 256
 _HEX_FROM = 10**600
 _CANONICAL_PREFIX = "dotflow-fingerprint-1:"
 _SEPARATORS = (",", ":")
-_ENCODED_SCALARS = (bytes, bytearray, datetime, date, time, timedelta, Decimal, UUID)
+_ENCODED_SCALARS = (
+    bytes, bytearray, datetime, date, time, timedelta, Decimal, UUID, type(Path()), PurePosixPath, PureWindowsPath
+)
 # Built-in types whose subclasses are described by their type and their built-in value.
 _BUILTIN_BASES: tuple[type, ...] = (int, float, str, bytes, list, tuple, dict, set, frozenset)
 logger = logging.getLogger("dotflow")
@@ -172,14 +179,27 @@ class _Canonical:
                 raise UnfingerprintableInputError(path, kind.__name__, exc.reason) from None
         if isinstance(value, Enum):
             return {"$enum": _type_name(kind), "name": value.name}
+        registered = codec.registered_form(value)
+        if registered is not None:
+            if depth >= MAX_DEPTH:
+                raise UnfingerprintableInputError(path, _type_name(kind), f"nested deeper than {MAX_DEPTH} levels")
+            if id(value) in self.active:
+                raise UnfingerprintableInputError(path, _type_name(kind), "the value contains itself")
+            tag, payload = registered
+            self.active.add(id(value))
+            try:
+                return {tag: self.tree(payload, f"{path}<{tag}>", depth + 1)}
+            finally:
+                self.active.discard(id(value))
         base = next((b for b in _BUILTIN_BASES if isinstance(value, b)), None)
         if base is not None and not isinstance(value, type):
             return {"$instance": _type_name(kind), "value": self.tree(base(value), path, depth)}
         raise UnfingerprintableInputError(
             path,
             _type_name(kind),
-            "only JSON values, tuples, sets, bytes, dates and times, Decimal, UUID, Context, enums, "
-            "dataclasses and subclasses of built-in types have a canonical form",
+            "only JSON values, tuples, sets, bytes, dates and times, Decimal, UUID, paths, Context, enums, "
+            "dataclasses, subclasses of built-in types and classes registered with dotflow.codec.register "
+            "have a canonical form",
         )
 
     def _contents(self, value: Any, kind: type, path: str, depth: int) -> Any:

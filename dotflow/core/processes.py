@@ -298,6 +298,17 @@ def _fail_unreported(batch: list[Any], reported: set[str], exitcode: int | None)
         reported.add(task.task_id)
 
 
+def flush_providers(configs: list[Any], timeout: float = 30.0) -> None:
+    """Let each telemetry and notification provider deliver what it holds: a child process ends with
+    `os._exit`, which runs no exit handler and stops every thread."""
+    for config in configs:
+        for provider in (config.notify, config.log, config.tracer, config.metrics):
+            try:
+                provider.flush(timeout=timeout)
+            except Exception:  # a provider's delivery problem never fails the tasks
+                traceback.print_exc()
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Ask Linux to kill this process when its parent dies; exit now if the parent is already gone."""
     if sys.platform.startswith("linux"):
@@ -343,6 +354,7 @@ def _child_main(
 
     try:
         work(batch, report)
+        flush_providers(distinct_configs(batch))
         connection.send(("done",))
     except BaseException:
         traceback.print_exc()

@@ -1,8 +1,9 @@
-"""Providers: storage backends and the no-op defaults of the other Config slots.
+"""Providers: storage backends, the no-op defaults of the other Config slots, and dotflow 1.0.1's
+notification, cron, OpenTelemetry and Sentry providers.
 
-Cloud and SQL backends load lazily (`StorageS3`, `StorageGCS`, `StorageSQL`), and import their SDKs only
-when constructed or imported: a missing SDK is an error naming the extra to install (`dotflow-uow[s3]`,
-`dotflow-uow[gcs]`, `dotflow-uow[sql]`).
+Everything beyond memory and file storage loads lazily (see `_LAZY`) and imports its SDK only when
+constructed: a missing SDK is an error naming the extra to install (`dotflow-uow[s3]`, `[gcs]`, `[sql]`,
+`[scheduler]`, `[otel]`, `[sentry]`; the notifiers need only `requests`, a dependency).
 """
 
 from __future__ import annotations
@@ -32,32 +33,27 @@ __all__ = [
     "TracerDefault",
 ]
 
-# name -> module that defines it; imported on first access
+# name -> module that defines it; imported on first access. A provider's SDK is imported only when the
+# provider is constructed, so these imports work without the extras; constructing one without its
+# extra raises `ModuleNotFound` naming the extra.
 _LAZY = {
     "StorageS3": "dotflow.providers.storage_s3",
     "StorageGCS": "dotflow.providers.storage_gcs",
     "StorageSQL": "dotflow.providers.storage_sql",
+    "NotifyTelegram": "dotflow.providers.notify_telegram",
+    "NotifyDiscord": "dotflow.providers.notify_discord",
+    "SchedulerCron": "dotflow.providers.scheduler_cron",
+    "TracerOpenTelemetry": "dotflow.providers.tracer_opentelemetry",
+    "MetricsOpenTelemetry": "dotflow.providers.metrics_opentelemetry",
+    "LogOpenTelemetry": "dotflow.providers.log_opentelemetry",
+    "TracerSentry": "dotflow.providers.tracer_sentry",
+    "LogSentry": "dotflow.providers.log_sentry",
 }
 
-# 1.0.1 providers this project does not ship
-_NOT_SHIPPED = {
-    "NotifyDiscord",
-    "NotifyTelegram",
-    "SchedulerCron",
-    "TracerOpenTelemetry",
-    "MetricsOpenTelemetry",
-    "LogOpenTelemetry",
-    "LogSentry",
-    "TracerSentry",
-}
+__all__ += list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
-    if name in _NOT_SHIPPED:
-        raise AttributeError(
-            f"{name} is a dotflow 1.0.1 provider that this project does not ship "
-            "(notifications, cron, OpenTelemetry and Sentry are out of scope)"
-        )
     raise AttributeError(f"module 'dotflow.providers' has no attribute {name!r}")

@@ -75,6 +75,7 @@ class StorageGCS(ObjectStorage):
                     "Credentials (GOOGLE_APPLICATION_CREDENTIALS) or pass client="
                 ) from exc
         self._client = client
+        self.project: str | None = project if project is not None else client.project
         self.endpoint_url = getattr(client, "api_endpoint", None) or client._connection.API_BASE_URL
         self._bucket = client.bucket(bucket)
         self._check_bucket()

@@ -65,6 +65,7 @@ class StorageS3(ObjectStorage):
             )
         self._client = client
         self.endpoint_url = client.meta.endpoint_url
+        self.region: str | None = region if region is not None else client.meta.region_name
         self._check_bucket()
 
     def _check_bucket(self) -> None:

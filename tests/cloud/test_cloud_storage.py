@@ -278,3 +278,18 @@ def test_gcs_unreachable_at_start_fails_within_the_startup_deadline_not_the_sdk_
     with pytest.raises(StorageError) as info:
         storage_gcs.StorageGCS(bucket="some-bucket", client=gcs_client(url))  # the default retry policy
     assert "'some-bucket'" in str(info.value) and url in str(info.value) and "cannot be reached" in str(info.value)
+
+
+def test_the_public_attributes_of_1_0_1(cloud, tmp_path):
+    """StorageS3(...).bucket / .prefix / .region, StorageGCS(...).bucket / .prefix / .project, StorageFile(...).path."""
+    from dotflow.providers import StorageFile
+
+    if cloud.name == "s3":
+        storage = cloud.storage(prefix="team/", region="eu-west-1")
+        assert (storage.bucket, storage.prefix, storage.region) == (cloud.bucket, "team/", "eu-west-1")
+        assert cloud.storage().region == "us-east-1"  # the client's, when not given
+    else:
+        storage = cloud.storage(prefix="team/", project="my-proj")
+        assert (storage.bucket, storage.prefix, storage.project) == (cloud.bucket, "team/", "my-proj")
+        assert cloud.storage().project == cloud.client.project
+    assert StorageFile(path=tmp_path).path == tmp_path / "tasks"  # as in 1.0.1

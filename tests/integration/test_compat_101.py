@@ -681,20 +681,21 @@ def test_step_timeout_is_a_dotflow_error_and_a_timeout_error():
     assert isinstance(error, DotFlowError) and isinstance(error, TimeoutError)
 
 
-# -- the providers 1.0.1 ships and this project does not --------------------------------------------
+# -- every provider 1.0.1 ships is here, loaded lazily --------------------------------------------
 
 
 @pytest.mark.parametrize(
     "name",
     [
         "NotifyDiscord", "NotifyTelegram", "SchedulerCron", "TracerOpenTelemetry",
-        "MetricsOpenTelemetry", "LogOpenTelemetry", "LogSentry", "TracerSentry",
+        "MetricsOpenTelemetry", "LogOpenTelemetry", "LogSentry", "TracerSentry", "StorageS3", "StorageGCS",
     ],
 )  # fmt: skip
-def test_unshipped_providers_raise_a_clear_error(name):
+def test_every_1_0_1_provider_imports_by_name(name):
     import dotflow.providers
 
-    with pytest.raises(AttributeError, match=f"{name} is a dotflow 1.0.1 provider that this project does not ship"):
-        getattr(dotflow.providers, name)
-    with pytest.raises(ImportError, match=name):  # Python's own "cannot import name" message
-        exec(f"from dotflow.providers import {name}", {})
+    cls = getattr(dotflow.providers, name)
+    assert cls.__name__ == name and name in dotflow.providers.__all__
+    namespace: dict[str, object] = {}
+    exec(f"from dotflow.providers import {name}", namespace)
+    assert namespace[name] is cls

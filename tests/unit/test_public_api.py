@@ -37,11 +37,9 @@ def test_module_paths_of_1_0_1_import():
     assert VALID_POLICIES == ("reuse", "reset", "raise")
 
 
-def test_providers_module_refuses_unknown_and_unshipped_names_clearly():
+def test_providers_module_refuses_unknown_names_clearly():
     import dotflow.providers as providers
 
-    with pytest.raises(AttributeError, match="does not ship"):
-        providers.NotifyTelegram  # noqa: B018
     with pytest.raises(AttributeError, match="Nope"):
         providers.Nope  # noqa: B018
 
