@@ -11,7 +11,7 @@ Rules that keep it correct:
   removed once the segment is durable; a crash before that is repaired on the next open.
 - Opening replays every complete segment in order. Only the newest segment can be torn (a crash
   while it was written: its flush never returned); it is deleted whole. Any other segment that is
-  not whole, and a newest one that is damaged rather than cut short (`batch_log.inspect_segment`),
+  not whole, and a newest one that is damaged rather than cut short (`batch_inspect`),
   makes the open fail with `DamagedSegmentError` before anything is deleted or written; `repair`
   mode moves such segments aside instead (see `FileBatchStorage.repair`).
 - The newest `compacted` segment holds the whole live state, so older segments are deleted unread.
@@ -36,17 +36,15 @@ from typing import Any, Iterable, Literal, NamedTuple
 
 from dotflow.core.exception import DamagedSegmentError
 
+from dotflow.providers.batch_inspect import SegmentProblem, inspect_segment, read_verified
 from dotflow.providers.batch_log import (
     MARKER_NAME,
     Segment,
-    SegmentProblem,
     encode_segment,
     existing_segments,
     fsync_folder,
-    inspect_segment,
     lock_folder,
     read_at,
-    read_verified,
     segment_path,
     unlink,
     write_new_file,

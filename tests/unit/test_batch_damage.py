@@ -13,7 +13,7 @@ import pytest
 from dotflow import Config, Context, DotFlow, action
 from dotflow.core.exception import CorruptCheckpointError, DamagedSegmentError
 from dotflow.providers import BatchStorage, StorageFile
-from dotflow.providers import batch_log
+from dotflow.providers import batch_inspect, batch_log
 from dotflow.providers.batch_file import FileBatchStorage
 from dotflow.providers.checkpoint_format import encode_document
 
@@ -201,15 +201,15 @@ def test_inspect_tells_every_prefix_of_a_segment_from_every_single_flipped_byte(
     path = tmp_path / ".batch-0000000000000004.log"
     for cut in range(len(data)):
         path.write_bytes(data[:cut])
-        found = batch_log.inspect_segment(path, 4)
-        assert isinstance(found, batch_log.SegmentProblem) and found.torn, cut
+        found = batch_inspect.inspect_segment(path, 4)
+        assert isinstance(found, batch_inspect.SegmentProblem) and found.torn, cut
     for offset in range(len(data) - 1):  # (the last byte, the trailer's newline, is taken for a cut)
         path.write_bytes(data[:offset] + bytes([data[offset] ^ 0x20]) + data[offset + 1 :])
-        found = batch_log.inspect_segment(path, 4)
-        assert isinstance(found, batch_log.SegmentProblem) and not found.torn, offset
+        found = batch_inspect.inspect_segment(path, 4)
+        assert isinstance(found, batch_inspect.SegmentProblem) and not found.torn, offset
     path.write_bytes(data)
-    assert isinstance(batch_log.inspect_segment(path, 4), batch_log.Segment)
-    assert not batch_log.inspect_segment(path, 5).torn  # type: ignore[union-attr]  # a renamed segment
+    assert isinstance(batch_inspect.inspect_segment(path, 4), batch_log.Segment)
+    assert not batch_inspect.inspect_segment(path, 5).torn  # type: ignore[union-attr]  # a renamed segment
 
 
 # ------------------------------------------------------------------------------------------- repair
