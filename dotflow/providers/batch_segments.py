@@ -280,7 +280,7 @@ class SegmentStore:
         self._seq = max([0, *(seq for seq, _ in found)])
         retired = self._retired()
         found = [(seq, path) for seq, path in found if seq > retired]
-        inspected = [(seq, path, inspect_segment(path, seq)) for seq, path in found]
+        inspected = [(seq, path, self._inspect(path, seq)) for seq, path in found]
         torn = None
         if inspected and isinstance(inspected[-1][2], SegmentProblem) and inspected[-1][2].torn:
             torn = inspected.pop()  # only the newest can be torn: its flush never returned
@@ -292,7 +292,6 @@ class SegmentStore:
         compacted = [number for number, segment in enumerate(segments) if segment.compacted]
         superseded = segments[: compacted[-1]] if compacted else []  # the newest compacted one holds their state
         segments = segments[len(superseded) :]
-        self._check_keys(segments)
         if self.mode != "read":
             self._tidy(retired, torn, superseded)
         for segment in segments:
@@ -304,17 +303,21 @@ class SegmentStore:
             self.ensure_marker()
         return len(segments)
 
-    def _check_keys(self, segments: list[Segment]) -> None:
+    def _inspect(self, path: Path, seq: int) -> Segment | SegmentProblem:
+        """`inspect_segment`, and every key it holds checked like any other: one that could leave the
+        folder makes the segment damaged."""
+        found = inspect_segment(path, seq)
+        if isinstance(found, SegmentProblem):
+            return found
         name_max = self.storage._name_max
-        for segment in segments:
-            for entry in segment.entries:
-                reason = _bad_key_reason(entry.key, name_max)
-                if reason is not None:  # a key read from disk is checked like any other
-                    line = entry.offset - (entry.footprint if entry.size < 0 else entry.footprint - entry.size)
-                    raise DamagedSegmentError(
-                        str(segment_path(self.root, segment.seq)), line,
-                        f"it holds an invalid key {entry.key!r}: {reason}; a key cannot escape the storage folder",
-                    )  # fmt: skip
+        for entry in found.entries:
+            reason = _bad_key_reason(entry.key, name_max)
+            if reason is not None:
+                line = entry.offset - (entry.footprint if entry.size < 0 else entry.footprint - entry.size)
+                keys = [entry.key for entry in found.entries]
+                message = f"it holds an invalid key {entry.key!r}: {reason}; a key cannot escape the storage folder"
+                return SegmentProblem(False, line, message, keys, True, found.compacted)
+        return found
 
     def _tidy(self, retired: int, torn: tuple[int, Path, Any] | None, superseded: list[Segment]) -> None:
         """Delete what replay does not need: temp files and logs of the earlier BatchStorage, a torn newest

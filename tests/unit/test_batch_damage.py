@@ -259,6 +259,21 @@ def test_repair_of_a_segment_cut_short_names_the_keys_it_could_read(tmp_path):
         assert [found[f"k{n}.json"] for n in range(11, 15)] == [None] * 4  # unknown to the repair; no older value
 
 
+def test_a_segment_holding_a_key_that_would_escape_is_damage_and_repair_moves_it_aside(tmp_path):
+    document = encode_document("x", Context(storage=1), None, None)
+    data, _ = batch_log.encode_segment(3, [("ok.json", document, None, None), ("../evil.json", document, None, None)])
+    tasks(tmp_path).mkdir()
+    (tasks(tmp_path) / ".batch.lock").touch()  # (a writable open creates the lock file it takes, if missing)
+    crafted = tasks(tmp_path) / ".batch-0000000000000003.log"
+    crafted.write_bytes(data)
+    error = refused(tmp_path, crafted)
+    assert error.offset == data.index(b'{"key":"../evil.json"') and "escape" in error.reason
+    report = BatchStorage.repair(StorageFile(path=tmp_path))
+    assert report.lost == ["ok.json"] and not (tmp_path / "evil.json").exists()
+    with open_batch(tmp_path) as batch:
+        assert list(batch.list_keys()) == []
+
+
 def test_repair_of_a_healthy_folder_changes_no_checkpoint(tmp_path):
     three_segments(tmp_path)
     assert BatchStorage.repair(StorageFile(path=tmp_path)) == ([], [], [])
