@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, NamedTuple
 
 from dotflow.core.exception import DamagedSegmentError
-
 from dotflow.providers.batch_inspect import SegmentProblem, inspect_segment, read_verified
 from dotflow.providers.batch_log import (
     MARKER_NAME,
@@ -131,7 +130,7 @@ class SegmentStore:
         return read_at(segment_path(self.root, entry.seq), entry.offset, entry.size)
 
     def verified_documents(self, entries: Iterable[tuple[str, IndexEntry]]) -> Iterable[tuple[str, IndexEntry, bytes]]:
-        """(key, entry, document) for each live `entries` item, every segment read whole and checked
+        """(key, entry, document) for each of `entries` (puts), every segment read whole and checked
         against its digest first (`DamagedSegmentError` if it changed since it was replayed)."""
         by_segment: dict[int, list[tuple[str, IndexEntry]]] = {}
         for key, entry in entries:
