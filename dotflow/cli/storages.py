@@ -11,8 +11,9 @@ from dotflow.providers.storage_file import BATCH_MARKER
 __all__ = ["build_storage"]
 
 
-def build_storage(args: Any) -> Any:
-    """The storage the options describe, or None when `--storage` was not given."""
+def build_storage(args: Any, read_only: bool = False) -> Any:
+    """The storage the options describe, or None when `--storage` was not given. `read_only` (for
+    audits): a BatchStorage folder is opened without deleting or writing anything in it."""
     name = getattr(args, "storage", None)
     if name is None:
         return None
@@ -28,7 +29,7 @@ def build_storage(args: Any) -> Any:
             )
         return storage
     if name == "batch":  # BatchStorage(StorageFile): group commit; reads its segments
-        return providers.BatchStorage(providers.StorageFile(path=args.path))
+        return providers.BatchStorage(providers.StorageFile(path=args.path), read_only=read_only)
     if name == "sql":
         if not args.storage_url:
             raise CommandError("--storage sql needs --storage-url (a database URL)", status=2)

@@ -19,6 +19,7 @@ they have always been, so existing `except TimeoutError` / `except TypeError` co
     ├── WorkflowStillRunning        start() while this workflow still runs in the background
     ├── CheckpointNotSaved          a step succeeded but its checkpoint could not be committed
     ├── CorruptCheckpointError      a stored checkpoint is unreadable (also a ValueError)
+    │   └── DamagedSegmentError     a BatchStorage segment is damaged: the folder is not opened
     ├── StepTimeoutError            an attempt ran past the step's timeout (also a TimeoutError)
     ├── StorageError                a storage service failed a request or cannot be used (names bucket, key)
     ├── WorkerError                 a child process died or could not send its result back
@@ -34,6 +35,7 @@ from typing import Any
 __all__ = [
     "CheckpointNotSaved",
     "CorruptCheckpointError",
+    "DamagedSegmentError",
     "DotFlowError",
     "ExecutionModeNotExist",
     "ExecutionWithClassError",
@@ -170,6 +172,25 @@ class CorruptCheckpointError(DotFlowError, ValueError):
         super().__init__(
             f"corrupt checkpoint for key {key!r}: {reason}. Restore it, or delete it to run its task again"
         )
+
+
+class DamagedSegmentError(CorruptCheckpointError):
+    """A `BatchStorage` segment (a file holding a batch of checkpoints) is damaged: a changed byte, or
+    cut short when it is not the newest segment (only the newest can be cut by a crash).
+
+    Raised when the folder is opened (or when a segment is read again, by a compaction or
+    `materialize`), before anything is deleted or rewritten. `path` is the segment file, `offset` the
+    byte where the damage was found, `reason` what is wrong there; `key` is "" (a segment holds many
+    keys). `BatchStorage.repair(StorageFile(path=...))` is the way on (see docs/group-commit.md).
+    """
+
+    def __init__(self, path: str, offset: int, reason: str, advice: str = "") -> None:
+        self.key = ""
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        message = f"batch segment {path} is damaged at byte {offset}: {reason}. Nothing was changed"
+        DotFlowError.__init__(self, f"{message}. {advice}" if advice else message)
 
 
 class StepTimeoutError(DotFlowError, TimeoutError):

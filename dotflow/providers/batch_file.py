@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
@@ -29,7 +31,9 @@ from dotflow.providers.batch_storage import BatchStorage
 from dotflow.providers.checkpoint_format import decode_document, encode_document
 from dotflow.providers.storage_file import StorageFile, _bad_key_reason, _check_prefix
 
-__all__ = ["FileBatchStorage"]
+__all__ = ["FileBatchStorage", "RepairReport", "repair"]
+
+logger = logging.getLogger("dotflow")
 
 _DELETE = Change(None, None, None)
 
@@ -40,11 +44,13 @@ class FileBatchStorage(BatchStorage, VersionedStorage):
     storage: StorageFile
     _pending: dict[str, Change]
 
+    _mode: Literal["write", "repair"] = "write"
+
     def _open_backend(self) -> None:
         file_storage = self.storage
         file_storage._set_batch_owned(True)  # its own check for segments would refuse this folder
         try:
-            self._store = SegmentStore(file_storage)
+            self._store = SegmentStore(file_storage, mode="read" if self.read_only else self._mode)
         except BaseException:
             file_storage._set_batch_owned(False)
             raise
@@ -233,11 +239,10 @@ class FileBatchStorage(BatchStorage, VersionedStorage):
             store, file_storage = self._store, self.storage
             now = self._clock()
             written = 0
-            for key, entry in list(store.index.items()):
-                if not entry.live(now):
-                    continue
+            live = [(key, entry) for key, entry in store.index.items() if entry.live(now)]
+            for key, _, document in store.verified_documents(live):  # a segment damaged since: refused, kept
                 target = file_storage._file(key)
-                file_storage._rename(file_storage._write_temp(target, store.document(entry)), target)
+                file_storage._rename(file_storage._write_temp(target, document), target)
                 written += 1
             file_storage._sync_folder()  # the files (and the unlinks the tombstones stood for) are durable
             store.clear_all()
@@ -248,6 +253,49 @@ class FileBatchStorage(BatchStorage, VersionedStorage):
         """`segments` on disk and `keys` in the index (live, expired and deleted)."""
         with self._lock:
             return {"segments": self._store.segment_count, "keys": len(self._store.index)}
+
+
+class RepairReport(NamedTuple):
+    """What `BatchStorage.repair` did."""
+
+    moved: list[Path]  # the damaged segments, renamed to `<name>.damaged`: their bytes kept for a person
+    lost: list[str]  # keys whose newest checkpoint was in a damaged segment: none now (their tasks run again)
+    unread: list[Path]  # of `moved`, those whose records could not all be read: keys past the damage are unknown
+
+
+class _RepairingBatchStorage(FileBatchStorage):
+    _mode = "repair"
+
+
+def repair(storage: StorageFile) -> RepairReport:
+    """Move the damaged segments of `storage`'s folder aside and go on with the intact ones (see
+    `BatchStorage.repair`)."""
+    if not isinstance(storage, StorageFile):
+        raise TypeError(f"BatchStorage.repair takes the StorageFile of the folder, not {type(storage).__name__}")
+    batch = _RepairingBatchStorage(storage, max_batch=1 << 30, max_delay=None)
+    try:
+        store = batch._store
+        damaged = list(store.damaged)
+        newest: dict[str, tuple[int, bool]] = {}  # key -> (newest damaged segment naming it, is it compacted)
+        for found in damaged:
+            for key in found.problem.keys:
+                if _bad_key_reason(key, storage._name_max) is None and found.seq > newest.get(key, (0, False))[0]:
+                    newest[key] = (found.seq, found.problem.compacted)
+        lost = []
+        for key, (seq, compacted) in sorted(newest.items()):
+            entry = store.index.get(key)
+            if entry is not None and (entry.seq > seq or compacted):
+                continue  # a newer intact checkpoint; or the older segments a compaction left, with the same state
+            batch.delete(key)  # an older checkpoint must not come back in place of the lost newer one
+            lost.append(key)
+        batch.flush()  # durable before the damaged segments are moved aside (a crash in between: repair again)
+        moved = store.move_damaged_aside()
+        for path in moved:
+            logger.warning("BatchStorage.repair: moved the damaged segment aside to %s (its bytes are kept)", path)
+        unread = [path for path, found in zip(moved, damaged) if not found.problem.all_keys_read]
+    finally:
+        batch.close()
+    return RepairReport(moved, lost, unread)
 
 
 def _live(change: Change, now: float) -> bool:

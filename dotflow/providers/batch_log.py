@@ -13,7 +13,7 @@ Format (version 2), every line JSON, nothing evaluated:
     {"sha256": "<hex digest of every byte above>"}
 
 The trailer makes a torn segment (a crash mid-write) recognisable: it is dropped whole, never
-partly applied. A `compacted` segment holds every live checkpoint of the folder as of its writing,
+partly applied (`batch_inspect` tells a torn segment from a damaged one). A `compacted` segment holds every live checkpoint of the folder as of its writing,
 so the segments older than it are garbage. Version 1 logs (written by the earlier BatchStorage,
 put entries only, no revision or expiry in the entry line) are still read: their documents are
 parsed for those two fields.
@@ -30,6 +30,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from dotflow.core.exception import DamagedSegmentError
 from dotflow.providers.storage_file import BATCH_MARKER
 
 __all__ = [
@@ -207,7 +208,10 @@ def read_at(path: Path, offset: int, size: int) -> bytes:
     finally:
         os.close(fd)
     if len(data) != size:
-        raise OSError(f"batch segment {path} is shorter than its index says (truncated after it was written?)")
+        raise DamagedSegmentError(
+            str(path), offset, f"it is shorter than its index says (cut short after it was opened): "
+            f"{len(data)} of {size} bytes"
+        )  # fmt: skip
     return data
 
 
@@ -227,15 +231,21 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def lock_folder(root: Path) -> int | None:
-    """An exclusive, non-blocking flock on the folder's `.batch.lock` (released when the fd closes)."""
+def lock_folder(root: Path, shared: bool = False) -> int | None:
+    """A non-blocking flock on the folder's `.batch.lock` (released when the fd closes): exclusive, or
+    `shared` (for a reader: then the lock file is never created, and a folder without one is not locked)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no advisory lock
         return None
-    fd = os.open(root / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = os.open(root / _LOCK, os.O_RDONLY if shared else os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        if shared:
+            return None
+        raise
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise LockedFolderError(

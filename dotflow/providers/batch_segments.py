@@ -9,8 +9,15 @@ Rules that keep it correct:
 
 - The index wins over a per-key file. When a key gets an index entry, its per-key file (if any) is
   removed once the segment is durable; a crash before that is repaired on the next open.
-- Opening replays every complete segment in order; a torn one (no valid trailer) is deleted whole.
-  The newest `compacted` segment holds the whole live state, so older segments are deleted unread.
+- Opening replays every complete segment in order. Only the newest segment can be torn (a crash
+  while it was written: its flush never returned); it is deleted whole. Any other segment that is
+  not whole, and a newest one that is damaged rather than cut short (`batch_inspect`),
+  makes the open fail with `DamagedSegmentError` before anything is deleted or written; `repair`
+  mode moves such segments aside instead (see `FileBatchStorage.repair`).
+- The newest `compacted` segment holds the whole live state, so older segments are deleted unread.
+- A segment is read again whole, and checked against its digest, before its bytes are copied into
+  a compacted segment or a per-key file: damage that appeared while the folder was open is refused,
+  never copied under a fresh digest.
 - Compaction writes the live entries to a new compacted segment, durably, and only then removes the
   old segments. A crash in between leaves both, and replay starts from the compacted one.
 - The folder holds a marker (`.batch-store`) while it holds segments, so a plain `StorageFile` opened
@@ -23,9 +30,12 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, Literal, NamedTuple
 
+from dotflow.core.exception import DamagedSegmentError
+from dotflow.providers.batch_inspect import SegmentProblem, inspect_segment, read_verified
 from dotflow.providers.batch_log import (
     MARKER_NAME,
     Segment,
@@ -34,14 +44,13 @@ from dotflow.providers.batch_log import (
     fsync_folder,
     lock_folder,
     read_at,
-    read_segment,
     segment_path,
     unlink,
     write_new_file,
 )
 from dotflow.providers.storage_file import _bad_key_reason
 
-__all__ = ["Change", "IndexEntry", "SegmentStore"]
+__all__ = ["Change", "DamagedFile", "IndexEntry", "SegmentStore"]
 
 logger = logging.getLogger("dotflow")
 
@@ -59,6 +68,14 @@ class Change(NamedTuple):
     document: bytes | None
     revision: str | None
     expires_at: float | None
+
+
+class DamagedFile(NamedTuple):
+    """A damaged segment found by a `repair` open (moved aside by `move_damaged_aside`)."""
+
+    seq: int
+    path: Path
+    problem: SegmentProblem
 
 
 class IndexEntry(NamedTuple):
@@ -80,15 +97,26 @@ class IndexEntry(NamedTuple):
 class SegmentStore:
     """The segments and index of one StorageFile folder (see the module docstring)."""
 
-    def __init__(self, storage: Any, compact_segments: int = 32) -> None:
+    def __init__(
+        self, storage: Any, compact_segments: int = 32, mode: Literal["write", "read", "repair"] = "write"
+    ) -> None:
+        """`mode`: "write"; "read" (nothing on disk is created, changed or deleted, and the folder's lock
+        is taken shared if its lock file exists); "repair" (damaged segments are skipped and listed in
+        `damaged`, not refused)."""
         self.storage = storage
         self.root: Path = storage._root
         self.compact_segments = compact_segments
+        self.mode = mode
+        self.damaged: list[DamagedFile] = []
         self.index: dict[str, IndexEntry] = {}
         self._segments: dict[int, int] = {}  # seq -> file size, of every segment on disk
         self._live_bytes = 0  # footprint of the entries the index points to
         self._seq = 0
-        self._lock_fd = lock_folder(self.root)
+        fd = lock_folder(self.root, shared=mode == "read")
+        # released by release(), or when this store is collected (its BatchStorage dropped without close())
+        self._unlock = weakref.finalize(self, os.close, fd) if fd is not None else None
+        if self._unlock is not None:
+            self._unlock.atexit = False  # at exit the folder stays locked until the exit flush is done
         try:
             self._files = set(storage._names(""))  # per-key files; nothing else writes while we hold the lock
             self.replayed = self._open()
@@ -100,6 +128,17 @@ class SegmentStore:
 
     def document(self, entry: IndexEntry) -> bytes:
         return read_at(segment_path(self.root, entry.seq), entry.offset, entry.size)
+
+    def verified_documents(self, entries: Iterable[tuple[str, IndexEntry]]) -> Iterable[tuple[str, IndexEntry, bytes]]:
+        """(key, entry, document) for each of `entries` (puts), every segment read whole and checked
+        against its digest first (`DamagedSegmentError` if it changed since it was replayed)."""
+        by_segment: dict[int, list[tuple[str, IndexEntry]]] = {}
+        for key, entry in entries:
+            by_segment.setdefault(entry.seq, []).append((key, entry))
+        for seq, items in sorted(by_segment.items()):
+            data = read_verified(segment_path(self.root, seq), seq)
+            for key, entry in items:
+                yield key, entry, data[entry.offset : entry.offset + entry.size]
 
     def forget_file(self, key: str) -> None:
         self._files.discard(key)
@@ -166,16 +205,10 @@ class SegmentStore:
         if not old:
             return
         now = self.storage._clock()
-        by_segment: dict[int, list[tuple[str, IndexEntry]]] = {}
-        for key, entry in self.index.items():
-            if not entry.live(now):
-                continue
-            by_segment.setdefault(entry.seq, []).append((key, entry))
-        changes: list[tuple[str, bytes | None, str | None, float | None]] = []
-        for seq, items in by_segment.items():
-            data = segment_path(self.root, seq).read_bytes()
-            for key, entry in items:
-                changes.append((key, data[entry.offset : entry.offset + entry.size], entry.revision, entry.expires_at))
+        live = [(key, entry) for key, entry in self.index.items() if entry.live(now)]
+        changes: list[tuple[str, bytes | None, str | None, float | None]] = [
+            (key, document, entry.revision, entry.expires_at) for key, entry, document in self.verified_documents(live)
+        ]
         self._seq += 1
         seq = self._seq
         data, entries = encode_segment(seq, changes, compacted=True)
@@ -214,8 +247,11 @@ class SegmentStore:
             write_new_file(marker, _MARKER_TEXT, self.root)
 
     def close(self) -> None:
-        """Compact if worth it; when nothing is left in segments, remove them and the marker; release the folder."""
+        """Compact if worth it; when nothing is left in segments, remove them and the marker; release the
+        folder. Read-only: release the folder only."""
         try:
+            if self.mode == "read":
+                return
             if self.should_compact():
                 self.compact()
             if not self.index:
@@ -224,9 +260,8 @@ class SegmentStore:
             self.release()
 
     def release(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        if self._unlock is not None:
+            self._unlock()  # closes the lock file once (releases the flock); later calls do nothing
 
     @property
     def segment_count(self) -> int:
@@ -235,55 +270,117 @@ class SegmentStore:
     # ----------------------------------------------------------------------------------------- replay
 
     def _open(self) -> int:
-        """Rebuild the index from the segments on disk. Returns how many segments were replayed."""
+        """Rebuild the index from the segments on disk. Returns how many segments were replayed.
+
+        Every segment is inspected before anything is deleted, so a damaged folder is refused untouched.
+        """
+        root = self.root
+        found = existing_segments(root)
+        self._seq = max([0, *(seq for seq, _ in found)])
+        retired = self._retired()
+        found = [(seq, path) for seq, path in found if seq > retired]
+        inspected = [(seq, path, self._inspect(path, seq)) for seq, path in found]
+        torn = None
+        if inspected and isinstance(inspected[-1][2], SegmentProblem) and inspected[-1][2].torn:
+            torn = inspected.pop()  # only the newest can be torn: its flush never returned
+        damaged = [DamagedFile(seq, path, found) for seq, path, found in inspected if isinstance(found, SegmentProblem)]
+        segments = [found for _, _, found in inspected if isinstance(found, Segment)]
+        if damaged and self.mode != "repair":
+            raise _damaged_error(damaged, segments)
+        self.damaged = damaged
+        compacted = [number for number, segment in enumerate(segments) if segment.compacted]
+        superseded = segments[: compacted[-1]] if compacted else []  # the newest compacted one holds their state
+        segments = segments[len(superseded) :]
+        if self.mode != "read":
+            self._tidy(retired, torn, superseded)
+        for segment in segments:
+            for entry in segment.entries:
+                self._point(entry.key, IndexEntry(segment.seq, *entry[1:]))
+            self._segments[segment.seq] = segment.size
+        if self.mode != "read":
+            self._drop_shadowed_files(set(self.index))
+            self.ensure_marker()
+        return len(segments)
+
+    def _inspect(self, path: Path, seq: int) -> Segment | SegmentProblem:
+        """`inspect_segment`, and every key it holds checked like any other: one that could leave the
+        folder makes the segment damaged."""
+        found = inspect_segment(path, seq)
+        if isinstance(found, SegmentProblem):
+            return found
+        name_max = self.storage._name_max
+        for entry in found.entries:
+            reason = _bad_key_reason(entry.key, name_max)
+            if reason is not None:
+                line = entry.offset - (entry.footprint if entry.size < 0 else entry.footprint - entry.size)
+                keys = [entry.key for entry in found.entries]
+                message = f"it holds an invalid key {entry.key!r}: {reason}; a key cannot escape the storage folder"
+                return SegmentProblem(False, line, message, keys, True, found.compacted)
+        return found
+
+    def _tidy(self, retired: int, torn: tuple[int, Path, Any] | None, superseded: list[Segment]) -> None:
+        """Delete what replay does not need: temp files and logs of the earlier BatchStorage, a torn newest
+        segment, the segments a compacted one supersedes."""
         root = self.root
         for name in os.listdir(root):
             if name.startswith(".batch-") and name.endswith(".tmp"):
                 unlink(root / name)  # a temp file of the earlier BatchStorage: never committed
-        found = existing_segments(root)
-        self._seq = max([0, *(seq for seq, _ in found)])
-        found = self._skip_retired(found)
-        segments: list[Segment] = []
-        for seq, path in found:
-            segment = read_segment(path)
-            if segment is None or segment.seq != seq:
-                # torn by a crash: its flush never returned, so nothing in it was acknowledged
-                logger.warning("BatchStorage: dropping incomplete batch segment %s (torn by a crash?)", path)
-                unlink(path)
-                continue
-            if segment.compacted:  # holds everything that came before it
-                for older in segments:
-                    unlink(segment_path(root, older.seq))
-                segments = []
-            segments.append(segment)
-        name_max = self.storage._name_max
-        for segment in segments:
-            for entry in segment.entries:
-                reason = _bad_key_reason(entry.key, name_max)
-                if reason is not None:  # a key read from disk is checked like any other
-                    raise ValueError(
-                        f"batch segment {segment.seq} holds an invalid key {entry.key!r}: {reason}; "
-                        f"a key cannot escape the storage folder"
-                    )
-                self._point(entry.key, IndexEntry(segment.seq, *entry[1:]))
-            self._segments[segment.seq] = segment.size
-        self._drop_shadowed_files(set(self.index))
-        self.ensure_marker()
-        return len(segments)
+        if retired:  # version 1 logs up to `.batch-retired` were applied to the per-key files already
+            for seq, path in existing_segments(root):
+                if seq <= retired:
+                    unlink(path)
+            fsync_folder(root)
+            unlink(root / _RETIRED)
+        if torn is not None:
+            seq, path, problem = torn
+            logger.warning(
+                "BatchStorage: removing segment %s: %s; it was being written when the process stopped, "
+                "and none of its batch was acknowledged", path, problem.reason,
+            )  # fmt: skip
+            unlink(path)
+            fsync_folder(root)  # gone for good before a newer segment is written: it can never come back as "older"
+        for segment in superseded:
+            unlink(segment_path(root, segment.seq))
 
-    def _skip_retired(self, found: list[tuple[int, Path]]) -> list[tuple[int, Path]]:
-        """Version 1 logs up to `.batch-retired` were applied to the per-key files already: delete them."""
+    def _retired(self) -> int:
+        """The number in `.batch-retired` (0 if none): version 1 logs up to it were applied to files."""
         marker = self.root / _RETIRED
         try:
             text = marker.read_text(encoding="ascii").strip()
         except FileNotFoundError:
-            return found
+            return 0
         if not text.isdigit():
             raise ValueError(f"corrupt batch log marker {marker}: {text[:40]!r} is not a log number")
-        retired = int(text)
-        for seq, path in found:
-            if seq <= retired:
-                unlink(path)
-        fsync_folder(self.root)
-        unlink(marker)
-        return [(seq, path) for seq, path in found if seq > retired]
+        return int(text)
+
+    def move_damaged_aside(self) -> list[Path]:
+        """Rename every damaged segment found by a "repair" open to `<name>.damaged` (kept for a person),
+        durably. Returns the new paths."""
+        moved = []
+        for damaged in self.damaged:
+            target = damaged.path.with_name(damaged.path.name + ".damaged")
+            number = 1
+            while target.exists():
+                number += 1
+                target = damaged.path.with_name(f"{damaged.path.name}.damaged-{number}")
+            os.rename(damaged.path, target)
+            moved.append(target)
+        if moved:
+            fsync_folder(self.root)
+        self.damaged = []
+        return moved
+
+
+def _damaged_error(damaged: list[DamagedFile], segments: list[Segment]) -> DamagedSegmentError:
+    first = damaged[0]
+    others = f" ({len(damaged) - 1} other segment(s) are damaged too)" if len(damaged) > 1 else ""
+    later = [segment.seq for segment in segments if segment.compacted and segment.seq > first.seq]
+    if later:
+        effect = f"compacted segment {later[-1]} holds everything it held, so repairing loses nothing"
+    else:
+        effect = "repairing deletes the keys whose newest checkpoint it held (their tasks run again)"
+    return DamagedSegmentError(
+        str(first.path), first.problem.offset, first.problem.reason + others,
+        "Keep the file for inspection. To go on with the intact segments, call "
+        f"BatchStorage.repair(StorageFile(path=...)), which moves it aside to {first.path.name}.damaged; {effect}",
+    )  # fmt: skip

@@ -6,8 +6,10 @@
 wrapped storage) when it holds `max_batch` checkpoints, when the oldest has waited `max_delay`
 seconds (a background thread), when a workflow ends (before its callbacks), before a task's
 failure is reported, before any delete / list / swap, and on `flush()`, `close()` or leaving a
-`with` block (and at interpreter exit, for an instance never closed). Reads (`get`,
-`read_checkpoint`) see the buffered checkpoints.
+`with` block, and at interpreter exit for an instance never closed: an instance holding changes
+not yet flushed is kept alive (a strong reference in `_UNFLUSHED`) until they are flushed, so one
+dropped without `close()` is still flushed at exit. Reads (`get`, `read_checkpoint`) see the
+buffered checkpoints.
 
 How a batch is made durable depends on the wrapped storage:
 
@@ -40,11 +42,14 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterable, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, cast
 
 from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
 from dotflow.core.context import Context
 from dotflow.providers.isolated_copy import isolated_copy
+
+if TYPE_CHECKING:
+    from dotflow.providers.batch_file import RepairReport
 
 __all__ = ["BatchStorage"]
 
@@ -59,6 +64,13 @@ class _Pending(NamedTuple):
 
 
 _ABSENT: Any = object()
+
+# Every BatchStorage holding changes not yet flushed, by id: a strong reference, so an instance the
+# program dropped without close() is not collected with acknowledged changes in its buffer; the exit
+# flush (registered per instance, with a weak reference) then still finds it and flushes it. An
+# instance leaves this dict at its next successful flush and on close(), and can then be collected.
+# (Changed only with the instance's lock held; one dict operation at a time is atomic.)
+_UNFLUSHED: dict[int, BatchStorage] = {}
 
 
 class BatchStorage(Storage):
@@ -79,7 +91,12 @@ class BatchStorage(Storage):
             cls = FileBatchStorage
         return super().__new__(cls)
 
-    def __init__(self, storage: Storage, max_batch: int = 100, max_delay: float | None = 0.2) -> None:
+    def __init__(
+        self, storage: Storage, max_batch: int = 100, max_delay: float | None = 0.2, *, read_only: bool = False
+    ) -> None:
+        """`read_only=True` (on a `StorageFile` only): for audits. Opening neither deletes, writes nor
+        creates anything in the folder (a torn newest segment is ignored, not removed); every change
+        is refused; `close()` releases the folder and does nothing else."""
         super().__init__()
         if not isinstance(storage, Storage):
             raise TypeError(f"BatchStorage wraps a Storage, not {type(storage).__name__}")
@@ -94,6 +111,7 @@ class BatchStorage(Storage):
         self.storage = storage
         self.max_batch = max_batch
         self.max_delay = max_delay
+        self.read_only = bool(read_only)
         self._pending: dict[str, Any] = {}
         self._oldest = 0.0  # time.monotonic() of the oldest pending change
         self._lock = threading.RLock()
@@ -106,6 +124,22 @@ class BatchStorage(Storage):
         self._open_backend()
         self._pid = os.getpid()  # a forked child never flushes its copy of the parent's buffer at exit
         atexit.register(_flush_at_exit, weakref.ref(self))
+
+    @staticmethod
+    def repair(storage: Storage) -> RepairReport:
+        """Move the damaged segments of a `StorageFile` folder aside; go on with the intact ones.
+
+        The user's explicit choice, when opening the folder raised `DamagedSegmentError`. Each damaged
+        segment is renamed to `<name>.damaged` (its bytes kept for a person to inspect). A key whose
+        newest checkpoint was in one is deleted, so its task runs again rather than an older value
+        coming back (unless an older segment left by an interrupted compaction holds the same state);
+        keys past the damage in a segment cut short cannot be read and are not known (`unread`). A
+        torn newest segment is removed as on any open. Then the folder is closed; open it as usual.
+        Takes the folder's lock: no `BatchStorage` may have it open.
+        """
+        from dotflow.providers.batch_file import repair
+
+        return repair(storage)  # type: ignore[arg-type]  # repair() checks the type itself
 
     def __repr__(self) -> str:
         return f"BatchStorage({self.storage!r}, max_batch={self.max_batch}, max_delay={self.max_delay})"
@@ -153,6 +187,7 @@ class BatchStorage(Storage):
                 self._flush_locked()
             finally:
                 self._closed = True
+                _UNFLUSHED.pop(id(self), None)
                 self._wake.notify_all()
                 self._close_backend()
 
@@ -219,6 +254,8 @@ class BatchStorage(Storage):
 
     def _open_backend(self) -> None:
         """Called once by __init__, before the instance is registered for the exit flush."""
+        if self.read_only:
+            raise ValueError("read_only=True is for BatchStorage(StorageFile(...)) only")
 
     def _close_backend(self) -> None:
         """Called once by close(), after the last flush (even if it failed)."""
@@ -247,6 +284,8 @@ class BatchStorage(Storage):
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this BatchStorage is closed; open a new one on the storage")
+        if self.read_only:
+            raise RuntimeError("this BatchStorage was opened with read_only=True: it refuses every change")
 
     def _stage(self, key: str, change: Any) -> None:
         """Buffer `change` for `key` (lock held); flush when the batch is full.
@@ -257,6 +296,7 @@ class BatchStorage(Storage):
         first = not self._pending
         if first:
             self._oldest = time.monotonic()
+            _UNFLUSHED[id(self)] = self  # alive until flushed: so the exit flush finds it (see _UNFLUSHED)
         previous = self._pending.pop(key, _ABSENT)  # a re-posted key moves to the end, after what it may follow
         self._pending[key] = change
         if len(self._pending) >= self.max_batch or self.max_delay == 0:
@@ -276,6 +316,7 @@ class BatchStorage(Storage):
             self._write_batch(self._pending)
             self._pending = {}
             self._flushes += 1
+            _UNFLUSHED.pop(id(self), None)
         if self._waiting:
             waiting, self._waiting = self._waiting, []
             for callback in waiting:

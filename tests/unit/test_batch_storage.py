@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import tempfile
 import threading
 import time
 import unittest
+import weakref
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,24 @@ def test_the_time_bound_flushes_a_partial_batch(tmp_path):
             time.sleep(0.005)  # waiting for the flusher thread, not for a delay the test could inject
         assert batch.stats() == {"posts": 1, "flushes": 1, "pending": 0}
         assert durable_keys(tmp_path) == ["a.json"]
+
+
+def test_a_storage_dropped_with_unflushed_changes_is_kept_until_they_are_flushed(tmp_path):
+    """Forgetting close(): the exit flush can only flush what is still alive (see also
+    tests/integration/test_batch_forgotten_close.py, a real process)."""
+    batch = reopen(tmp_path, max_batch=100)
+    batch.post("a.json", Context(storage=1))
+    ref = weakref.ref(batch)
+    del batch
+    gc.collect()
+    kept = ref()
+    assert kept is not None and kept.stats()["pending"] == 1
+    kept.flush()
+    del kept
+    gc.collect()
+    assert ref() is None  # flushed: nothing keeps it any more
+    with reopen(tmp_path) as again:  # and its folder lock was released when it was collected
+        assert again.get("a.json").storage == 1
 
 
 def test_a_second_batch_storage_on_the_same_folder_is_refused(tmp_path, batch):
