@@ -17,7 +17,6 @@ the segments, so the folder can be used by a plain `StorageFile` again.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from pathlib import Path
@@ -25,10 +24,9 @@ from typing import Any, Literal, NamedTuple
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
-from dotflow.core.exception import CorruptCheckpointError
 from dotflow.providers.batch_segments import Change, SegmentStore
 from dotflow.providers.batch_storage import BatchStorage
-from dotflow.providers.checkpoint_format import decode_document, encode_document
+from dotflow.providers.checkpoint_format import encode_document, parse_document
 from dotflow.providers.storage_file import StorageFile, _bad_key_reason, _check_prefix
 
 __all__ = ["FileBatchStorage", "RepairReport", "repair"]
@@ -303,8 +301,4 @@ def _live(change: Change, now: float) -> bool:
 
 
 def _decode(key: str, document: bytes, where: str) -> tuple[Context, str | None]:
-    try:
-        return decode_document(key, json.loads(document))
-    except (ValueError, RecursionError) as exc:
-        reason = str(exc).removeprefix(f"corrupt checkpoint for key {key!r}: ")
-        raise CorruptCheckpointError(key, f"{reason} (in the batch {where})") from exc
+    return parse_document(key, document, f" (in the batch {where})")
