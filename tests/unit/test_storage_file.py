@@ -464,10 +464,10 @@ def test_a_key_over_255_bytes_is_refused_before_anything_is_written(storage: Sto
 def test_a_failure_after_the_rename_does_not_fail_the_post(
     storage: StorageFile, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken_fsync() -> None:
+    def broken_fsync(root: str) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(storage, "_sync_folder", broken_fsync)
+    monkeypatch.setattr("dotflow.providers.checkpoint_files.sync_folder", broken_fsync)
     storage.post("wf-1-a.json", Context(storage="stored"))  # does not raise: the file is in place
     assert storage.get("wf-1-a.json").storage == "stored"
     assert "is in place" in caplog.text and "Input/output error" in caplog.text
