@@ -81,7 +81,7 @@ def fingerprints(args: Any) -> int:
 
 
 def verify(args: Any) -> int:
-    from uow.journal import PROBLEMS, UNCONFIRMED
+    from uow.outcomes import PROBLEMS, UNCONFIRMED
 
     storage = build_storage(args, read_only=True)  # an audit deletes and writes nothing
     prefix = f"{args.workflow}-" if args.workflow else ""
