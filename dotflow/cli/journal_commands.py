@@ -97,7 +97,7 @@ def verify(args: Any) -> int:
         {
             "checked": len(findings),
             "problems": len(problems),
-            "unconfirmed": len(unconfirmed),
+            UNCONFIRMED: len(unconfirmed),  # (the JSON field is named after the status)
             "findings": [f.__dict__ for f in findings],
         },
         columns=("key", "status", "unit", "detail"),

@@ -526,15 +526,31 @@ def test_a_unit_of_work_detects_a_conflict_through_batch_storage(batch):
     assert batch.get("n.json").storage == 100
 
 
-def test_batch_storage_is_one_class_and_the_storage_file_does_not_know_it():
-    """No class swapped in at construction; the segment backend never calls the StorageFile it was given."""
-    batch = BatchStorage(StorageDefault(), max_delay=None)
-    assert type(batch) is BatchStorage
-    batch.close()
-    import dotflow.providers.storage_file as storage_file
+def _imports(module: str) -> set[str]:
+    """The modules a dotflow.providers module imports (at any depth of its source)."""
+    import ast
+    import importlib
 
-    source = Path(storage_file.__file__).read_text()
-    assert "batch_storage" not in source and "BatchStorage(" not in source.replace("BatchStorage(StorageFile", "")
+    tree = ast.parse(Path(importlib.import_module(module).__file__).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_batch_storage_is_one_class_and_the_backends_do_not_import_it(tmp_path):
+    """No class swapped in at construction; StorageFile knows no wrapper; no import cycle."""
+    assert type(BatchStorage(StorageDefault(), max_delay=None)) is BatchStorage
+    with BatchStorage(StorageFile(path=tmp_path), max_delay=None) as on_files:
+        assert type(on_files) is BatchStorage
+    assert "__new__" not in vars(BatchStorage)
+    batch_modules = {"dotflow.providers.batch_storage", "dotflow.providers.batch_file", "dotflow.providers.batch_backend"}
+    assert not _imports("dotflow.providers.storage_file") & (batch_modules | {"dotflow.providers.batch_segments"})
+    assert "dotflow.providers.batch_storage" not in _imports("dotflow.providers.batch_file")
+    assert "dotflow.providers.batch_storage" not in _imports("dotflow.providers.batch_backend")
 
 
 def test_a_generic_batch_storage_writes_conditionally_through_the_wrapped_storage():

@@ -266,8 +266,10 @@ def test_corrupt_new_format_file_is_an_error_not_a_missing_key(
     body["expires_at"] = None
     body[field] = bad
     write_raw(storage, "wf-1-a.json", json.dumps(body))
-    with pytest.raises(ValueError, match="corrupt checkpoint for key 'wf-1-a.json'.*" + message):
+    with pytest.raises(ValueError, match="corrupt checkpoint for key 'wf-1-a.json'.*" + message) as info:
         storage.read_checkpoint("wf-1-a.json")
+    path = str(storage.path.resolve() / "wf-1-a.json")
+    assert info.value.path == path and str(info.value).count(path) == 1  # named once, set when raised
 
 
 def test_atomic_swap_is_atomic_between_threads(storage: StorageFile) -> None:
