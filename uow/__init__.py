@@ -19,6 +19,7 @@ from uow.errors import (
 )
 from uow.journal import Journal
 from uow.journal_migrate import SchemaError
+from uow.outcomes import FINAL_OUTCOMES, JOURNAL_OUTCOMES, PREPARED
 from uow.snapshot import UnitSnapshot
 from uow.unit_of_work import (
     ACTIVE,
@@ -51,6 +52,9 @@ __all__ = [
     "CONFLICT",
     "DELETE",
     "FAILED",
+    "FINAL_OUTCOMES",
+    "JOURNAL_OUTCOMES",
+    "PREPARED",
     "ROLLED_BACK",
     "Change",
     "CommitError",

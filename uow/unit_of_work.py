@@ -78,6 +78,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal, NamedTuple, Protocol, cast, runtime_checkable
 
 from uow.errors import CommitError, ConflictError, HookError, JournalError, NestingError, UnitClosedError
+from uow.outcomes import ACTIVE, COMMITTED, COMMITTING, CONFLICT, FAILED, ROLLED_BACK
 
 __all__ = [
     "ACTIVE",
@@ -103,13 +104,6 @@ __all__ = [
     "VersionedCheckpoint",
     "record_outcome",
 ]
-
-ACTIVE: Final = "active"
-COMMITTING: Final = "committing"
-COMMITTED: Final = "committed"
-ROLLED_BACK: Final = "rolled_back"
-FAILED: Final = "failed"
-CONFLICT: Final = "conflict"
 
 logger = logging.getLogger("uow")
 

@@ -81,7 +81,7 @@ def fingerprints(args: Any) -> int:
 
 
 def verify(args: Any) -> int:
-    from uow.journal import PROBLEMS, UNCONFIRMED
+    from uow.outcomes import PROBLEMS, UNCONFIRMED
 
     storage = build_storage(args, read_only=True)  # an audit deletes and writes nothing
     prefix = f"{args.workflow}-" if args.workflow else ""
@@ -97,7 +97,7 @@ def verify(args: Any) -> int:
         {
             "checked": len(findings),
             "problems": len(problems),
-            "unconfirmed": len(unconfirmed),
+            UNCONFIRMED: len(unconfirmed),  # (the JSON field is named after the status)
             "findings": [f.__dict__ for f in findings],
         },
         columns=("key", "status", "unit", "detail"),

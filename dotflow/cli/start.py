@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from dotflow.cli import CommandError
-from dotflow.cli.output import OUTCOME_STYLES, emit
+from dotflow.cli.output import emit, outcome_style
 from dotflow.cli.storages import build_storage
+from dotflow.core.types.status import TypeStatus
+from uow.outcomes import COMMITTED, FAILED
+
+_OUTCOME_OF_STATUS = {TypeStatus.COMPLETED: COMMITTED, TypeStatus.FAILED: FAILED}  # for the colour of a status
 
 __all__ = ["run"]
 
@@ -62,7 +66,7 @@ def _report(args: Any, flow: Any, tasks: list[Any]) -> int:
         rows=rows,
         title=f"workflow {flow.workflow_id}",
     )
-    return 1 if any(d["status"] == "Failed" for d in data) else 0
+    return 1 if any(d["status"] == TypeStatus.FAILED for d in data) else 0
 
 
 def _task_data(task: Any) -> dict[str, Any]:
@@ -70,7 +74,7 @@ def _task_data(task: Any) -> dict[str, Any]:
     errors = getattr(task, "errors", None) or []
     if not isinstance(errors, list):
         errors = [errors]
-    last = errors[-1] if errors and status == "Failed" else None
+    last = errors[-1] if errors and status == TypeStatus.FAILED else None
     message = None if last is None else f"{last.exception}: {last.message}".strip(": ")
     return {
         "task_id": str(task.task_id),
@@ -84,5 +88,4 @@ def _task_data(task: Any) -> dict[str, Any]:
 def _styled_status(status: str) -> Any:
     from rich.text import Text
 
-    outcome = {"Completed": "committed", "Failed": "failed"}.get(status, "")
-    return Text(status, style=OUTCOME_STYLES.get(outcome, ""))
+    return Text(status, style=outcome_style(_OUTCOME_OF_STATUS.get(status, "")))

@@ -14,15 +14,16 @@ buffered checkpoints.
 How a batch is made durable depends on the wrapped storage:
 
 - `StorageFile`: each batch is one segment file, written and fsync'd once (plus the folder), and
-  the segments are the storage: no per-key file is written (`dotflow.providers.batch_file`,
-  `batch_segments`, `batch_log`). Values are encoded when posted, so a value that cannot be stored
-  is refused at once, by the task that returned it. Such a BatchStorage also has conditional writes
-  (`post_if` / `delete_if`), since it holds the folder exclusively.
-- a storage with `post_many(items)` (items: `(key, context, ttl, fingerprint)` tuples): one call
-  per batch. `StorageSQL` writes the batch in one database transaction, `StorageDefault` under its
-  lock (both all or nothing); `StorageS3` and `StorageGCS` upload it concurrently (8 at a time).
-- any other storage: one `post` per checkpoint, in order, at flush time (coalescing still saves
-  rewriting a key posted twice in one batch). Values are deep-copied when posted.
+  the segments are the storage: no per-key file is written (`batch_file.SegmentBackend`, with
+  `batch_segments` and `batch_log`). Values are encoded when posted, so a value that cannot be
+  stored is refused at once, by the task that returned it. Conditional writes (`post_if` /
+  `delete_if`) are compared with the buffer and buffered too, since it holds the folder exclusively.
+- any other storage (`batch_backend.StorageBackend`): a storage with `post_many(items)` (items:
+  `(key, context, ttl, fingerprint)` tuples) gets one call per batch: `StorageSQL` writes the batch
+  in one database transaction, `StorageDefault` under its lock (both all or nothing); `StorageS3`
+  and `StorageGCS` upload it concurrently (8 at a time). Any other gets one `post` per checkpoint,
+  in order, at flush time (coalescing still saves rewriting a key posted twice in one batch).
+  Values are deep-copied when posted. Conditional writes flush, then go to the storage's own.
 
 Durability contract: a commit acknowledged by `post` is durable once the flush that contains it
 returns. A crash (kill -9, power loss) loses at most the checkpoints not yet flushed (at most
@@ -42,11 +43,12 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Mapping, TypeVar
 
-from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
+from dotflow.abc.storage import Checkpoint, Storage, VersionedStorage
 from dotflow.core.context import Context
-from dotflow.providers.isolated_copy import isolated_copy
+from dotflow.providers.batch_backend import GroupCommitBackend, StorageBackend
+from dotflow.providers.storage_file import StorageFile
 
 if TYPE_CHECKING:
     from dotflow.providers.batch_file import RepairReport
@@ -55,15 +57,7 @@ __all__ = ["BatchStorage"]
 
 logger = logging.getLogger("dotflow")
 
-
-class _Pending(NamedTuple):
-    context: Context  # a private copy of what was posted
-    ttl: float | None
-    fingerprint: str | None
-    deadline: float | None = None  # time.monotonic() expiry of the buffered checkpoint
-
-
-_ABSENT: Any = object()
+C = TypeVar("C")
 
 # Every BatchStorage holding changes not yet flushed, by id: a strong reference, so an instance the
 # program dropped without close() is not collected with acknowledged changes in its buffer; the exit
@@ -73,23 +67,15 @@ _ABSENT: Any = object()
 _UNFLUSHED: dict[int, BatchStorage] = {}
 
 
-class BatchStorage(Storage):
+class BatchStorage(VersionedStorage):
     """Wraps `storage`; see the module docstring. Thread-safe; one instance per StorageFile folder.
 
-    `BatchStorage(StorageFile(...))` is a `FileBatchStorage` (`dotflow.providers.batch_file`), which
-    also has versions and conditional writes; any other storage gets this class.
+    Group commit on a `StorageFile` is done by its own backend (`batch_file.SegmentBackend`), on
+    any other storage by `batch_backend.StorageBackend`; this class owns the buffer and when it is
+    flushed.
     """
 
     buffers_writes = True  # the engine flushes such a storage before it reports a failure
-
-    def __new__(cls, storage: Storage, *args: Any, **kwargs: Any) -> BatchStorage:
-        from dotflow.providers.storage_file import StorageFile
-
-        if cls is BatchStorage and isinstance(storage, StorageFile):
-            from dotflow.providers.batch_file import FileBatchStorage
-
-            cls = FileBatchStorage
-        return super().__new__(cls)
 
     def __init__(
         self, storage: Storage, max_batch: int = 100, max_delay: float | None = 0.2, *, read_only: bool = False
@@ -112,6 +98,8 @@ class BatchStorage(Storage):
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.read_only = bool(read_only)
+        self._backend: GroupCommitBackend[Any] = _backend_for(storage, self.read_only)
+        self._buffer: _Staging[Any] = _Staging(self)
         self._pending: dict[str, Any] = {}
         self._oldest = 0.0  # time.monotonic() of the oldest pending change
         self._lock = threading.RLock()
@@ -121,12 +109,11 @@ class BatchStorage(Storage):
         self._posts = 0
         self._waiting: list[Callable[[], None]] = []  # on_durable callbacks for what is pending
         self._timer: threading.Thread | None = None
-        self._open_backend()
         self._pid = os.getpid()  # a forked child never flushes its copy of the parent's buffer at exit
         atexit.register(_flush_at_exit, weakref.ref(self))
 
     @staticmethod
-    def repair(storage: Storage) -> RepairReport:
+    def repair(storage: StorageFile) -> RepairReport:
         """Move the damaged segments of a `StorageFile` folder aside; go on with the intact ones.
 
         The user's explicit choice, when opening the folder raised `DamagedSegmentError`. Each damaged
@@ -139,7 +126,7 @@ class BatchStorage(Storage):
         """
         from dotflow.providers.batch_file import repair
 
-        return repair(storage)  # type: ignore[arg-type]  # repair() checks the type itself
+        return repair(storage)
 
     def __repr__(self) -> str:
         return f"BatchStorage({self.storage!r}, max_batch={self.max_batch}, max_delay={self.max_delay})"
@@ -150,11 +137,35 @@ class BatchStorage(Storage):
     # --------------------------------------------------------------------------------------- writes
 
     def post(self, key: str, context: Context, ttl: int | None = None, fingerprint: str | None = None) -> None:
-        change = self._prepare(key, context, ttl, fingerprint)
+        change = self._backend.prepare(key, context, ttl, fingerprint)
         with self._lock:
             self._check_open()
             self._stage(key, change)
             self._posts += 1
+
+    def post_if(
+        self,
+        key: str,
+        context: Context,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool:
+        """Write only if the current version of `key` is `version` (None: only if absent). On a
+        `StorageFile`, buffered like `post`; on any other storage, written through at once (see
+        `batch_backend.StorageBackend`)."""
+        change = self._backend.prepare(key, context, ttl, fingerprint)
+        with self._lock:
+            self._check_open()
+            written = self._backend.post_if(self._buffer, key, change, version)
+            self._posts += written
+            return written
+
+    def delete_if(self, key: str, *, version: str | None) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._backend.delete_if(self._buffer, key, version)
 
     def flush(self) -> None:
         """Make every buffered change durable now (one batch). A no-op when nothing is buffered."""
@@ -189,7 +200,7 @@ class BatchStorage(Storage):
                 self._closed = True
                 _UNFLUSHED.pop(id(self), None)
                 self._wake.notify_all()
-                self._close_backend()
+                self._backend.close()
 
     def __enter__(self) -> BatchStorage:
         return self
@@ -206,78 +217,61 @@ class BatchStorage(Storage):
 
     def read_checkpoint(self, key: str) -> Checkpoint | None:
         with self._lock:
-            pending = self._pending.get(key)
-        if pending is None:
-            return self.storage.read_checkpoint(key=key)
-        if pending.deadline is not None and time.monotonic() >= pending.deadline:
-            return None
-        return Checkpoint(context=isolated_copy(pending.context), fingerprint=pending.fingerprint)
+            return self._backend.read_checkpoint(self._buffer, key)
 
     def get(self, key: str) -> Context:
         with self._lock:
-            buffered = key in self._pending
-        if not buffered:
-            return self.storage.get(key=key)
-        checkpoint = self.read_checkpoint(key)
-        return Context() if checkpoint is None else checkpoint.context
+            return self._backend.get(self._buffer, key)
 
-    # -------------------------------------------- everything else: flush first, then the wrapped storage
+    # ------------------------------------------------------------------------------- other changes
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            self._flush_locked()
-            return self.storage.delete(key=key)
+            self._check_open()
+            return self._backend.delete(self._buffer, key)
 
     def delete_prefix(self, prefix: str) -> int:
         with self._lock:
-            self._flush_locked()
-            return self.storage.delete_prefix(prefix=prefix)
+            self._check_open()
+            return self._backend.delete_prefix(self._buffer, prefix)
 
     def list_keys(self, prefix: str = "") -> Iterable[str]:
         with self._lock:
-            self._flush_locked()
-            return self.storage.list_keys(prefix=prefix)
+            return self._backend.list_keys(self._buffer, prefix)
 
     def atomic_swap(
         self, key: str, expected: Any, new: Any, ttl: int | None = None, fingerprint: str | None = None
     ) -> bool:
+        """Compare the stored payload with `expected` and write `new` if equal; durable when it returns."""
         with self._lock:
-            self._flush_locked()
-            return self.storage.atomic_swap(key=key, expected=expected, new=new, ttl=ttl, fingerprint=fingerprint)
+            self._check_open()
+            swapped = self._backend.atomic_swap(self._buffer, key, expected, new, ttl, fingerprint)
+            self._posts += swapped
+            return swapped
 
-    def clear(self, workflow_id: str) -> None:
+    # ----------------------------------------------------------------------------- StorageFile only
+
+    def compact(self) -> None:
+        """Flush, then merge the live checkpoints into one segment and remove the others (also run by
+        `close()` when there are many segments or more superseded bytes than live ones)."""
         with self._lock:
+            self._check_open()
             self._flush_locked()
-            self.storage.clear(workflow_id)
+            self._backend.compact()
 
-    # ------------------------------------------------------------- what a backend-specific subclass overrides
+    def materialize(self) -> int:
+        """Write every live checkpoint to its per-key file (durably, one fsync each), then remove the
+        segments and the folder's marker: a plain `StorageFile` can use the folder again. The storage
+        stays open (later flushes write new segments). Returns how many files were written."""
+        with self._lock:
+            self._check_open()
+            self._flush_locked()
+            return self._backend.materialize()
 
-    def _open_backend(self) -> None:
-        """Called once by __init__, before the instance is registered for the exit flush."""
-        if self.read_only:
-            raise ValueError("read_only=True is for BatchStorage(StorageFile(...)) only")
-
-    def _close_backend(self) -> None:
-        """Called once by close(), after the last flush (even if it failed)."""
-
-    def _prepare(self, key: str, context: Any, ttl: Any, fingerprint: Any) -> Any:
-        """Check and capture the checkpoint now, so later changes to the value cannot reach it."""
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a str, not {type(key).__name__}")
-        check_post_metadata(ttl, fingerprint)
-        value = context if isinstance(context, Context) else Context(storage=context)
-        copied = isolated_copy(value)  # as StorageDefault keeps it: what cannot be copied is kept as is
-        return _Pending(copied, ttl, fingerprint, None if ttl is None else time.monotonic() + ttl)
-
-    def _write_batch(self, batch: dict[str, Any]) -> None:
-        """Make `batch` durable in the wrapped storage: `post_many` when it has one, else one post each."""
-        post_many = getattr(self.storage, "post_many", None)
-        items = [(key, p.context, p.ttl, p.fingerprint) for key, p in batch.items()]
-        if callable(post_many):
-            post_many(items)
-            return
-        for key, context, ttl, fingerprint in items:
-            self.storage.post(key=key, context=context, ttl=cast("int | None", ttl), fingerprint=fingerprint)
+    def segment_stats(self) -> dict[str, int]:
+        """`segments` on disk and `keys` in the index (live, expired and deleted)."""
+        with self._lock:
+            return self._backend.segment_stats()
 
     # -------------------------------------------------------------------------------------- helpers
 
@@ -297,14 +291,14 @@ class BatchStorage(Storage):
         if first:
             self._oldest = time.monotonic()
             _UNFLUSHED[id(self)] = self  # alive until flushed: so the exit flush finds it (see _UNFLUSHED)
-        previous = self._pending.pop(key, _ABSENT)  # a re-posted key moves to the end, after what it may follow
+        previous = self._pending.pop(key, None)  # a re-posted key moves to the end, after what it may follow
         self._pending[key] = change
         if len(self._pending) >= self.max_batch or self.max_delay == 0:
             try:
                 self._flush_locked()
             except BaseException:
                 self._pending.pop(key, None)
-                if previous is not _ABSENT:
+                if previous is not None:  # (a change is never None)
                     self._pending[key] = previous
                 raise
         elif first and self.max_delay is not None:
@@ -313,7 +307,7 @@ class BatchStorage(Storage):
     def _flush_locked(self) -> None:
         """Write the pending batch durably. On failure nothing is dropped: the batch stays pending."""
         if self._pending:
-            self._write_batch(self._pending)
+            self._backend.write(self._pending)
             self._pending = {}
             self._flushes += 1
             _UNFLUSHED.pop(id(self), None)
@@ -330,6 +324,35 @@ class BatchStorage(Storage):
             target=_timer_loop, args=(weakref.ref(self),), name="dotflow-batch-flush", daemon=True
         )
         self._timer.start()
+
+
+class _Staging(Generic[C]):
+    """The buffer of a `BatchStorage` as its backend sees it (`batch_backend.Buffer`)."""
+
+    def __init__(self, storage: BatchStorage) -> None:
+        self._storage = weakref.proxy(storage)  # no cycle keeping a dropped storage alive
+
+    @property
+    def pending(self) -> Mapping[str, C]:
+        pending: Mapping[str, C] = self._storage._pending
+        return pending
+
+    def stage(self, key: str, change: C) -> None:
+        self._storage._stage(key, change)
+
+    def flush(self) -> None:
+        self._storage._flush_locked()
+
+
+def _backend_for(storage: Storage, read_only: bool) -> GroupCommitBackend[Any]:
+    """Segments for a `StorageFile` folder; the storage's own writes for any other storage."""
+    if isinstance(storage, StorageFile):
+        from dotflow.providers.batch_file import SegmentBackend  # (segments: loaded only when used)
+
+        return SegmentBackend(storage, mode="read" if read_only else "write")
+    if read_only:
+        raise ValueError("read_only=True is for BatchStorage(StorageFile(...)) only")
+    return StorageBackend(storage)
 
 
 def _call_quietly(callback: Callable[[], None]) -> None:

@@ -63,6 +63,8 @@ class StorageGCS(ObjectStorage):
         super().__init__(bucket=bucket, prefix=prefix, clock=clock, page_size=page_size)
         sdk = _import_sdk()
         self._exceptions = sdk.exceptions
+        self._auth_exceptions = sdk.auth_exceptions
+        self.endpoint_url: str | None = None  # known once there is a client
         self._retry = retry if retry is not None else sdk.DEFAULT_RETRY.with_timeout(_DEADLINE_SECONDS)
         startup = sdk.DEFAULT_RETRY.with_delay(initial=0.1, maximum=1.0).with_timeout(STARTUP_DEADLINE_SECONDS)
         self._startup_retry = retry if retry is not None else startup
@@ -70,10 +72,7 @@ class StorageGCS(ObjectStorage):
             try:
                 client = sdk.storage.Client(project=project)
             except sdk.auth_exceptions.DefaultCredentialsError as exc:
-                raise StorageError(
-                    f"no Google Cloud credentials for GCS bucket {bucket!r}: set up Application Default "
-                    "Credentials (GOOGLE_APPLICATION_CREDENTIALS) or pass client="
-                ) from exc
+                raise self._no_credentials() from exc
         self._client = client
         self.project: str | None = project if project is not None else client.project
         self.endpoint_url = getattr(client, "api_endpoint", None) or client._connection.API_BASE_URL
@@ -81,17 +80,8 @@ class StorageGCS(ObjectStorage):
         self._check_bucket()
 
     def _check_bucket(self) -> None:
-        where = f"GCS bucket {self.bucket!r} at {self.endpoint_url}"
-        try:
+        with self._translate("check"):
             self._bucket.reload(retry=self._startup_retry, timeout=STARTUP_DEADLINE_SECONDS)
-        except self._exceptions.NotFound as exc:
-            raise StorageError(f"{where} does not exist") from exc
-        except (self._exceptions.Forbidden, self._exceptions.Unauthorized) as exc:
-            raise StorageError(f"access to {where} is denied: check the credentials ({exc.code})") from exc
-        except self._exceptions.GoogleAPICallError as exc:
-            raise StorageError(f"{where} cannot be used: {exc}") from exc
-        except Exception as exc:  # connection errors, after the retry deadline
-            raise StorageError(f"{where} cannot be reached: {type(exc).__name__}: {exc}") from exc
 
     # ----------------------------------------------------------------------------------- primitives
 
@@ -160,19 +150,49 @@ class StorageGCS(ObjectStorage):
                     pass
 
     @contextlib.contextmanager
-    def _translate(self, action: str, key: str) -> Iterator[None]:
-        """SDK errors (after the retry policy gave up) become one StorageError naming bucket and key."""
+    def _translate(self, action: str, key: str | None = None) -> Iterator[None]:
+        """The one place GCS's errors become dotflow's: an SDK error (after the retry policy gave up) is
+        a `StorageError` naming the bucket, and the key (`key=None`: the bucket itself, where any error
+        is one). An expected answer (404 on a read, 412 on a conditional write) is handled inside the
+        block, never here."""
         try:
             yield
-        except self._exceptions.GoogleAPICallError as exc:
-            raise StorageError(
-                f"GCS {action} of key {key!r} in bucket {self.bucket!r} failed: {exc.code} {exc.message}"
-            ) from exc
-        except (self._exceptions.RetryError, ConnectionError, OSError) as exc:
-            raise StorageError(
+        except Exception as exc:
+            error = self._storage_error(exc, action, key)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _storage_error(self, exc: Exception, action: str, key: str | None) -> StorageError | None:
+        """The `StorageError` for an SDK error `exc` (None if it is not one)."""
+        errors = self._exceptions
+        bucket = f"GCS bucket {self.bucket!r} at {self.endpoint_url}"
+        if isinstance(exc, self._auth_exceptions.DefaultCredentialsError):
+            return self._no_credentials()
+        if isinstance(exc, errors.GoogleAPICallError):
+            if key is not None:
+                return StorageError(
+                    f"GCS {action} of key {key!r} in bucket {self.bucket!r} failed: {exc.code} {exc.message}"
+                )
+            if isinstance(exc, errors.NotFound):
+                return StorageError(f"{bucket} does not exist")
+            if isinstance(exc, (errors.Forbidden, errors.Unauthorized)):
+                return StorageError(f"access to {bucket} is denied: check the credentials ({exc.code})")
+            return StorageError(f"{bucket} cannot be used: {exc}")
+        if key is None:  # connection errors, after the retry deadline
+            return StorageError(f"{bucket} cannot be reached: {type(exc).__name__}: {exc}")
+        if isinstance(exc, (errors.RetryError, ConnectionError, OSError)):
+            return StorageError(
                 f"GCS {action} of key {key!r} in bucket {self.bucket!r} at {self.endpoint_url} failed: "
                 f"{type(exc).__name__}: {exc}"
-            ) from exc
+            )
+        return None
+
+    def _no_credentials(self) -> StorageError:
+        return StorageError(
+            f"no Google Cloud credentials for GCS bucket {self.bucket!r}: set up Application Default "
+            "Credentials (GOOGLE_APPLICATION_CREDENTIALS) or pass client="
+        )
 
 
 def _generation(version: str) -> int | None:

@@ -32,6 +32,7 @@ __all__ = ["StorageS3"]
 
 _PRECONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_DENIED = {"403", "AccessDenied", "Forbidden"}
 _RETRIES = {"mode": "standard", "total_max_attempts": 5}  # the first try included
 
 
@@ -69,22 +70,8 @@ class StorageS3(ObjectStorage):
         self._check_bucket()
 
     def _check_bucket(self) -> None:
-        where = f"S3 bucket {self.bucket!r} at {self.endpoint_url}"
-        try:
+        with self._translate("check"):
             self._client.head_bucket(Bucket=self.bucket)
-        except self._errors.ClientError as exc:
-            code = _code(exc)
-            if code in _NOT_FOUND or code == "NoSuchBucket":
-                raise StorageError(f"{where} does not exist") from exc
-            if code in ("403", "AccessDenied", "Forbidden"):
-                raise StorageError(f"access to {where} is denied: check the AWS credentials ({code})") from exc
-            raise StorageError(f"{where} cannot be used: {code} {exc}") from exc
-        except self._errors.NoCredentialsError as exc:
-            raise StorageError(
-                f"no AWS credentials for {where}: set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile"
-            ) from exc
-        except self._errors.BotoCoreError as exc:  # connection refused, DNS, timeouts (after retries)
-            raise StorageError(f"{where} cannot be reached: {exc}") from exc
 
     # ----------------------------------------------------------------------------------- primitives
 
@@ -169,19 +156,34 @@ class StorageS3(ObjectStorage):
             )
 
     @contextlib.contextmanager
-    def _translate(self, action: str, key: str) -> Iterator[None]:
-        """SDK errors (after botocore's own retries) become one StorageError naming bucket and key."""
+    def _translate(self, action: str, key: str | None = None) -> Iterator[None]:
+        """The one place S3's errors become dotflow's: an SDK error (after botocore's own retries) is a
+        `StorageError` naming the bucket, and the key (`key=None`: the bucket itself). An expected
+        answer (404 on a read, 412 on a conditional write) is handled inside the block, never here."""
         try:
             yield
-        except self._errors.ClientError as exc:
-            raise StorageError(
-                f"S3 {action} of key {key!r} in bucket {self.bucket!r} failed: {_code(exc)} "
-                f"{exc.response.get('Error', {}).get('Message', '')}".rstrip()
-            ) from exc
-        except self._errors.BotoCoreError as exc:
-            raise StorageError(
-                f"S3 {action} of key {key!r} in bucket {self.bucket!r} at {self.endpoint_url} failed: {exc}"
-            ) from exc
+        except (self._errors.ClientError, self._errors.BotoCoreError) as exc:
+            raise self._storage_error(exc, action, key) from exc
+
+    def _storage_error(self, exc: Exception, action: str, key: str | None) -> StorageError:
+        bucket = f"S3 bucket {self.bucket!r} at {self.endpoint_url}"
+        if isinstance(exc, self._errors.ClientError):
+            code = _code(exc)
+            message = f"{code} {exc.response.get('Error', {}).get('Message', '')}".rstrip()
+            if key is not None:
+                return StorageError(f"S3 {action} of key {key!r} in bucket {self.bucket!r} failed: {message}")
+            if code in _NOT_FOUND or code == "NoSuchBucket":
+                return StorageError(f"{bucket} does not exist")
+            if code in _DENIED:
+                return StorageError(f"access to {bucket} is denied: check the AWS credentials ({code})")
+            return StorageError(f"{bucket} cannot be used: {message}")
+        if isinstance(exc, self._errors.NoCredentialsError):
+            return StorageError(
+                f"no AWS credentials for {bucket}: set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile"
+            )
+        if key is None:  # connection refused, DNS, timeouts (after retries)
+            return StorageError(f"{bucket} cannot be reached: {exc}")
+        return StorageError(f"S3 {action} of key {key!r} in bucket {self.bucket!r} at {self.endpoint_url} failed: {exc}")
 
 
 def _code(exc: Any) -> str:

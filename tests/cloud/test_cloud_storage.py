@@ -102,6 +102,23 @@ def test_a_missing_bucket_is_one_clear_error_at_construction(cloud):
         cloud.storage(bucket=missing)
     message = str(info.value)
     assert missing in message and "does not exist" in message and cloud.server.url in message
+    assert info.value.__cause__ is not None  # raised from the SDK's error, by the backend's one mapping
+
+
+def test_s3_without_credentials_is_one_clear_error_from_the_same_mapping(moto_server, monkeypatch, tmp_path):
+    import boto3
+
+    from dotflow.providers.storage_s3 import StorageS3
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.Session().client("s3", endpoint_url=moto_server.url, region_name="us-east-1")
+    with pytest.raises(StorageError, match="no AWS credentials for S3 bucket 'some-bucket'") as info:
+        StorageS3(bucket="some-bucket", client=client)
+    assert type(info.value.__cause__).__name__ == "NoCredentialsError"
 
 
 def test_a_bucket_deleted_later_fails_fast_naming_bucket_and_key(cloud):
