@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 try:
-    from sqlalchemy import MetaData, func, inspect, or_, select
+    from sqlalchemy import MetaData, Table, func, inspect, or_, select
     from sqlalchemy.engine import Connection
 
     from uow.checkpoint_schema import DEFAULT_TABLE, MAX_KEY, checkpoint_table, metadata
