@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,9 +105,10 @@ def peer_problem(peer: str) -> str | None:
             old, dbos = suite.ensure_venv(suite.OLD_VENV, "dotflow==1.0.1", probe), None
         row = next(row for row in suite.rows_for(1, 1, [1], old is not None, dbos is not None) if row.system == peer)
         suite.Runner(ROOT, old, dbos, 1).run(dataclasses.replace(row, tasks=1))
-    except SystemExit as stop:  # the suite exits with the peer's error text
-        lines = [line for line in str(stop.code).splitlines() if line.strip()]
-        return lines[-1] if lines else f"exit status {stop.code}"
+    except SystemExit as stop:  # the suite exits with the peer's error text: name its exception
+        lines = [line.strip() for line in str(stop.code).splitlines() if line.strip()]
+        errors = [line for line in lines if re.match(r"[\w.]+(Error|Exception)\b.*:", line)]
+        return (errors or lines or [f"exit status {stop.code}"])[-1]
     return None
 
 
