@@ -1,6 +1,7 @@
 """`StorageSQL`: checkpoints in one SQL table (SQLite or PostgreSQL), with versions for optimistic concurrency.
 
-Table (created by the migrations in `migrations/`, never implicitly in an existing database)::
+Table (defined in `uow.checkpoint_schema`, created by the migrations, never implicitly in an existing
+database)::
 
     dotflow_checkpoint(key PK, document TEXT, expires_at FLOAT NULL, version VARCHAR(32), updated_at)
 
@@ -27,8 +28,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 try:
-    from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, func, inspect, or_, select
+    from sqlalchemy import MetaData, Table, func, inspect, or_, select
     from sqlalchemy.engine import Connection
+
+    from uow.checkpoint_schema import DEFAULT_TABLE, MAX_KEY, checkpoint_table, metadata
 except ModuleNotFoundError as _missing:  # ImportError, not ModuleNotFoundError: names the extra
     raise ImportError("StorageSQL needs SQLAlchemy and Alembic: pip install 'dotflow-uow[sql]'") from _missing
 
@@ -39,26 +42,6 @@ from dotflow.providers.checkpoint_format import encode_document, parse_document
 from uow.sql_engine import BUSY_TIMEOUT, database_errors, make_engine, read_only
 
 __all__ = ["DEFAULT_TABLE", "SQLTransaction", "StorageSQL", "checkpoint_table", "metadata"]
-
-DEFAULT_TABLE = "dotflow_checkpoint"
-_MAX_KEY = 1024
-
-
-def checkpoint_table(name: str, meta: MetaData) -> Table:
-    """The checkpoint table's definition under `name` (the migrations create `DEFAULT_TABLE`)."""
-    return Table(
-        name,
-        meta,
-        Column("key", String(_MAX_KEY), primary_key=True),
-        Column("document", Text, nullable=False),  # the checkpoint document of checkpoint_format
-        Column("expires_at", Float, nullable=True),  # unix time, copied from the document
-        Column("version", String(32), nullable=False),  # changes on every write
-        Column("updated_at", DateTime(timezone=True), nullable=False),
-    )
-
-
-metadata = MetaData()
-checkpoint_table(DEFAULT_TABLE, metadata)
 
 
 class StorageSQL(VersionedStorage):
@@ -299,8 +282,8 @@ def _live(table: Table, now: float) -> Any:
 def _check_key(key: Any) -> None:
     if not isinstance(key, str):
         raise TypeError(f"key must be a str, not {type(key).__name__}")
-    if not key or len(key) > _MAX_KEY:
-        raise ValueError(f"key must be 1 to {_MAX_KEY} characters long, not {len(key)}: {key[:80]!r}")
+    if not key or len(key) > MAX_KEY:
+        raise ValueError(f"key must be 1 to {MAX_KEY} characters long, not {len(key)}: {key[:80]!r}")
 
 
 def _check_prefix(prefix: Any) -> None:
