@@ -123,14 +123,16 @@ def command_line(folder: Path) -> None:
     statuses = {finding["status"] for finding in report["findings"]}
     check(statuses == {"backed"} and len(report["findings"]) == 3, f"journal verify: every key backed ({statuses})")
 
-    empty = folder / "empty.db"
+    other = folder / "app.db"
     import sqlite3
 
-    sqlite3.connect(empty).close()  # exists, no tables: refused until upgraded
-    run("journal", "list", "--url", f"sqlite:///{empty}", expect=1)
-    out = run("journal", "upgrade", "--url", f"sqlite:///{empty}")
+    with sqlite3.connect(other) as connection:  # an application's database: refused until upgraded
+        connection.execute("CREATE TABLE orders (id INTEGER)")
+    connection.close()
+    run("journal", "list", "--url", f"sqlite:///{other}", expect=1)
+    out = run("journal", "upgrade", "--url", f"sqlite:///{other}")
     check("upgraded from an empty database" in out, f"journal upgrade creates the tables ({out.strip()})")
-    run("journal", "list", "--url", f"sqlite:///{empty}")
+    run("journal", "list", "--url", f"sqlite:///{other}")
 
 
 UOW_ALONE = """
