@@ -37,6 +37,7 @@ import hashlib
 import logging
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ from uow.sql_engine import BUSY_TIMEOUT, database_errors, make_engine, read_only
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+    from uow.journal_writer import JournalWriter
 
 __all__ = [
     "BACKED",
@@ -167,6 +170,9 @@ class Journal:
 
         self._schema = journal_schema
         self._writer = JournalWriter(self.engine, journal_schema)
+        # A journal nobody closes (one `Config(journal=URL)` opened, say) still releases its connections
+        # when it is garbage collected, or at exit; `close` does it at once, after writing the queue.
+        self._release_connections = weakref.finalize(self, _release_connections, self._writer, self.engine)
         self._recorded_in_transaction: set[str] = set()
         self._prepared: dict[str, dict[str, Any]] = {}  # id -> row of units prepared here, not yet recorded
         self._pending: list[_Entry] = []  # outcomes queued for the next transaction
@@ -202,8 +208,7 @@ class Journal:
         try:
             self.release()
         finally:
-            self._writer.close()
-            self.engine.dispose()
+            self._release_connections()
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -656,6 +661,11 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def _release_connections(writer: JournalWriter, engine: Engine) -> None:
+    writer.close()
+    engine.dispose()
 
 
 def _nothing() -> None:
