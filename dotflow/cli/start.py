@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from uow import Persistence
+
 from dotflow.cli import CommandError
 from dotflow.cli.output import OUTCOME_STYLES, emit
 from dotflow.cli.storages import build_storage
@@ -35,17 +37,13 @@ def run(args: Any) -> int:
         flow.task.add(**add)
         return _report(args, flow, _run(args, flow))
     finally:
-        for opened in (config.journal, config.storage):
-            close = getattr(opened, "close", None)
-            if callable(close):
-                close()
+        Persistence(config.storage, config.journal).close()  # the storage first, then its journal
 
 
 def _run(args: Any, flow: Any) -> list[Any]:
     manager = flow.start(mode=args.mode, resume=args.resume)
-    thread = getattr(manager, "thread", None)
-    if thread is not None:  # background: the command still waits for the run to end
-        thread.join()
+    if manager.thread is not None:  # background: the command still waits for the run to end
+        manager.thread.join()
     return list(flow.result_task())
 
 

@@ -20,7 +20,7 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
-from uow import CommitError, ConflictError, HookError, JournalError, UnitOfWork
+from uow import CommitError, ConflictError, HookError, JournalError, RunPersistence, UnitOfWork
 
 from dotflow.core.action import call_step, is_action, step_contexts, takes_instance
 from dotflow.core.context import Context
@@ -60,7 +60,7 @@ class TaskEngine:
         fingerprint: str | None = None,
         expected_version: Any = NOT_READ,
         workflow_text: str | None = None,
-        reserved_unit: str | None = None,
+        run: RunPersistence | None = None,
     ) -> None:
         self.task = task
         self.config = task.config
@@ -73,7 +73,9 @@ class TaskEngine:
         if workflow_text is None and workflow_id is not None:
             workflow_text = str(workflow_id)
         self._workflow_text = workflow_text
-        self._reserved_unit = reserved_unit  # the journal's intent recorded ahead: for the first unit only
+        # Persistence goes through the run (a workflow passes its own; a task run alone gets one).
+        self._run = run if run is not None else RunPersistence(workflow_text)
+        self.persistence = self._run.persistence(self.config.storage, self.config.journal)
 
     def start(self) -> _TaskRun:
         """`with engine.start():` marks the task IN_PROGRESS, then COMPLETED, or FAILED with the
@@ -141,14 +143,14 @@ class TaskEngine:
         else:
             task.current_context = context
             context = task.current_context
-        key = self.config.storage.key(task=task)
+        key = self.persistence.key(task)
         self._stage(unit, key, context)
         trace = self.config.task_hooks.on_commit
         try:
             if trace is None:
                 self._commit(unit, key, number, context)
             else:
-                with trace(task=task, key=key, storage=self.config.storage, context=context):
+                with trace(task=task, key=key, storage=self.persistence.storage, context=context):
                     self._commit(unit, key, number, context)
         except ConflictError as conflict:
             return self._adopt(key, conflict)
@@ -172,7 +174,7 @@ class TaskEngine:
         """Another run committed this task first: take its checkpoint as this task's result."""
         task = self.task
         try:
-            stored = task.config.storage.read_checkpoint(key=key)
+            stored = self.persistence.read_checkpoint(key)
         except Exception as error:  # never a reason to run the step again
             task.current_context = None
             raise CheckpointNotSaved(task.task_id, key, error) from error
@@ -190,20 +192,7 @@ class TaskEngine:
         return adopted
 
     def _unit(self, attempt: int) -> UnitOfWork:
-        config = self.config
-        unit_id = self._reserved_unit
-        if unit_id is not None:
-            self._reserved_unit = None  # retries and commit retries get fresh units
-            if attempt != 1:
-                unit_id = None
-        return UnitOfWork(
-            config.storage,
-            journal=config.journal,
-            workflow_id=self._workflow_text,
-            task_id=self.task._task_id,
-            attempt=attempt,
-            unit_id=unit_id,
-        )
+        return self._run.unit(self.persistence, task_id=self.task.task_id, attempt=attempt)
 
     def _after_failed_commit(self, key: str, attempt: int, context: Context, error: Exception) -> None:
         """The first `unit.commit()` raised `error`. A saved checkpoint whose journal or hook failed is
@@ -254,7 +243,7 @@ class TaskEngine:
                 if task._status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
                     task.status = TypeStatus.COMPLETED
             elif isinstance(error, Exception):
-                flush_before_failure(config.storage, task)
+                self._flush_before_failure()
                 task.errors = error
                 task.status = TypeStatus.FAILED
         finally:
@@ -267,6 +256,14 @@ class TaskEngine:
             for hook in config.task_hooks.on_end:  # tracer.end_task, server.update_task
                 hook(task=task)
         return isinstance(error, Exception)
+
+    def _flush_before_failure(self) -> None:
+        """A storage that buffers writes (BatchStorage) makes them durable before a failure is reported."""
+        try:
+            self._run.flush(self.persistence)
+        except Exception as error:  # the task's own error is what gets reported; this one is logged
+            logger.error("task %s: flushing buffered checkpoints before reporting its failure failed: %r",
+                         self.task.task_id, error)  # fmt: skip
 
     def _run_step(self) -> Context:
         """Run the step; with a `timeout`, in a daemon thread that is abandoned when time is up.
@@ -354,17 +351,6 @@ class _TaskRun:
 
     def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
         return self.engine._end(error)
-
-
-def flush_before_failure(storage: Any, task: Any) -> None:
-    """A storage that buffers writes (BatchStorage) makes them durable before a failure is reported."""
-    if not getattr(storage, "buffers_writes", False):
-        return
-    try:
-        storage.flush()
-    except Exception as error:  # the task's own error is what gets reported; this one is logged
-        logger.error("task %s: flushing buffered checkpoints before reporting its failure failed: %r",
-                     task.task_id, error)  # fmt: skip
 
 
 def action_methods(cls: type) -> list[tuple[str, Any]]:
