@@ -70,7 +70,7 @@ def init(args: Any) -> int:
 def not_shipped_message(command: str) -> str:
     return (
         f"'{command}' is a dotflow 1.0.1 command this project does not ship (cloud deployment is out of scope); "
-        "see 'Compatibility with dotflow 1.0.1' in the README"
+        "see docs/compatibility.md (linked from the README)"
     )
 
 

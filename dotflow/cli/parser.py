@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(run=more_commands.init)
 
     for name in more_commands.NOT_SHIPPED:
-        gone = commands.add_parser(name, help="dotflow 1.0.1's; not part of this project (see the README)")
+        gone = commands.add_parser(name, help="dotflow 1.0.1's; not part of this project (see docs/compatibility.md)")
         gone.set_defaults(run=more_commands.not_shipped, command=name)
 
     journal = commands.add_parser("journal", help="inspect and audit the journal")
