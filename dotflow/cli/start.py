@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uow import Persistence
 
 from dotflow.cli import CommandError
 from dotflow.cli.output import OUTCOME_STYLES, emit
 from dotflow.cli.storages import build_storage
+from dotflow.core.types import TypeStatus
+
+if TYPE_CHECKING:
+    from dotflow.core.task import Task
 
 __all__ = ["run"]
 
@@ -63,18 +67,16 @@ def _report(args: Any, flow: Any, tasks: list[Any]) -> int:
     return 1 if any(d["status"] == "Failed" for d in data) else 0
 
 
-def _task_data(task: Any) -> dict[str, Any]:
-    status = getattr(task.status, "value", task.status)
-    errors = getattr(task, "errors", None) or []
-    if not isinstance(errors, list):
-        errors = [errors]
-    last = errors[-1] if errors and status == "Failed" else None
+def _task_data(task: Task) -> dict[str, Any]:
+    status = task.status
+    errors = task.errors
+    last = errors[-1] if errors and status == TypeStatus.FAILED else None
     message = None if last is None else f"{last.exception}: {last.message}".strip(": ")
     return {
         "task_id": str(task.task_id),
         "status": str(status),
-        "duration": getattr(task, "duration", None),
-        "restored": bool(getattr(task, "restored", False)),
+        "duration": task.duration,
+        "restored": bool(task.restored),
         "error": message or None,
     }
 
