@@ -141,9 +141,6 @@ class Put(NamedTuple):
     ttl: int | None = None
 
 
-_new_put = tuple.__new__  # Put(...) without the NamedTuple's generated Python-level __new__: once per task
-
-
 @dataclass(frozen=True)
 class Delete:
     """A staged delete; `DELETE` is the one instance in use."""
@@ -273,7 +270,7 @@ class UnitOfWork:
         """Stage a write of `value` under `key` (no I/O)."""
         if self._state != ACTIVE or self._child is not None:
             self._check_open("put")  # raises
-        self._changes[key] = _new_put(Put, (value, fingerprint, ttl))
+        self._changes[key] = Put(value, fingerprint, ttl)
 
     def delete(self, key: str) -> None:
         """Stage a delete of `key` (no I/O)."""
