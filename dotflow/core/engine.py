@@ -22,7 +22,7 @@ from uuid import UUID
 
 from uow import CommitError, ConflictError, HookError, JournalError, RunPersistence, UnitOfWork
 
-from dotflow.core.action import call_step, is_action, step_contexts, takes_instance
+from dotflow.core.action import call_step, is_action, takes_instance
 from dotflow.core.context import Context
 from dotflow.core.exception import CheckpointNotSaved, StepTimeoutError, StorageError, TaskError
 from dotflow.core.resume import NOT_READ
@@ -325,7 +325,7 @@ class TaskEngine:
         for name, method in methods:
             func = getattr(method, "func", method)
             args = (instance,) if takes_instance(func) else ()
-            value = call_step(func, args, step_contexts(task.initial_context, previous))
+            value = call_step(func, args, {"initial_context": task.initial_context, "previous_context": previous})
             sub = Context(storage=value, task_id=f"{task.task_id}.{name}", workflow_id=context.workflow_id)
             if not sub.task_id:
                 sub.task_id = f"{task.task_id}.{name}"
