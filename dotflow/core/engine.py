@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -68,7 +67,7 @@ class TaskEngine:
         self.previous_context = previous_context
         self.fingerprint = fingerprint
         self.expected_version = expected_version  # NOT_READ: commit unconditionally
-        self._timeout = getattr(task._step, "timeout", 0) or 0
+        self._timeout = getattr(task.step, "timeout", 0) or 0
         # The id as the journal records it; a sequence of tasks passes it in, made once.
         if workflow_text is None and workflow_id is not None:
             workflow_text = str(workflow_id)
@@ -102,7 +101,7 @@ class TaskEngine:
         return self._attempt(number=1)
 
     def execute_with_retry(self) -> Context:
-        step = self.task._step
+        step = self.task.step
         retry = getattr(step, "retry", 1)
         if retry == 1 or not retry:
             return self._attempt(1)  # the usual case: one attempt, nothing to wait for
@@ -138,11 +137,8 @@ class TaskEngine:
         except BaseException:
             unit.rollback()
             raise
-        if type(context) is Context and context._task_id and context._workflow_id is not None:
-            task._current_context = context  # made by the step's wrapper for this task: already complete
-        else:
-            task.current_context = context
-            context = task.current_context
+        task.current_context = context  # (the task's own Context of the value, stamped with its ids)
+        context = cast(Context, task.current_context)
         key = self.persistence.key(task)
         self._stage(unit, key, context)
         trace = self.config.task_hooks.on_commit
@@ -223,15 +219,11 @@ class TaskEngine:
 
     def _begin(self) -> None:
         task = self.task
-        task._workflow_id = self.workflow_id  # (the plain setters of Task, inline: once per task)
-        previous = self.previous_context
-        if type(previous) is Context:
-            task._previous_context = previous  # the setter would only wrap it in a Context again
-        else:
-            task.previous_context = previous
+        task.workflow_id = self.workflow_id
+        task.previous_context = self.previous_context
         for hook in self.config.task_hooks.on_start:  # tracer.start_task
             hook(task=task)
-        task._started_at = time.time()  # (a datetime when read: Task.started_at)
+        task.start_clock()
         task.status = TypeStatus.IN_PROGRESS
 
     def _end(self, error: BaseException | None) -> bool:
@@ -240,19 +232,14 @@ class TaskEngine:
         config = self.config
         try:
             if error is None:
-                if task._status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
+                if task.status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
                     task.status = TypeStatus.COMPLETED
             elif isinstance(error, Exception):
                 self._flush_before_failure()
                 task.errors = error
                 task.status = TypeStatus.FAILED
         finally:
-            task._finished_at = finished = time.time()
-            started = task._started_at
-            if isinstance(started, float):
-                task._duration = finished - started
-            else:  # None, or a datetime: read (so converted) or set by someone since `_begin`
-                task._duration = None if started is None else (datetime.fromtimestamp(finished) - started).total_seconds()
+            task.stop_clock()
             for hook in config.task_hooks.on_end:  # tracer.end_task, server.update_task
                 hook(task=task)
         return isinstance(error, Exception)
@@ -296,12 +283,8 @@ class TaskEngine:
 
     def _call(self) -> Context:
         task = self.task
-        context = task._step(
-            initial_context=task._initial_context,  # None for most tasks: the step's wrapper makes its own Context
-            previous_context=task._previous_context,  # set by _begin
-            task=task,
-        )
-        if type(context) is Context and type(context._storage) in _PLAIN_TYPES:
+        context = task.step(initial_context=task.initial_context, previous_context=task.previous_context, task=task)
+        if type(context) is Context and type(context.storage) in _PLAIN_TYPES:
             return context  # not a class step (the usual case)
         return self._collect_class_actions(context)
 

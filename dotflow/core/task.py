@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import warnings
 from datetime import datetime
 from typing import Any, Callable
@@ -242,6 +243,19 @@ class Task(TaskInstance):
     @duration.setter
     def duration(self, value: float | None) -> None:
         self._duration = value
+
+    def start_clock(self) -> None:
+        """Note that the task starts running now (`started_at`)."""
+        self._started_at = time.time()  # a datetime when read (see TaskInstance)
+
+    def stop_clock(self) -> None:
+        """Note that the task stopped running now (`finished_at`), and its `duration` since it started."""
+        self._finished_at = finished = time.time()
+        started = self._started_at
+        if isinstance(started, float):
+            self._duration = finished - started
+        else:  # None, or a datetime: read (so converted) or set by someone since `start_clock`
+            self._duration = None if started is None else (datetime.fromtimestamp(finished) - started).total_seconds()
 
     def clear_run(self) -> None:
         """Forget the outcome of an earlier run (status, errors, contexts it produced, timings), so
