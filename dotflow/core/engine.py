@@ -137,8 +137,7 @@ class TaskEngine:
         except BaseException:
             unit.rollback()
             raise
-        task.current_context = context  # (the task's own Context of the value, stamped with its ids)
-        context = cast(Context, task.current_context)
+        context = task.take_result(context)
         key = self.persistence.key(task)
         self._stage(unit, key, context)
         trace = self.config.task_hooks.on_commit
@@ -219,8 +218,7 @@ class TaskEngine:
 
     def _begin(self) -> None:
         task = self.task
-        task.workflow_id = self.workflow_id
-        task.previous_context = self.previous_context
+        task.begin_run(self.workflow_id, self.previous_context)
         for hook in self.config.task_hooks.on_start:  # tracer.start_task
             hook(task=task)
         task.start_clock()
@@ -283,7 +281,7 @@ class TaskEngine:
 
     def _call(self) -> Context:
         task = self.task
-        context = task.step(initial_context=task.initial_context, previous_context=task.previous_context, task=task)
+        context = task.call_step()
         if type(context) is Context and type(context.storage) in _PLAIN_TYPES:
             return context  # not a class step (the usual case)
         return self._collect_class_actions(context)
