@@ -38,7 +38,7 @@ from uow.errors import (
 from uow.journal import Journal
 from uow.journal_migrate import SchemaError
 from uow.persistence import Persistence
-from uow.run import RUN_COMPLETED, RUN_FAILED, RunPersistence
+from uow.run import RUN_COMPLETED, RUN_FAILED, Binding, RunPersistence
 from uow.snapshot import UnitSnapshot
 from uow.unit_of_work import (
     ACTIVE,
@@ -74,6 +74,7 @@ __all__ = [
     "ROLLED_BACK",
     "RUN_COMPLETED",
     "RUN_FAILED",
+    "Binding",
     "Change",
     "CheckpointStorage",
     "CommitError",

@@ -11,11 +11,10 @@ import logging
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from uow.contracts import (
     COMMITTED,
-    CheckpointStorage,
     JournalCapabilities,
     StorageCapabilities,
     StorageTransaction,
@@ -38,6 +37,8 @@ from uow.contracts import (
 
 __all__ = ["Persistence", "record_outcome"]
 
+S = TypeVar("S", bound=SupportsStorage, covariant=True)
+
 logger = logging.getLogger("uow")
 
 
@@ -49,16 +50,17 @@ class _Read:
     fingerprint: str | None = None
 
 
-class Persistence:
+class Persistence(Generic[S]):
     """A storage and its optional journal; see the module docstring.
 
-    `shared` is true when the journal writes its entries inside the storage's own transactions
-    (`SupportsSharedTransaction`), asked once here.
+    Generic in the storage's type: a run's bindings are `Persistence[CheckpointStorage]`, whose
+    `storage.key(task)` names a task's checkpoint. `shared` is true when the journal writes its
+    entries inside the storage's own transactions (`SupportsSharedTransaction`), asked once here.
     """
 
-    __slots__ = ("storage", "journal", "storage_can", "journal_can", "shared")
+    __slots__ = ("storage", "journal", "storage_can", "journal_can", "shared", "reserves")
 
-    def __init__(self, storage: SupportsStorage, journal: SupportsRecord | None = None) -> None:
+    def __init__(self, storage: S, journal: SupportsRecord | None = None) -> None:
         self.storage = storage
         self.journal = journal
         self.storage_can = StorageCapabilities.of(storage)
@@ -69,15 +71,13 @@ class Persistence:
             and self.storage_can.transaction
             and cast(SupportsSharedTransaction, journal).shares(storage)
         )
+        # The journal records intents ahead (`reserve`), unless it writes inside the storage's transactions.
+        self.reserves = self.journal_can is not None and self.journal_can.reservations and not self.shared
 
     def __repr__(self) -> str:
         return f"Persistence({self.storage!r}, journal={self.journal!r})"
 
     # -- storage ---------------------------------------------------------------------------------
-
-    def key(self, task: Any) -> str:
-        """The key of `task`'s checkpoint (a run's storages are `CheckpointStorage`s)."""
-        return cast(CheckpointStorage, self.storage).key(task=task)
 
     def read_checkpoint(self, key: str) -> StoredCheckpoint | None:
         """One read of `key` (None: absent); a storage without `read_checkpoint` is read with `get`."""
@@ -130,10 +130,6 @@ class Persistence:
     def record_in(self, transaction: Any, unit: Any) -> None:
         """Write `unit`'s committed entry inside the storage's `transaction` (only when `shared`)."""
         cast(SupportsSharedTransaction, self.journal).record_in(transaction, unit)
-
-    def can_reserve(self) -> bool:
-        """True if the journal records intents ahead and does not write inside the storage's transactions."""
-        return self.journal_can is not None and self.journal_can.reservations and not self.shared
 
     def reserve(self, entries: Iterable[tuple[str | None, Any, str]]) -> list[str]:
         return cast(SupportsReservations, self.journal).reserve(entries)

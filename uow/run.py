@@ -30,12 +30,14 @@ from uow.contracts import CheckpointStorage, SupportsRecord
 from uow.persistence import Persistence
 from uow.unit_of_work import UnitOfWork
 
-__all__ = ["RUN_COMPLETED", "RUN_FAILED", "RunPersistence"]
+__all__ = ["RUN_COMPLETED", "RUN_FAILED", "Binding", "RunPersistence"]
 
 RUN_COMPLETED: Final = "completed"
 RUN_FAILED: Final = "failed"
 
 logger = logging.getLogger("uow")
+
+Binding = Persistence[CheckpointStorage]  # a run's binding of a storage (with `key`) and its journal
 
 
 class RunPersistence:
@@ -52,10 +54,10 @@ class RunPersistence:
         self.started_at = time.time()
         self.ended_at: float | None = None
         self.status: str | None = None  # RUN_COMPLETED or RUN_FAILED once ended
-        self._bindings: dict[tuple[int, int], Persistence] = {}
-        self._last: Persistence | None = None  # the binding asked for last: tasks usually share one
+        self._bindings: dict[tuple[int, int], Binding] = {}
+        self._last: Binding | None = None  # the binding asked for last: tasks usually share one
         self._reserved: dict[Any, str] = {}  # task id -> unit id its journal reserved (its first unit's)
-        self._reservations: list[tuple[Persistence, list[str]]] = []
+        self._reservations: list[tuple[Binding, list[str]]] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -63,7 +65,7 @@ class RunPersistence:
 
     # -- binding -------------------------------------------------------------------------------
 
-    def persistence(self, storage: CheckpointStorage, journal: SupportsRecord | None = None) -> Persistence:
+    def persistence(self, storage: CheckpointStorage, journal: SupportsRecord | None = None) -> Binding:
         """The binding of `storage` and `journal` in this run: made (and their abilities worked out) once."""
         last = self._last
         if last is not None and last.storage is storage and last.journal is journal:
@@ -80,7 +82,7 @@ class RunPersistence:
 
     # -- the run -------------------------------------------------------------------------------
 
-    def begin(self, tasks: Iterable[tuple[Persistence, Any, Any]]) -> None:
+    def begin(self, tasks: Iterable[tuple[Binding, Any, Any]]) -> None:
         """Begin the run with the checkpoints it will write: `(persistence, task id, task)` each.
 
         Each journal that records intents ahead (`SupportsReservations`, not writing inside the
@@ -88,13 +90,13 @@ class RunPersistence:
         unit (`unit(..., attempt=1)`) then takes its reserved id. A journal that cannot reserve
         is logged and skipped: each unit records its own intent, as without reservations.
         """
-        wanted: dict[int, tuple[Persistence, list[tuple[Any, Any]]]] = {}
+        wanted: dict[int, tuple[Binding, list[tuple[Any, Any]]]] = {}
         for persistence, task_id, task in tasks:
-            if persistence.can_reserve():
+            if persistence.reserves:
                 wanted.setdefault(id(persistence), (persistence, []))[1].append((task_id, task))
         for persistence, chosen in wanted.values():
             try:
-                entries = [(self.workflow_id, task_id, persistence.key(task)) for task_id, task in chosen]
+                entries = [(self.workflow_id, task_id, persistence.storage.key(task=task)) for task_id, task in chosen]
                 unit_ids = persistence.reserve(entries)
             except Exception as error:
                 logger.warning("workflow %s: the journal could not record intents ahead: %s", self.workflow_id, error)
@@ -102,7 +104,7 @@ class RunPersistence:
             self._reserved.update((task_id, unit_id) for (task_id, _), unit_id in zip(chosen, unit_ids))
             self._reservations.append((persistence, list(unit_ids)))
 
-    def unit(self, persistence: Persistence, *, task_id: Any, attempt: int) -> UnitOfWork:
+    def unit(self, persistence: Binding, *, task_id: Any, attempt: int) -> UnitOfWork:
         """A unit of work of this run for one attempt of a task; a task's first unit takes the id
         its journal reserved in `begin` (later ones, and retried commits, get fresh ids)."""
         unit_id = self._reserved.pop(task_id, None) if self._reserved else None
@@ -117,7 +119,7 @@ class RunPersistence:
             run_id=self.run_id,
         )
 
-    def flush(self, persistence: Persistence | None = None) -> None:
+    def flush(self, persistence: Binding | None = None) -> None:
         """Make buffered writes durable: of one binding's storage, or (None) of every storage of the run."""
         if persistence is not None:
             persistence.flush()
@@ -171,7 +173,7 @@ class RunPersistence:
             except Exception as error:
                 logger.warning("workflow %s: the journal could not be flushed: %s", self.workflow_id, error)
 
-    def _distinct(self, identity: Callable[[Persistence], object]) -> list[Persistence]:
+    def _distinct(self, identity: Callable[[Binding], object]) -> list[Binding]:
         """One binding per distinct `identity(binding)` (compared by object identity), in binding order."""
         with self._lock:
             bindings = list(self._bindings.values())

@@ -160,7 +160,7 @@ class UnitOfWork:
 
     def __init__(
         self,
-        storage: SupportsStorage | Persistence,
+        storage: SupportsStorage | Persistence[SupportsStorage],
         *,
         journal: SupportsRecord | None = None,
         workflow_id: str | None = None,

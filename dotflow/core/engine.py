@@ -67,7 +67,8 @@ class TaskEngine:
         self.previous_context = previous_context
         self.fingerprint = fingerprint
         self.expected_version = expected_version  # NOT_READ: commit unconditionally
-        self._timeout = getattr(task.step, "timeout", 0) or 0
+        self._step = task.step
+        self._timeout = getattr(self._step, "timeout", 0) or 0
         # The id as the journal records it; a sequence of tasks passes it in, made once.
         if workflow_text is None and workflow_id is not None:
             workflow_text = str(workflow_id)
@@ -101,7 +102,7 @@ class TaskEngine:
         return self._attempt(number=1)
 
     def execute_with_retry(self) -> Context:
-        step = self.task.step
+        step = self._step
         retry = getattr(step, "retry", 1)
         if retry == 1 or not retry:
             return self._attempt(1)  # the usual case: one attempt, nothing to wait for
@@ -138,7 +139,7 @@ class TaskEngine:
             unit.rollback()
             raise
         context = task.take_result(context)
-        key = self.persistence.key(task)
+        key = self.persistence.storage.key(task=task)
         self._stage(unit, key, context)
         trace = self.config.task_hooks.on_commit
         try:

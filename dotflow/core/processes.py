@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
 
-from uow import Persistence, RunPersistence, StorageCapabilities, UnitOfWork, UnitSnapshot
+from uow import Binding, RunPersistence, StorageCapabilities, UnitOfWork, UnitSnapshot
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
@@ -41,14 +41,14 @@ STATE_FIELDS = (
     "_status", "_current_context", "_previous_context", "_errors", "_duration",
     "retry_count", "restored", "_started_at", "_finished_at",
 )  # fmt: skip
-def _dotflow_storage(persistence: Persistence) -> Storage:
+def _dotflow_storage(persistence: Binding) -> Storage:
     """The storage of a Config (always a dotflow `Storage`), for the calls only dotflow's ABC declares."""
     return cast(Storage, persistence.storage)
 
 
 # The calls a child may relay, and how the parent performs each on the run's binding of the real
 # storage and journal. A relay only offers post_if / delete_if for a storage with versions.
-RELAYED: dict[str, dict[str, Callable[[Persistence, dict[str, Any]], Any]]] = {
+RELAYED: dict[str, dict[str, Callable[[Binding, dict[str, Any]], Any]]] = {
     "storage": {
         "post": lambda p, kw: p.storage.post(**kw),
         "get": lambda p, kw: p.storage.get(**kw),

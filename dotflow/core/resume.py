@@ -62,7 +62,7 @@ def plan_restore(
             versioned = persistence.storage_can.versions
             if not (restoring or versioned):
                 break
-            checkpoint = persistence.read_checkpoint(persistence.key(task))
+            checkpoint = persistence.read_checkpoint(persistence.storage.key(task=task))
             if versioned:
                 plan.versions[task.task_id] = None if checkpoint is None else cast(VersionedCheckpoint, checkpoint).version
             if checkpoint is None or not restoring:
@@ -102,6 +102,6 @@ def _delete_checkpoints(sequences: list[list[Any]], run: RunPersistence) -> None
         for task in tasks:
             persistence = run.persistence(task.config.storage, task.config.journal)
             try:
-                persistence.delete(persistence.key(task))
+                persistence.delete(persistence.storage.key(task=task))
             except NotImplementedError:
                 return  # cannot delete: each checkpoint is overwritten as its task commits

@@ -208,9 +208,9 @@ class Manager:
             plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run)
         restored = plan.restored
         run.begin(
-            (run.persistence(task.config.storage, task.config.journal), task.task_id, task)
+            (run.persistence((config_ := task.config).storage, config_.journal), task_id, task)
             for task in tasks
-            if task.task_id not in restored
+            if (task_id := task.task_id) not in restored
         )
 
         if config is not None:
