@@ -82,19 +82,19 @@ class RunPersistence:
 
     # -- the run -------------------------------------------------------------------------------
 
-    def begin(self, tasks: Iterable[tuple[Binding, Any, Any]]) -> None:
-        """Begin the run with the checkpoints it will write: `(persistence, task id, task)` each.
+    def begin(self, tasks: Iterable[tuple[Binding, Iterable[tuple[Any, Any]]]]) -> None:
+        """Begin the run with the checkpoints it will write: each binding with its `(task id, task)`s.
 
-        Each journal that records intents ahead (`SupportsReservations`, not writing inside the
-        storage's transaction) records them for its tasks in one transaction; each task's first
-        unit (`unit(..., attempt=1)`) then takes its reserved id. A journal that cannot reserve
-        is logged and skipped: each unit records its own intent, as without reservations.
+        Each journal that records intents ahead (`Binding.reserves`: `SupportsReservations`, not
+        writing inside the storage's transaction) records them for its tasks in one transaction;
+        each task's first unit (`unit(..., attempt=1)`) then takes its reserved id. A journal that
+        cannot reserve is logged and skipped: each unit records its own intent, as without
+        reservations. The tasks of a binding whose journal does not reserve are never looked at.
         """
-        wanted: dict[int, tuple[Binding, list[tuple[Any, Any]]]] = {}
-        for persistence, task_id, task in tasks:
-            if persistence.reserves:
-                wanted.setdefault(id(persistence), (persistence, []))[1].append((task_id, task))
-        for persistence, chosen in wanted.values():
+        for persistence, bound in tasks:
+            if not persistence.reserves:
+                continue
+            chosen = list(bound)
             try:
                 entries = [(self.workflow_id, task_id, persistence.storage.key(task=task)) for task_id, task in chosen]
                 unit_ids = persistence.reserve(entries)

@@ -56,11 +56,15 @@ def call_step(
     given: Mapping[str, Any],
     names: tuple[str, ...] | None = None,
     is_async: bool | None = None,
+    *,
+    as_context: bool = True,
 ) -> Any:
-    """Call `func` with the contexts it asks for, awaiting it if it is a coroutine function.
+    """Call the step `func` with the contexts it asks for, awaiting it if it is a coroutine function.
 
     Each injectable parameter `func` names gets a fresh Context around `given[name]` (None when
-    absent). `names` (its `injectable_names`) and `is_async` may be given when already known.
+    absent). Returns the step's value as a Context, stamped with the ids of `given["task"]` when
+    there is one (what a step returns to the engine); with `as_context=False`, the value itself.
+    `names` (its `injectable_names`) and `is_async` may be given when already known.
     """
     if names is None:
         names = injectable_names(func)
@@ -68,12 +72,12 @@ def call_step(
     for name in names:  # (a loop: a comprehension's frame costs more for one or two names)
         contexts[name] = Context(given.get(name))
     if inspect.iscoroutinefunction(func) if is_async is None else is_async:
-        return _run_coroutine(func(*args, **contexts))
-    return func(*args, **contexts)
-
-
-def _task_result(result: Any, task: Any) -> Context:
-    """A step's return value as its task's Context (stamped with the task's ids when called for one)."""
+        result = _run_coroutine(func(*args, **contexts))
+    else:
+        result = func(*args, **contexts)
+    if not as_context:
+        return result
+    task = given.get("task")
     if task is None:
         return Context(storage=result)
     return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))
@@ -131,7 +135,7 @@ class Action:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         func = self.func
         if func is not None:  # a step: called by the engine with its contexts and `task=`
-            return _task_result(call_step(func, args, kwargs, self.params, self._is_async), kwargs.get("task"))
+            return call_step(func, args, kwargs, self.params, self._is_async)
         # `@action(...)`: we are the options; wrap the function now.
         (func,) = args
         return self._wrap(func)
@@ -141,7 +145,7 @@ class Action:
         is_async = inspect.iscoroutinefunction(func)
 
         def step(*args: Any, **kwargs: Any) -> Any:
-            return _task_result(call_step(func, args, kwargs, names, is_async), kwargs.get("task"))
+            return call_step(func, args, kwargs, names, is_async)
 
         step.retry = self.retry  # type: ignore[attr-defined]
         step.timeout = self.timeout  # type: ignore[attr-defined]

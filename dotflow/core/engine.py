@@ -307,7 +307,8 @@ class TaskEngine:
         for name, method in methods:
             func = getattr(method, "func", method)
             args = (instance,) if takes_instance(func) else ()
-            value = call_step(func, args, {"initial_context": task.initial_context, "previous_context": previous})
+            given = {"initial_context": task.initial_context, "previous_context": previous}
+            value = call_step(func, args, given, as_context=False)
             sub = Context(storage=value, task_id=f"{task.task_id}.{name}", workflow_id=context.workflow_id)
             if not sub.task_id:
                 sub.task_id = f"{task.task_id}.{name}"

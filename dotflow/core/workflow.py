@@ -192,8 +192,11 @@ class Manager:
             raise ExecutionModeNotExist()
         self.config = config
         self.thread: threading.Thread | None = None  # the worker of a background run
+        by_config: dict[int, tuple[Any, list[Any]]] = {}  # the tasks of each Config, for the run's bindings
         for task in tasks:
             task.workflow_id = self.workflow_id  # before any key is computed: resume looks keys up
+            task_config = task.config
+            by_config.setdefault(id(task_config), (task_config, []))[1].append(task)
         # Only a resume that compares fingerprints needs one; other runs store None if it cannot be made.
         needed = resume and on_input_change != TypeInputChange.REUSE
         self.fingerprint = input_fingerprint(tasks, fingerprint, required=needed)
@@ -208,9 +211,8 @@ class Manager:
             plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run)
         restored = plan.restored
         run.begin(
-            (run.persistence((config_ := task.config).storage, config_.journal), task_id, task)
-            for task in tasks
-            if (task_id := task.task_id) not in restored
+            (run.persistence(each.storage, each.journal), ((t.task_id, t) for t in group if t.task_id not in restored))
+            for each, group in by_config.values()
         )
 
         if config is not None:
