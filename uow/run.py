@@ -20,7 +20,6 @@ A run has an id (`run_id`, carried by each of its units), a start and an end (`s
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -58,7 +57,6 @@ class RunPersistence:
         self._last: Binding | None = None  # the binding asked for last: tasks usually share one
         self._reserved: dict[Any, str] = {}  # task id -> unit id its journal reserved (its first unit's)
         self._reservations: list[tuple[Binding, list[str]]] = []
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<RunPersistence {self.run_id} of workflow {self.workflow_id!r}, {self.status or 'running'}>"
@@ -70,14 +68,14 @@ class RunPersistence:
         last = self._last
         if last is not None and last.storage is storage and last.journal is journal:
             return last
+        # No lock: two threads binding the same pair at once make two equal bindings, and one is kept.
         key = (id(storage), id(journal))
-        with self._lock:
-            found = self._bindings.get(key)
-            if found is None or found.storage is not storage or found.journal is not journal:
-                if not isinstance(storage, CheckpointStorage):
-                    raise TypeError(f"a run's storage needs post, get and key; {type(storage).__name__} lacks one")
-                found = self._bindings[key] = Persistence(storage, journal)
-            self._last = found
+        found = self._bindings.get(key)
+        if found is None or found.storage is not storage or found.journal is not journal:
+            if not isinstance(storage, CheckpointStorage):
+                raise TypeError(f"a run's storage needs post, get and key; {type(storage).__name__} lacks one")
+            found = self._bindings[key] = Persistence(storage, journal)
+        self._last = found
         return found
 
     # -- the run -------------------------------------------------------------------------------
@@ -175,8 +173,7 @@ class RunPersistence:
 
     def _distinct(self, identity: Callable[[Binding], object]) -> list[Binding]:
         """One binding per distinct `identity(binding)` (compared by object identity), in binding order."""
-        with self._lock:
-            bindings = list(self._bindings.values())
+        bindings = list(self._bindings.values())  # (a copy: a relay thread may add one meanwhile)
         seen: set[int] = set()
         distinct = []
         for binding in bindings:

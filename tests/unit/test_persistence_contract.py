@@ -390,3 +390,19 @@ def test_a_unit_of_work_on_a_persistence_takes_its_journal_from_it() -> None:
     assert journal.units == [unit]
     with pytest.raises(TypeError, match="journal"):
         UnitOfWork(persistence, journal=journal)
+
+
+def test_a_storage_that_cannot_flush_at_the_end_still_lets_the_journal_write_then_raises() -> None:
+    log = EventLog()
+
+    class FailingFlush(BufferingStorage):
+        def flush(self) -> None:
+            log.events.append("storage flush failed")
+            raise OSError("disk gone")
+
+    journal = FullJournal(log)
+    flow = workflow(Config(storage=FailingFlush(log), journal=journal), one)
+    with pytest.raises(OSError, match="disk gone"):
+        flow.start()
+    # nothing was confirmed (the write never became durable), and the journal still wrote what it held
+    assert log.events == ["reserve 1", "prepare reserved-0-one", "storage flush failed", "release 1", "journal flush"]
