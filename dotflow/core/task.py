@@ -267,7 +267,7 @@ class Task(TaskInstance):
         """Make the step's value this task's `current_context` and return it. A Context whose ids are
         set (what the step's wrapper makes) is kept as it is, since the setter would only copy it;
         anything else becomes a Context as the setter makes it."""
-        stamped = type(value) is Context and value.task_id and value.workflow_id is not None
+        stamped = type(value) is Context and value._task_id and value._workflow_id is not None
         context: Context = value if stamped else self._own_context(value)
         self._current_context = context
         return context

@@ -70,7 +70,7 @@ def run_sequence(
                 callback(task=task)
         report(task)
         previous = task.current_context
-        if task.status == TypeStatus.FAILED and not ignore:
+        if task._status == TypeStatus.FAILED and not ignore:
             break
 
 
@@ -236,7 +236,7 @@ class Manager:
         return list(groups.values())
 
     def _finish(self) -> None:
-        failed = any(task.status == TypeStatus.FAILED for task in self.tasks)
+        failed = any(task._status == TypeStatus.FAILED for task in self.tasks)
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
         # Buffered checkpoints durable, then the journals' outcomes: before the workflow's callbacks.
