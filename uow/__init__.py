@@ -1,13 +1,31 @@
 """A generic unit of work for checkpoint storages: stage changes, commit them once, or roll back.
 
-`uow` knows nothing about dotflow: values are opaque and the storage is any object with
-`post(key=, context=, ttl=, fingerprint=)` and `get(key=)` (optionally `delete`,
-`read_checkpoint`, and `post_if` / `delete_if` for optimistic concurrency).
+`uow` knows nothing about dotflow: values are opaque. What a storage and a journal must do and may
+do is declared once in `uow.contracts` (a storage must have `post`, `get` and, for a run, `key`;
+versions, transactions, write buffers, ... are optional and declared by their methods).
+`Persistence` binds a storage to its journal; `RunPersistence` is what a workflow run talks to.
 `Journal` (SQL, needs the `sql` extra when used) records every unit.
 """
 
 from __future__ import annotations
 
+from uow.contracts import (
+    CheckpointStorage,
+    JournalCapabilities,
+    StorageCapabilities,
+    StorageTransaction,
+    SupportsChecksums,
+    SupportsClose,
+    SupportsFlush,
+    SupportsInputFingerprints,
+    SupportsListKeys,
+    SupportsPostMany,
+    SupportsPrepare,
+    SupportsReservations,
+    SupportsSharedTransaction,
+    SupportsTransaction,
+    UnitFacts,
+)
 from uow.errors import (
     CommitError,
     ConflictError,
@@ -20,6 +38,8 @@ from uow.errors import (
 from uow.journal import Journal
 from uow.journal_migrate import SchemaError
 from uow.outcomes import FINAL_OUTCOMES, JOURNAL_OUTCOMES, PREPARED
+from uow.persistence import Persistence
+from uow.run import RUN_COMPLETED, RUN_FAILED, Binding, RunPersistence
 from uow.snapshot import UnitSnapshot
 from uow.unit_of_work import (
     ACTIVE,
@@ -56,25 +76,45 @@ __all__ = [
     "JOURNAL_OUTCOMES",
     "PREPARED",
     "ROLLED_BACK",
+    "RUN_COMPLETED",
+    "RUN_FAILED",
+    "Binding",
     "Change",
+    "CheckpointStorage",
     "CommitError",
     "ConflictError",
     "Delete",
     "HookError",
     "Journal",
+    "JournalCapabilities",
     "JournalError",
     "NestingError",
+    "Persistence",
     "Put",
+    "RunPersistence",
     "SchemaError",
+    "StorageCapabilities",
+    "StorageTransaction",
     "StoredCheckpoint",
+    "SupportsChecksums",
+    "SupportsClose",
     "SupportsConditionalWrite",
     "SupportsDeferredRecord",
     "SupportsDelete",
     "SupportsDurableNotice",
+    "SupportsFlush",
+    "SupportsInputFingerprints",
+    "SupportsListKeys",
+    "SupportsPostMany",
+    "SupportsPrepare",
     "SupportsReadCheckpoint",
     "SupportsRecord",
+    "SupportsReservations",
+    "SupportsSharedTransaction",
     "SupportsStorage",
+    "SupportsTransaction",
     "UnitClosedError",
+    "UnitFacts",
     "UnitOfWork",
     "UnitOfWorkError",
     "UnitSnapshot",

@@ -42,8 +42,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from uow.contracts import SupportsListKeys, SupportsReadCheckpoint, UnitFacts
 from uow.journal_writer import Batch
 from uow.errors import JournalError
 from uow.outcomes import (
@@ -126,7 +127,7 @@ class _KeyHistory:
     reserved: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)  # intents with no checksum yet
 
 
-def outcome_of(unit: Any) -> str:
+def outcome_of(unit: UnitFacts) -> str:
     """The journal outcome of a settled unit: committed, rolled_back, failed or conflict."""
     return str(unit.state)
 
@@ -212,7 +213,7 @@ class Journal:
 
     # -- recording -----------------------------------------------------------------------------
 
-    def prepare(self, unit: Any) -> None:
+    def prepare(self, unit: UnitFacts) -> None:
         """Record the intent of `unit` (outcome "prepared", its keys and checksums) before it writes.
 
         The same transaction first writes the outcomes queued so far (see `record`). A unit
@@ -294,7 +295,7 @@ class Journal:
                     self._reserved.setdefault(unit_id, "")
             raise
 
-    def record(self, unit: Any) -> None:
+    def record(self, unit: UnitFacts) -> None:
         """Record the final outcome of `unit`.
 
         The outcome of a unit this journal prepared (or reserved) is queued, and written by the
@@ -315,7 +316,7 @@ class Journal:
             return
         self._write(entry)
 
-    def record_later(self, unit: Any) -> Callable[[], None]:
+    def record_later(self, unit: UnitFacts) -> Callable[[], None]:
         """The outcome of `unit`, to be queued only when the returned callback is called.
 
         For a storage that buffers writes (`on_durable`): the unit's entry stays "prepared" (so
@@ -353,7 +354,7 @@ class Journal:
                 return
         self._write()
 
-    def _outcome(self, unit: Any) -> _Entry | None:
+    def _outcome(self, unit: UnitFacts) -> _Entry | None:
         """The entry that records the final outcome of `unit` (None: already written with the storage)."""
         unit_id = _unit_id(unit)
         with self._lock:
@@ -370,15 +371,15 @@ class Journal:
             # A unit reserved ahead: its row gets the real times and outcome, its write row the
             # checksum (unless it never prepared: then its reserved write row goes).
             unit_row = self._unit_row(unit, outcome)
-            unit_row.update(finished_at=_aware(getattr(unit, "finished_at", None)) or _now(), error=getattr(unit, "error_text", None))
+            unit_row.update(finished_at=_aware(unit.finished_at) or _now(), error=unit.error_text)
             fingerprint = self._fingerprint_to_save(unit) if outcome == COMMITTED else None
             writes = self._write_rows(unit_id, unit)
             return _Entry(unit_row, writes, fingerprint, queued=True, released=None if used else unit_id)
         unit_row = dict(prepared) if prepared is not None else self._unit_row(unit, outcome)
         unit_row.update(
             outcome=outcome,
-            finished_at=_aware(getattr(unit, "finished_at", None)) or _now(),
-            error=getattr(unit, "error_text", None),
+            finished_at=_aware(unit.finished_at) or _now(),
+            error=unit.error_text,
         )
         writes = [] if prepared is not None else self._write_rows(unit_id, unit)
         fingerprint = self._fingerprint_to_save(unit) if outcome == COMMITTED else None
@@ -415,14 +416,13 @@ class Journal:
         (its transactions have a `connection`), so one database commit covers the writes and the entry."""
         from sqlalchemy.engine import Engine
 
-        engine = getattr(storage, "engine", None)
         return (
-            isinstance(engine, Engine)
-            and callable(getattr(storage, "transaction", None))
-            and _same_database(engine, self.engine)
+            isinstance(storage, _SQLStorage)
+            and isinstance(storage.engine, Engine)
+            and _same_database(storage.engine, self.engine)
         )
 
-    def record_in(self, transaction: Any, unit: Any) -> None:
+    def record_in(self, transaction: Any, unit: UnitFacts) -> None:
         """Write `unit` as committed inside the storage's `transaction` (see `shares`)."""
         connection: Connection = transaction.connection
         unit_row = self._unit_row(unit, COMMITTED)
@@ -434,30 +434,30 @@ class Journal:
         with self._lock:
             self._recorded_in_transaction.add(unit_row["id"])
 
-    def _unit_row(self, unit: Any, outcome: str) -> dict[str, Any]:
-        task_id = getattr(unit, "task_id", None)
+    def _unit_row(self, unit: UnitFacts, outcome: str) -> dict[str, Any]:
+        task_id = unit.task_id
         return {
             "id": _unit_id(unit),
-            "workflow_id": getattr(unit, "workflow_id", None),
+            "workflow_id": unit.workflow_id,
             "task_id": None if task_id is None else str(task_id),
-            "attempt": getattr(unit, "attempt", None),
+            "attempt": unit.attempt,
             "outcome": outcome,
-            "started_at": _aware(getattr(unit, "started_at", None)) or _now(),
+            "started_at": _aware(unit.started_at) or _now(),
             "finished_at": None,
             "error": None,
         }
 
-    def _write_rows(self, unit_id: str, unit: Any) -> list[dict[str, Any]]:
+    def _write_rows(self, unit_id: str, unit: UnitFacts) -> list[dict[str, Any]]:
         rows = []
-        for key, change in getattr(unit, "changes", {}).items():
-            put = isinstance(change, Put)
-            checksum, size = self._digest(change.value) if put else (None, None)
+        for key, change in unit.changes.items():
+            put = change if isinstance(change, Put) else None
+            checksum, size = (None, None) if put is None else self._digest(put.value)
             rows.append(
                 {
                     "unit_id": unit_id,
                     "key": key,
-                    "operation": PUT_OPERATION if put else DELETE_OPERATION,
-                    "fingerprint": getattr(change, "fingerprint", None),
+                    "operation": DELETE_OPERATION if put is None else PUT_OPERATION,
+                    "fingerprint": None if put is None else put.fingerprint,
                     "checksum": checksum,
                     "size": size,
                 }
@@ -474,13 +474,12 @@ class Journal:
         return hashlib.sha256(data).hexdigest(), len(data)
 
     @staticmethod
-    def _fingerprint_to_save(unit: Any) -> tuple[str, str] | None:
+    def _fingerprint_to_save(unit: UnitFacts) -> tuple[str, str] | None:
         """(workflow id, fingerprint) a committed unit sets, or None when it sets none."""
-        workflow_id = getattr(unit, "workflow_id", None)
+        workflow_id = unit.workflow_id
         if workflow_id is None:
             return None
-        prints = [getattr(c, "fingerprint", None) for c in getattr(unit, "changes", {}).values()]
-        prints = [p for p in prints if p is not None]
+        prints = [c.fingerprint for c in unit.changes.values() if isinstance(c, Put) and c.fingerprint is not None]
         if not prints:
             return None
         return str(workflow_id), str(prints[-1])
@@ -558,7 +557,7 @@ class Journal:
 
     # -- audit -----------------------------------------------------------------------------------
 
-    def verify(self, storage: Any, *, prefix: str = "", encode: Encoder | None = None) -> list[VerifyFinding]:
+    def verify(self, storage: SupportsReadCheckpoint, *, prefix: str = "", encode: Encoder | None = None) -> list[VerifyFinding]:
         """Compare every key the journal wrote (and every key the storage holds) with the storage.
 
         Reads each key once through `storage.read_checkpoint`; keys the journal never mentions
@@ -598,7 +597,7 @@ class Journal:
                 keyed.unconfirmed.append(entry)
         return history
 
-    def _classify(self, key: str, history: _KeyHistory, storage: Any, encode: Encoder) -> VerifyFinding:
+    def _classify(self, key: str, history: _KeyHistory, storage: SupportsReadCheckpoint, encode: Encoder) -> VerifyFinding:
         try:
             checkpoint = storage.read_checkpoint(key=key)
             stored = None if checkpoint is None else hashlib.sha256(encode(checkpoint.context)).hexdigest()
@@ -635,19 +634,15 @@ class Journal:
         return VerifyFinding(key, CHANGED, unit_id, "the stored value differs from the committed one")
 
 
-def _puts_only(unit: Any, key: str) -> bool:
+
+def _puts_only(unit: UnitFacts, key: str) -> bool:
     """True if the unit's changes are exactly one put to `key`."""
-    changes = getattr(unit, "changes", {})
-    if len(changes) != 1:
-        return False
-    return isinstance(changes.get(key), Put)
+    changes = unit.changes
+    return len(changes) == 1 and isinstance(changes.get(key), Put)
 
 
-def _unit_id(unit: Any) -> str:
-    unit_id = getattr(unit, "id", None)
-    if unit_id is None:
-        raise TypeError(f"a journal entry needs the unit's id; {type(unit).__name__} has none")
-    return str(unit_id)
+def _unit_id(unit: UnitFacts) -> str:
+    return str(unit.id)
 
 
 def _now() -> datetime:
@@ -730,11 +725,17 @@ def _same_database(first: Engine, second: Engine) -> bool:
     return first.url.render_as_string(hide_password=False) == second.url.render_as_string(hide_password=False)
 
 
-def _storage_keys(storage: Any, prefix: str) -> Iterable[str]:
-    list_keys = getattr(storage, "list_keys", None)
-    if not callable(list_keys):
+def _storage_keys(storage: object, prefix: str) -> Iterable[str]:
+    if not isinstance(storage, SupportsListKeys):
         return ()
     try:
-        return list(list_keys(prefix))
+        return list(storage.list_keys(prefix))
     except NotImplementedError:
         return ()
+
+
+@runtime_checkable
+class _SQLStorage(Protocol):
+    """A storage that keeps its checkpoints in an SQL database (StorageSQL): it may share the journal's."""
+
+    engine: Any

@@ -26,6 +26,8 @@ __all__ = [
     "PROBLEMS",
     "PUT_OPERATION",
     "ROLLED_BACK",
+    "RUN_COMPLETED",
+    "RUN_FAILED",
     "UNBACKED",
     "UNCONFIRMED",
     "VERIFY_STATUSES",
@@ -54,5 +56,9 @@ PROBLEMS: Final = (MISSING, CHANGED, UNBACKED)
 VERIFY_STATUSES: Final = (BACKED, UNCONFIRMED, *PROBLEMS)
 
 # What a journal write row did to its key
+# -- how a run ended (`RunPersistence.end`) --------------------------------------------------------
+RUN_COMPLETED: Final = "completed"
+RUN_FAILED: Final = FAILED
+
 PUT_OPERATION: Final = "put"
 DELETE_OPERATION: Final = "delete"

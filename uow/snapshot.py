@@ -30,6 +30,7 @@ class UnitSnapshot:
     changes: Mapping[str, Change] = field(default_factory=dict)
     written_keys: list[str] = field(default_factory=list)
     expected_versions: Mapping[str, str | None] = field(default_factory=dict)
+    run_id: str | None = None
 
     @classmethod
     def of(cls, unit: UnitOfWork | UnitSnapshot) -> UnitSnapshot:
@@ -47,4 +48,5 @@ class UnitSnapshot:
             changes=dict(unit.changes),
             written_keys=unit.written_keys,
             expected_versions=dict(unit.expected_versions),
+            run_id=unit.run_id,
         )

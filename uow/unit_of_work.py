@@ -63,6 +63,9 @@ storage as that callback: the journal confirms the unit only once the storage ha
 durable, so a crash in between leaves the entry "prepared" (unconfirmed), never a committed entry
 pointing at a value that was lost. Other outcomes, and journals without `record_later`, are
 recorded at once (`record_outcome`).
+
+What a storage or journal can do is declared in `uow.contracts` and worked out once, when the
+unit's `Persistence` binds them (a run binds each pair once for all its units).
 """
 
 from __future__ import annotations
@@ -75,10 +78,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal, NamedTuple, Protocol, cast, runtime_checkable
+from typing import Any, Final, Literal, NamedTuple, cast
 
+from uow.contracts import (
+    ACTIVE,
+    COMMITTED,
+    COMMITTING,
+    CONFLICT,
+    FAILED,
+    ROLLED_BACK,
+    StoredCheckpoint,
+    SupportsConditionalWrite,
+    SupportsDeferredRecord,
+    SupportsDelete,
+    SupportsDurableNotice,
+    SupportsReadCheckpoint,
+    SupportsRecord,
+    SupportsStorage,
+    VersionedCheckpoint,
+)
 from uow.errors import CommitError, ConflictError, HookError, JournalError, NestingError, UnitClosedError
-from uow.outcomes import ACTIVE, COMMITTED, COMMITTING, CONFLICT, FAILED, ROLLED_BACK
+from uow.persistence import Persistence, record_outcome
 
 __all__ = [
     "ACTIVE",
@@ -109,137 +129,8 @@ logger = logging.getLogger("uow")
 
 Hook = Callable[[], object]
 
-
-class SupportsStorage(Protocol):
-    """The storage methods a unit always needs; the `Supports*` protocols below are optional."""
-
-    def post(
-        self, key: str, context: Any, ttl: int | None = None, fingerprint: str | None = None
-    ) -> None: ...
-
-    def get(self, key: str) -> Any: ...
-
-
-class StoredCheckpoint(Protocol):
-    """What `read_checkpoint` returns for a present key."""
-
-    @property
-    def context(self) -> Any: ...
-
-    @property
-    def fingerprint(self) -> str | None: ...
-
-
-class VersionedCheckpoint(StoredCheckpoint, Protocol):
-    """A checkpoint read from a storage with versions: `version` changes on every write."""
-
-    @property
-    def version(self) -> str | None: ...
-
-
-@runtime_checkable
-class SupportsDelete(Protocol):
-    def delete(self, key: str) -> bool: ...
-
-
-@runtime_checkable
-class SupportsReadCheckpoint(Protocol):
-    """One read of a key: None when it is absent (so a stored None is told apart from a missing key)."""
-
-    def read_checkpoint(self, key: str) -> StoredCheckpoint | None: ...
-
-
-@runtime_checkable
-class SupportsConditionalWrite(Protocol):
-    """Versions and conditional writes; `version=None` means "the key is absent"."""
-
-    def read_checkpoint(self, key: str) -> VersionedCheckpoint | None: ...
-
-    def post_if(
-        self,
-        key: str,
-        context: Any,
-        *,
-        version: str | None,
-        ttl: int | None = None,
-        fingerprint: str | None = None,
-    ) -> bool: ...
-
-    def delete_if(self, key: str, *, version: str | None) -> bool: ...
-
-
-@runtime_checkable
-class SupportsDurableNotice(Protocol):
-    """A storage that buffers writes: `post` may return before the value is durable.
-
-    `on_durable(callback)` calls `callback()` once every write posted before the call is durable:
-    at once, in the caller's thread, when nothing is buffered; otherwise right after the flush
-    that makes them durable, from whichever thread flushes, possibly under the storage's lock (so
-    the callback is quick, never calls the storage and does no I/O). If that flush fails, the
-    callback waits for the next successful one.
-    """
-
-    def on_durable(self, callback: Callable[[], None]) -> None: ...
-
-
-@dataclass(frozen=True)
-class _Capabilities:
-    delete: bool
-    read: bool
-    versions: bool
-    durable_notice: bool
-
-
-_CAPABILITIES: dict[type, _Capabilities] = {}
-
-
-def _capabilities(storage: object) -> _Capabilities:
-    """What the storage can do beyond post/get, worked out once per storage class."""
-    kind = type(storage)
-    found = _CAPABILITIES.get(kind)
-    if found is None:
-        found = _Capabilities(
-            delete=isinstance(storage, SupportsDelete),
-            read=isinstance(storage, SupportsReadCheckpoint),
-            versions=isinstance(storage, SupportsConditionalWrite),
-            durable_notice=isinstance(storage, SupportsDurableNotice),
-        )
-        _CAPABILITIES[kind] = found
-    return found
-
-
 _NO_HOOKS: Final[list[Hook]] = []  # returned by _settle, never changed
 _UNSEEN: Final = object()  # marks a key whose version the unit never saw
-
-
-class SupportsRecord(Protocol):
-    """A journal: told about every top-level unit once its outcome is final."""
-
-    def record(self, unit: UnitOfWork) -> None: ...
-
-
-class SupportsDeferredRecord(Protocol):
-    """A journal that can confirm a committed unit later, when its storage calls back.
-
-    `record_later(unit)` takes the unit's outcome now and returns the callback that queues it;
-    the callback must be quick and do no I/O (see `SupportsDurableNotice`).
-    """
-
-    def record_later(self, unit: UnitOfWork) -> Callable[[], None]: ...
-
-
-def record_outcome(journal: SupportsRecord, storage: object, unit: Any) -> None:
-    """Tell `journal` the final outcome of `unit` (a `UnitOfWork` or a snapshot of one).
-
-    A committed unit on a storage that buffers writes (`SupportsDurableNotice`) is confirmed only
-    once the storage says its writes are durable, when the journal can wait (`record_later`);
-    anything else is recorded at once.
-    """
-    record_later = getattr(journal, "record_later", None)
-    if unit.state == COMMITTED and callable(record_later) and _capabilities(storage).durable_notice:
-        cast(SupportsDurableNotice, storage).on_durable(record_later(unit))
-        return
-    journal.record(unit)
 
 
 class Put(NamedTuple):
@@ -248,9 +139,6 @@ class Put(NamedTuple):
     value: Any
     fingerprint: str | None = None
     ttl: int | None = None
-
-
-_new_put = tuple.__new__  # Put(...) without the NamedTuple's generated Python-level __new__: once per task
 
 
 @dataclass(frozen=True)
@@ -272,21 +160,32 @@ class UnitOfWork:
 
     def __init__(
         self,
-        storage: SupportsStorage,
+        storage: SupportsStorage | Persistence[SupportsStorage],
         *,
         journal: SupportsRecord | None = None,
         workflow_id: str | None = None,
         task_id: Any = None,
         attempt: int | None = None,
         unit_id: str | None = None,
+        run_id: str | None = None,
     ) -> None:
-        self._storage = storage
-        self._journal = journal
+        """`storage` (with `journal`), or a `Persistence` that already binds a storage and its journal
+        (what a run passes: their abilities are then not worked out again for each unit)."""
+        if type(storage) is Persistence:
+            if journal is not None:
+                raise TypeError("a unit of work on a Persistence takes its journal from it, not journal=")
+            persistence = storage
+        else:
+            persistence = Persistence(cast(SupportsStorage, storage), journal)
+        self._persistence = persistence
+        self._storage = persistence.storage
+        self._journal = persistence.journal
+        self._capabilities = persistence.storage_can
         self._workflow_id = workflow_id
         self._task_id = task_id
         self._attempt = attempt
+        self._run_id = run_id
         self._state: str = ACTIVE
-        self._capabilities = _CAPABILITIES.get(type(storage)) or _capabilities(storage)
         self._changes: dict[str, Change] = {}
         # Made on first use (most units never read, nor take hooks): fewer objects per task.
         self._seen: dict[str, str | None] | None = None  # key -> version read through this unit (None: absent)
@@ -317,6 +216,11 @@ class UnitOfWork:
     @property
     def state(self) -> str:
         return self._state
+
+    @property
+    def run_id(self) -> str | None:
+        """The run this unit belongs to (see `uow.RunPersistence`), or None outside a run."""
+        return self._run_id
 
     @property
     def workflow_id(self) -> str | None:
@@ -366,7 +270,7 @@ class UnitOfWork:
         """Stage a write of `value` under `key` (no I/O)."""
         if self._state != ACTIVE or self._child is not None:
             self._check_open("put")  # raises
-        self._changes[key] = _new_put(Put, (value, fingerprint, ttl))
+        self._changes[key] = Put(value, fingerprint, ttl)
 
     def delete(self, key: str) -> None:
         """Stage a delete of `key` (no I/O)."""
@@ -432,7 +336,11 @@ class UnitOfWork:
         """Open a savepoint on this unit; the parent is frozen until it commits or rolls back."""
         self._check_open("begin a nested unit")
         child = UnitOfWork(
-            self._storage, workflow_id=self._workflow_id, task_id=self._task_id, attempt=self._attempt
+            self._storage,
+            workflow_id=self._workflow_id,
+            task_id=self._task_id,
+            attempt=self._attempt,
+            run_id=self._run_id,
         )
         child._parent = self
         self._child = child
@@ -541,13 +449,13 @@ class UnitOfWork:
         changes = list(self._changes.items())
         if not changes:
             return
+        persistence = self._persistence
         journal = self._journal is not None
-        shared = journal and self._journal_shares_storage()
-        begin = getattr(self._storage, "transaction", None) if len(changes) > 1 or shared else None
-        if callable(begin):
+        shared = persistence.shared
+        if persistence.storage_can.transaction and (shared or len(changes) > 1):
             if journal and not shared:
                 self._prepare()
-            self._write_in_transaction(begin, changes, shared)
+            self._write_in_transaction(changes, shared)
             return
         if journal:
             self._prepare()
@@ -579,33 +487,26 @@ class UnitOfWork:
                 )
             self._written.append(key)
 
-    def _journal_shares_storage(self) -> bool:
-        """True if the journal can write its entry inside the storage's own transaction."""
-        shares = getattr(self._journal, "shares", None)
-        return callable(shares) and bool(shares(self._storage))
-
     def _prepare(self) -> None:
         """Tell the journal what is about to be written, before any write (see `uow.journal`)."""
-        prepare = getattr(self._journal, "prepare", None)
-        if not callable(prepare):
-            return
         try:
-            prepare(self)
+            self._persistence.prepare(self)
         except Exception as error:
             raise CommitError(next(iter(self._changes)), reason="journalling the intent to write") from error
 
-    def _write_in_transaction(self, begin: Callable[[], Any], changes: list[tuple[str, Change]], shared: bool) -> None:
+    def _write_in_transaction(self, changes: list[tuple[str, Change]], shared: bool) -> None:
         """All changes in one storage transaction (and the journal entry too when `shared`): all or nothing."""
         key = changes[0][0]
+        persistence = self._persistence
         try:
-            with begin() as transaction:
+            with persistence.transaction() as transaction:
                 for key, change in changes:
                     expected = self._version_seen(key)
                     if not self._write_one(key, change, expected, target=transaction):
                         raise ConflictError(key, cast("str | None", expected))
                 if shared:
                     key = "(journal entry)"
-                    self._journal.record_in(transaction, self)  # type: ignore[union-attr]
+                    persistence.record_in(transaction, self)
         except (ConflictError, CommitError):
             raise
         except Exception as error:
@@ -719,7 +620,7 @@ class UnitOfWork:
         if self._journal is None:  # nested units are built without one
             return None
         try:
-            record_outcome(self._journal, self._storage, self)
+            self._persistence.record(self)
         except Exception as error:
             return error
         return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from uow import RunPersistence
+
 from dotflow.core.resume import RunPlan
 
 __all__ = ["Flow"]
@@ -15,7 +17,8 @@ class Flow(ABC):
 
     `plan` (a `dotflow.core.resume.RunPlan`) carries the input fingerprint that travels with each
     checkpoint, the tasks restored from their checkpoints (marked COMPLETED without running) and,
-    on resume, the checkpoint version each task's commit is conditional on.
+    on resume, the checkpoint version each task's commit is conditional on, and the run's
+    persistence (`uow.RunPersistence`), through which every checkpoint is written.
     """
 
     def __init__(
@@ -32,7 +35,9 @@ class Flow(ABC):
         self.ignore = ignore
         self.groups = groups
         self.resume = resume
-        self.plan = plan if plan is not None else RunPlan()
+        if plan is None:
+            plan = RunPlan(run=RunPersistence(None if workflow_id is None else str(workflow_id)))
+        self.plan = plan
         self.setup_queue()
         self.run()
 

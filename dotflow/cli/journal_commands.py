@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from uow import Persistence
+
 from dotflow.cli import CommandError
 from dotflow.cli.output import console, emit, iso, styled_outcome
 from dotflow.cli.storages import build_storage
@@ -87,8 +89,7 @@ def verify(args: Any) -> int:
     prefix = f"{args.workflow}-" if args.workflow else ""
     with _open(args) as journal:
         findings = journal.verify(storage, prefix=prefix)
-    if callable(getattr(storage, "close", None)):
-        storage.close()
+    Persistence(storage).close()
     problems = [f for f in findings if f.status in PROBLEMS]
     unconfirmed = [f for f in findings if f.status == UNCONFIRMED]
     shown = [f for f in findings if f.status in PROBLEMS or f.status == UNCONFIRMED]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from uow import Persistence
 
 from dotflow.cli import CommandError
 from dotflow.cli.output import emit, outcome_style
@@ -11,6 +13,9 @@ from dotflow.core.types.status import TypeStatus
 from uow.outcomes import COMMITTED, FAILED
 
 _OUTCOME_OF_STATUS = {TypeStatus.COMPLETED: COMMITTED, TypeStatus.FAILED: FAILED}  # for the colour of a status
+
+if TYPE_CHECKING:
+    from dotflow.core.task import Task
 
 __all__ = ["run"]
 
@@ -39,17 +44,13 @@ def run(args: Any) -> int:
         flow.task.add(**add)
         return _report(args, flow, _run(args, flow))
     finally:
-        for opened in (config.journal, config.storage):
-            close = getattr(opened, "close", None)
-            if callable(close):
-                close()
+        Persistence(config.storage, config.journal).close()  # the storage first, then its journal
 
 
 def _run(args: Any, flow: Any) -> list[Any]:
     manager = flow.start(mode=args.mode, resume=args.resume)
-    thread = getattr(manager, "thread", None)
-    if thread is not None:  # background: the command still waits for the run to end
-        thread.join()
+    if manager.thread is not None:  # background: the command still waits for the run to end
+        manager.thread.join()
     return list(flow.result_task())
 
 
@@ -69,18 +70,16 @@ def _report(args: Any, flow: Any, tasks: list[Any]) -> int:
     return 1 if any(d["status"] == TypeStatus.FAILED for d in data) else 0
 
 
-def _task_data(task: Any) -> dict[str, Any]:
-    status = getattr(task.status, "value", task.status)
-    errors = getattr(task, "errors", None) or []
-    if not isinstance(errors, list):
-        errors = [errors]
+def _task_data(task: Task) -> dict[str, Any]:
+    status = task.status
+    errors = task.errors
     last = errors[-1] if errors and status == TypeStatus.FAILED else None
     message = None if last is None else f"{last.exception}: {last.message}".strip(": ")
     return {
         "task_id": str(task.task_id),
         "status": str(status),
-        "duration": getattr(task, "duration", None),
-        "restored": bool(getattr(task, "restored", False)),
+        "duration": task.duration,
+        "restored": bool(task.restored),
         "error": message or None,
     }
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import inspect
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from dotflow.core.context import Context, workflow_uuid
 
-__all__ = ["ACTION_MODULE", "Action", "call_step", "injectable_names", "is_action", "step_contexts", "takes_instance"]
+__all__ = ["ACTION_MODULE", "Action", "call_step", "injectable_names", "is_action", "takes_instance"]
 
 INJECTABLE = ("initial_context", "previous_context")
 # The `__module__` every @action product carries (1.0.1's marker; user code may check it too).
@@ -49,31 +50,37 @@ def takes_instance(func: Any) -> bool:
     return bool(positional) and positional[0] not in INJECTABLE
 
 
-def step_contexts(initial_context: Any, previous_context: Any) -> dict[str, Context]:
-    """The contexts a step may ask for by parameter name, each a fresh Context around the task's."""
-    return {
-        "initial_context": Context(initial_context),
-        "previous_context": Context(previous_context),
-    }
-
-
 def call_step(
     func: Callable[..., Any],
     args: tuple[Any, ...],
-    contexts: dict[str, Context],
+    given: Mapping[str, Any],
     names: tuple[str, ...] | None = None,
     is_async: bool | None = None,
+    *,
+    as_context: bool = True,
 ) -> Any:
-    """Call `func` with the contexts it asks for, awaiting it if it is a coroutine function.
+    """Call the step `func` with the contexts it asks for, awaiting it if it is a coroutine function.
 
+    Each injectable parameter `func` names gets a fresh Context around `given[name]` (None when
+    absent). Returns the step's value as a Context, stamped with the ids of `given["task"]` when
+    there is one (what a step returns to the engine); with `as_context=False`, the value itself.
     `names` (its `injectable_names`) and `is_async` may be given when already known.
     """
     if names is None:
         names = injectable_names(func)
-    kwargs = {name: contexts[name] for name in names if name in contexts}
+    contexts = {}
+    for name in names:  # (a loop: a comprehension's frame costs more for one or two names)
+        contexts[name] = Context(given.get(name))
     if inspect.iscoroutinefunction(func) if is_async is None else is_async:
-        return _run_coroutine(func(*args, **kwargs))
-    return func(*args, **kwargs)
+        result = _run_coroutine(func(*args, **contexts))
+    else:
+        result = func(*args, **contexts)
+    if not as_context:
+        return result
+    task = given.get("task")
+    if task is None:
+        return Context(storage=result)
+    return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))
 
 
 def _run_coroutine(coroutine: Any) -> Any:
@@ -127,26 +134,18 @@ class Action:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         func = self.func
-        if func is not None:  # the same body as `_run` (see there)
-            contexts = {}
-            for name in self.params:  # (a loop: a comprehension's frame costs more for one or two names)
-                contexts[name] = Context(kwargs.get(name))
-            result = _run_coroutine(func(*args, **contexts)) if self._is_async else func(*args, **contexts)
-            task = kwargs.get("task")
-            if task is None:
-                return Context(storage=result)
-            return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))
+        if func is not None:  # a step: called by the engine with its contexts and `task=`
+            return call_step(func, args, kwargs, self.params, self._is_async)
         # `@action(...)`: we are the options; wrap the function now.
         (func,) = args
         return self._wrap(func)
 
     def _wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        options = self
         names = injectable_names(func)  # resolved once here, not on every call
         is_async = inspect.iscoroutinefunction(func)
 
         def step(*args: Any, **kwargs: Any) -> Any:
-            return options._run(func, args, kwargs, names, is_async)
+            return call_step(func, args, kwargs, names, is_async)
 
         step.retry = self.retry  # type: ignore[attr-defined]
         step.timeout = self.timeout  # type: ignore[attr-defined]
@@ -156,22 +155,3 @@ class Action:
         step.params = names  # type: ignore[attr-defined]
         _take_identity(step, func)
         return step
-
-    @staticmethod
-    def _run(
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        names: tuple[str, ...],
-        is_async: bool,
-    ) -> Context:
-        # The body of `__call__` for a step made by `@action(...)`: both run once per task, inline rather
-        # than through call_step or a shared helper (a call more per task costs ~5% of the in-memory path).
-        contexts = {}
-        for name in names:  # (a loop: a comprehension's frame costs more for one or two names)
-            contexts[name] = Context(kwargs.get(name))
-        result = _run_coroutine(func(*args, **contexts)) if is_async else func(*args, **contexts)
-        task = kwargs.get("task")
-        if task is None:
-            return Context(storage=result)
-        return Context(storage=result, task_id=task.task_id, workflow_id=workflow_uuid(task.workflow_id))

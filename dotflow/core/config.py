@@ -162,5 +162,3 @@ class Config:
         for name, abc in expected.items():
             if not isinstance(getattr(self, name), abc):
                 raise NotCallableObject(name=name)
-        if self.journal is not None and not callable(getattr(self.journal, "record", None)):
-            raise NotCallableObject(name="journal")

@@ -62,7 +62,7 @@ class DotFlow:
         for name in RESERVED_START_ARGUMENTS:
             if name in kwargs:
                 raise TypeError(f"DotFlow.start() got an unexpected keyword argument {name!r}")
-        worker = getattr(self._manager, "thread", None)
+        worker = None if self._manager is None else self._manager.thread
         if worker is not None and worker.is_alive():
             raise WorkflowStillRunning(workflow_id=self.workflow_id)
         for task in self.task.queue:

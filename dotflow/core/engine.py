@@ -15,14 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
-from uow import CommitError, ConflictError, HookError, JournalError, UnitOfWork
+from uow import CommitError, ConflictError, HookError, JournalError, RunPersistence, UnitOfWork
 
-from dotflow.core.action import call_step, is_action, step_contexts, takes_instance
+from dotflow.core.action import call_step, is_action, takes_instance
 from dotflow.core.context import Context
 from dotflow.core.exception import CheckpointNotSaved, StepTimeoutError, StorageError, TaskError
 from dotflow.core.resume import NOT_READ
@@ -60,7 +59,7 @@ class TaskEngine:
         fingerprint: str | None = None,
         expected_version: Any = NOT_READ,
         workflow_text: str | None = None,
-        reserved_unit: str | None = None,
+        run: RunPersistence | None = None,
     ) -> None:
         self.task = task
         self.config = task.config
@@ -68,12 +67,15 @@ class TaskEngine:
         self.previous_context = previous_context
         self.fingerprint = fingerprint
         self.expected_version = expected_version  # NOT_READ: commit unconditionally
-        self._timeout = getattr(task._step, "timeout", 0) or 0
+        self._step = task._step
+        self._timeout = getattr(self._step, "timeout", 0) or 0
         # The id as the journal records it; a sequence of tasks passes it in, made once.
         if workflow_text is None and workflow_id is not None:
             workflow_text = str(workflow_id)
         self._workflow_text = workflow_text
-        self._reserved_unit = reserved_unit  # the journal's intent recorded ahead: for the first unit only
+        # Persistence goes through the run (a workflow passes its own; a task run alone gets one).
+        self._run = run if run is not None else RunPersistence(workflow_text)
+        self.persistence = self._run.persistence(self.config.storage, self.config.journal)
 
     def start(self) -> _TaskRun:
         """`with engine.start():` marks the task IN_PROGRESS, then COMPLETED, or FAILED with the
@@ -100,7 +102,7 @@ class TaskEngine:
         return self._attempt(number=1)
 
     def execute_with_retry(self) -> Context:
-        step = self.task._step
+        step = self._step
         retry = getattr(step, "retry", 1)
         if retry == 1 or not retry:
             return self._attempt(1)  # the usual case: one attempt, nothing to wait for
@@ -136,19 +138,15 @@ class TaskEngine:
         except BaseException:
             unit.rollback()
             raise
-        if type(context) is Context and context._task_id and context._workflow_id is not None:
-            task._current_context = context  # made by the step's wrapper for this task: already complete
-        else:
-            task.current_context = context
-            context = task.current_context
-        key = self.config.storage.key(task=task)
+        context = task.take_result(context)
+        key = self.persistence.storage.key(task=task)
         self._stage(unit, key, context)
         trace = self.config.task_hooks.on_commit
         try:
             if trace is None:
                 self._commit(unit, key, number, context)
             else:
-                with trace(task=task, key=key, storage=self.config.storage, context=context):
+                with trace(task=task, key=key, storage=self.persistence.storage, context=context):
                     self._commit(unit, key, number, context)
         except ConflictError as conflict:
             return self._adopt(key, conflict)
@@ -172,7 +170,7 @@ class TaskEngine:
         """Another run committed this task first: take its checkpoint as this task's result."""
         task = self.task
         try:
-            stored = task.config.storage.read_checkpoint(key=key)
+            stored = self.persistence.read_checkpoint(key)
         except Exception as error:  # never a reason to run the step again
             task.current_context = None
             raise CheckpointNotSaved(task.task_id, key, error) from error
@@ -190,20 +188,7 @@ class TaskEngine:
         return adopted
 
     def _unit(self, attempt: int) -> UnitOfWork:
-        config = self.config
-        unit_id = self._reserved_unit
-        if unit_id is not None:
-            self._reserved_unit = None  # retries and commit retries get fresh units
-            if attempt != 1:
-                unit_id = None
-        return UnitOfWork(
-            config.storage,
-            journal=config.journal,
-            workflow_id=self._workflow_text,
-            task_id=self.task._task_id,
-            attempt=attempt,
-            unit_id=unit_id,
-        )
+        return self._run.unit(self.persistence, task_id=self.task.task_id, attempt=attempt)
 
     def _after_failed_commit(self, key: str, attempt: int, context: Context, error: Exception) -> None:
         """The first `unit.commit()` raised `error`. A saved checkpoint whose journal or hook failed is
@@ -231,18 +216,17 @@ class TaskEngine:
                 error = again
 
     # -- the task's bookkeeping around its attempts ---------------------------------------------
+    # What the engine changes in a task goes through the task's own methods (begin_run, start_clock,
+    # take_result, stop_clock). Three fields are read directly, `task._status`, `task._step` and a
+    # Context's `_storage`: their properties, called once or twice per task, cost 2.4% of an in-memory
+    # task together (benchmarks/README.md, "Encapsulation and its cost").
 
     def _begin(self) -> None:
         task = self.task
-        task._workflow_id = self.workflow_id  # (the plain setters of Task, inline: once per task)
-        previous = self.previous_context
-        if type(previous) is Context:
-            task._previous_context = previous  # the setter would only wrap it in a Context again
-        else:
-            task.previous_context = previous
+        task.begin_run(self.workflow_id, self.previous_context)
         for hook in self.config.task_hooks.on_start:  # tracer.start_task
             hook(task=task)
-        task._started_at = time.time()  # (a datetime when read: Task.started_at)
+        task.start_clock()
         task.status = TypeStatus.IN_PROGRESS
 
     def _end(self, error: BaseException | None) -> bool:
@@ -254,19 +238,22 @@ class TaskEngine:
                 if task._status in (TypeStatus.IN_PROGRESS, TypeStatus.RETRY):
                     task.status = TypeStatus.COMPLETED
             elif isinstance(error, Exception):
-                flush_before_failure(config.storage, task)
+                self._flush_before_failure()
                 task.errors = error
                 task.status = TypeStatus.FAILED
         finally:
-            task._finished_at = finished = time.time()
-            started = task._started_at
-            if isinstance(started, float):
-                task._duration = finished - started
-            else:  # None, or a datetime: read (so converted) or set by someone since `_begin`
-                task._duration = None if started is None else (datetime.fromtimestamp(finished) - started).total_seconds()
+            task.stop_clock()
             for hook in config.task_hooks.on_end:  # tracer.end_task, server.update_task
                 hook(task=task)
         return isinstance(error, Exception)
+
+    def _flush_before_failure(self) -> None:
+        """A storage that buffers writes (BatchStorage) makes them durable before a failure is reported."""
+        try:
+            self._run.flush(self.persistence)
+        except Exception as error:  # the task's own error is what gets reported; this one is logged
+            logger.error("task %s: flushing buffered checkpoints before reporting its failure failed: %r",
+                         self.task.task_id, error)  # fmt: skip
 
     def _run_step(self) -> Context:
         """Run the step; with a `timeout`, in a daemon thread that is abandoned when time is up.
@@ -299,11 +286,7 @@ class TaskEngine:
 
     def _call(self) -> Context:
         task = self.task
-        context = task._step(
-            initial_context=task._initial_context,  # None for most tasks: the step's wrapper makes its own Context
-            previous_context=task._previous_context,  # set by _begin
-            task=task,
-        )
+        context = task.call_step()
         if type(context) is Context and type(context._storage) in _PLAIN_TYPES:
             return context  # not a class step (the usual case)
         return self._collect_class_actions(context)
@@ -328,7 +311,8 @@ class TaskEngine:
         for name, method in methods:
             func = getattr(method, "func", method)
             args = (instance,) if takes_instance(func) else ()
-            value = call_step(func, args, step_contexts(task.initial_context, previous))
+            given = {"initial_context": task.initial_context, "previous_context": previous}
+            value = call_step(func, args, given, as_context=False)
             sub = Context(storage=value, task_id=f"{task.task_id}.{name}", workflow_id=context.workflow_id)
             if not sub.task_id:
                 sub.task_id = f"{task.task_id}.{name}"
@@ -354,17 +338,6 @@ class _TaskRun:
 
     def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
         return self.engine._end(error)
-
-
-def flush_before_failure(storage: Any, task: Any) -> None:
-    """A storage that buffers writes (BatchStorage) makes them durable before a failure is reported."""
-    if not getattr(storage, "buffers_writes", False):
-        return
-    try:
-        storage.flush()
-    except Exception as error:  # the task's own error is what gets reported; this one is logged
-        logger.error("task %s: flushing buffered checkpoints before reporting its failure failed: %r",
-                     task.task_id, error)  # fmt: skip
 
 
 def action_methods(cls: type) -> list[tuple[str, Any]]:

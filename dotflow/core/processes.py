@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
 
-from uow import SupportsConditionalWrite, UnitOfWork, UnitSnapshot, record_outcome
+from uow import Binding, RunPersistence, StorageCapabilities, UnitOfWork, UnitSnapshot
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
@@ -41,13 +41,31 @@ STATE_FIELDS = (
     "_status", "_current_context", "_previous_context", "_errors", "_duration",
     "retry_count", "restored", "_started_at", "_finished_at",
 )  # fmt: skip
-RELAYED = {
-    "storage": (
-        "post", "get", "read_checkpoint", "delete", "delete_prefix", "list_keys", "clear", "post_if", "delete_if",
-        "flush",
-    ),
-    "journal": ("prepare", "record"),
-}  # fmt: skip
+def _dotflow_storage(persistence: Binding) -> Storage:
+    """The storage of a Config (always a dotflow `Storage`), for the calls only dotflow's ABC declares."""
+    return cast(Storage, persistence.storage)
+
+
+# The calls a child may relay, and how the parent performs each on the run's binding of the real
+# storage and journal. A relay only offers post_if / delete_if for a storage with versions.
+RELAYED: dict[str, dict[str, Callable[[Binding, dict[str, Any]], Any]]] = {
+    "storage": {
+        "post": lambda p, kw: p.storage.post(**kw),
+        "get": lambda p, kw: p.storage.get(**kw),
+        "read_checkpoint": lambda p, kw: p.read_checkpoint(**kw),
+        "delete": lambda p, kw: p.delete(**kw),
+        "delete_prefix": lambda p, kw: _dotflow_storage(p).delete_prefix(**kw),
+        "list_keys": lambda p, kw: _dotflow_storage(p).list_keys(**kw),
+        "clear": lambda p, kw: _dotflow_storage(p).clear(**kw),
+        "post_if": lambda p, kw: p.post_if(**kw),
+        "delete_if": lambda p, kw: p.delete_if(**kw),
+        "flush": lambda p, kw: p.flush(),
+    },
+    "journal": {
+        "prepare": lambda p, kw: p.prepare(**kw),  # a journal without intents: nothing to do
+        "record": lambda p, kw: p.record(**kw),  # confirmed only once a buffering storage flushed
+    },
+}
 MAX_SERVING_THREADS = 32
 PIPE_ERRORS = (pickle.PicklingError, TypeError, AttributeError)
 
@@ -65,8 +83,10 @@ class _Pipe:
                 self._connection.send(("call", target, index, method, kwargs))
             except PIPE_ERRORS as exc:
                 value = kwargs.get("context")
+                if isinstance(value, Context):
+                    value = value.storage
                 raise TypeError(
-                    f"value of key {kwargs.get('key')!r} ({type(getattr(value, 'storage', value)).__name__}) "
+                    f"value of key {kwargs.get('key')!r} ({type(value).__name__}) "
                     f"cannot be sent from the worker process to the parent: {exc}"
                 ) from exc
             outcome, payload = self._connection.recv()
@@ -84,10 +104,10 @@ class StorageRelay(Storage):
         self._index = index  # which of the batch's configs the parent should use
         # A storage that buffers writes (BatchStorage) is flushed before a failure is reported; the
         # child asks the parent, which holds the buffer.
-        self.buffers_writes = bool(getattr(storage, "buffers_writes", False))
+        self._flushes = StorageCapabilities.of(storage).flush
 
     def flush(self) -> None:
-        if self.buffers_writes:
+        if self._flushes:
             self._call("flush")
 
     def _call(self, method: str, **kwargs: Any) -> Any:
@@ -151,7 +171,7 @@ class JournalRelay:
 
 
 def _relay_storage(storage: Storage, pipe: _Pipe, index: int) -> StorageRelay:
-    versioned = isinstance(storage, SupportsConditionalWrite)
+    versioned = StorageCapabilities.of(storage).versions
     return (VersionedStorageRelay if versioned else StorageRelay)(storage, pipe, index)
 
 
@@ -179,14 +199,18 @@ class _Worker:
     connection: Connection
     batch: list[Any]
     configs: list[Any]
+    run: RunPersistence
     done: bool = False  # the child said it finished its batch
 
 
 def run_in_processes(
     batches: list[list[Any]],
     work: Callable[[list[Any], Callable[[Any], None]], None],
+    run: RunPersistence,
 ) -> list[Any]:
     """Run `work(batch, report)` in one child process per batch; return the tasks that reported.
+
+    Relayed storage and journal calls are served through `run`, the parent's persistence of the run.
 
     `work` runs the batch's tasks; it calls `report(task)` after each task it ran or restored.
     If a child ends without finishing its batch (whatever its exit code), every task it did not
@@ -204,7 +228,7 @@ def run_in_processes(
         )
         process.start()
         child_end.close()
-        workers.append(_Worker(process, parent_end, batch, configs))
+        workers.append(_Worker(process, parent_end, batch, configs, run))
 
     reported: set[str] = set()
     _serve(workers, reported)
@@ -252,19 +276,14 @@ def _serve(workers: list[_Worker], reported: set[str]) -> None:
 def _answer(worker: _Worker, target: str, index: int, method: str, kwargs: dict[str, Any]) -> None:
     """Perform one relayed call on the parent's real storage or journal and send the outcome back."""
     config = worker.configs[index]
-    obj = config.storage if target == "storage" else config.journal
+    persistence = worker.run.persistence(config.storage, config.journal)
+    call = RELAYED.get(target, {}).get(method)
     reply: tuple[str, Any]
-    if method not in RELAYED.get(target, ()) or obj is None:
+    if call is None or (target == "journal" and persistence.journal is None):
         reply = ("error", WorkerError(f"{target} method {method!r} cannot be relayed"))
-    elif method == "prepare" and not callable(getattr(obj, "prepare", None)):
-        reply = ("ok", None)  # the parent's journal keeps no intent record
     else:
         try:
-            if target == "journal" and method == "record":  # confirmed only once a buffering storage flushed
-                record_outcome(obj, config.storage, **kwargs)
-                reply = ("ok", None)
-            else:
-                reply = ("ok", getattr(obj, method)(**kwargs))
+            reply = ("ok", call(persistence, kwargs))
         except Exception as exc:
             reply = ("error", _portable(exc))
     # One call per child is in flight at a time (the child waits for this answer), so no lock is needed.

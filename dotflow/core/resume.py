@@ -18,9 +18,9 @@ first, the commit conflicts and the engine adopts the stored checkpoint instead 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from uow import SupportsConditionalWrite
+from uow import RunPersistence, VersionedCheckpoint
 
 from dotflow.core.context import Context
 from dotflow.core.exception import InputChangedError
@@ -42,7 +42,7 @@ class RunPlan:
     fingerprint: str | None = None
     restored: dict[str, Context] = field(default_factory=dict)  # task_id -> restored checkpoint
     versions: dict[str, str | None] = field(default_factory=dict)  # task_id -> version seen (None: absent)
-    units: dict[str, str] = field(default_factory=dict)  # task_id -> journal unit id reserved ahead (attempt 1)
+    run: RunPersistence = field(default_factory=RunPersistence)  # the run's persistence (reservations too)
 
 
 def plan_restore(
@@ -50,23 +50,23 @@ def plan_restore(
     workflow_id: Any,
     fingerprint: str | None,
     policy: str,
+    run: RunPersistence,
 ) -> RunPlan:
     """Read each task's checkpoint once and plan the run. With policy "reset", deletes this run's checkpoints."""
-    plan = RunPlan(fingerprint)
-    recorded = _journal_fingerprint(sequences, workflow_id)
+    plan = RunPlan(fingerprint, run=run)
+    recorded = _journal_fingerprint(sequences, workflow_id, run)
     for tasks in sequences:
         restoring = True
         for task in tasks:
-            storage = task.config.storage
-            versioned = isinstance(storage, SupportsConditionalWrite)
+            persistence = run.persistence(task.config.storage, task.config.journal)
+            versioned = persistence.storage_can.versions
             if not (restoring or versioned):
                 break
-            checkpoint = storage.read_checkpoint(key=storage.key(task=task))
+            checkpoint = persistence.read_checkpoint(persistence.storage.key(task=task))
             if versioned:
-                plan.versions[task.task_id] = None if checkpoint is None else checkpoint.version
-            if checkpoint is None:
+                plan.versions[task.task_id] = None if checkpoint is None else cast(VersionedCheckpoint, checkpoint).version
+            if checkpoint is None or not restoring:
                 restoring = False
-            if not restoring:
                 continue
             if recorded is not _NO_JOURNAL:  # the journal's row for the workflow decides
                 changed = recorded is not None and recorded != fingerprint
@@ -75,8 +75,8 @@ def plan_restore(
             if changed and policy == TypeInputChange.RAISE:
                 raise InputChangedError(workflow_id=workflow_id)
             if changed and policy == TypeInputChange.RESET:
-                _delete_checkpoints(sequences)
-                return RunPlan(fingerprint, versions={task.task_id: None for seq in sequences for task in seq})
+                _delete_checkpoints(sequences, run)
+                return RunPlan(fingerprint, versions={task.task_id: None for seq in sequences for task in seq}, run=run)
             plan.restored[task.task_id] = checkpoint.context
     return plan
 
@@ -84,22 +84,24 @@ def plan_restore(
 _NO_JOURNAL: Any = object()
 
 
-def _journal_fingerprint(sequences: list[list[Any]], workflow_id: Any) -> Any:
+def _journal_fingerprint(sequences: list[list[Any]], workflow_id: Any, run: RunPersistence) -> Any:
     """The workflow's input fingerprint recorded in the journal (None if none), or _NO_JOURNAL
-    when no journal with per-workflow fingerprints is configured."""
+    when no journal that keeps per-workflow fingerprints is configured."""
     first = next((task for tasks in sequences for task in tasks), None)
-    lookup = getattr(getattr(getattr(first, "config", None), "journal", None), "fingerprint", None)
-    if not callable(lookup):
+    if first is None:
         return _NO_JOURNAL
-    return lookup(str(workflow_id))
+    persistence = run.persistence(first.config.storage, first.config.journal)
+    if not persistence.keeps_input_fingerprints:
+        return _NO_JOURNAL
+    return persistence.input_fingerprint(str(workflow_id))
 
 
-def _delete_checkpoints(sequences: list[list[Any]]) -> None:
+def _delete_checkpoints(sequences: list[list[Any]], run: RunPersistence) -> None:
     """Delete the checkpoint of every task of this run (exact keys: never another workflow's)."""
     for tasks in sequences:
         for task in tasks:
-            storage = task.config.storage
+            persistence = run.persistence(task.config.storage, task.config.journal)
             try:
-                storage.delete(key=storage.key(task=task))
+                persistence.delete(persistence.storage.key(task=task))
             except NotImplementedError:
                 return  # cannot delete: each checkpoint is overwritten as its task commits

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import warnings
 from datetime import datetime
 from typing import Any, Callable
@@ -182,13 +183,17 @@ class Task(TaskInstance):
 
     @current_context.setter
     def current_context(self, value: Any) -> None:
+        self._current_context = self._own_context(value)
+
+    def _own_context(self, value: Any) -> Context:
+        """`value` as this task's Context: a new one, stamped with the task's ids where it has none."""
         context = Context(storage=value)
         # Ids from a Context value win (1.0.1's rule); a bare Context() still belongs to this task.
         if not context.task_id:
             context.task_id = self.task_id
         if context.workflow_id is None:
             context.workflow_id = self._context_workflow_id()
-        self._current_context = context
+        return context
 
     def _context_workflow_id(self) -> Any:
         try:
@@ -242,6 +247,43 @@ class Task(TaskInstance):
     @duration.setter
     def duration(self, value: float | None) -> None:
         self._duration = value
+
+    # -- what the engine asks of a task while it runs (the task keeps its own fields) -----------
+
+    def begin_run(self, workflow_id: Any, previous_context: Any) -> None:
+        """Take the workflow id and the context this task receives (a Context is kept as it is)."""
+        self._workflow_id = workflow_id
+        if type(previous_context) is Context:
+            self._previous_context = previous_context
+        else:
+            self.previous_context = previous_context
+
+    def call_step(self) -> Any:
+        """Call the step with this task's contexts and itself (`task=`). A task without an initial
+        context passes None: the step's wrapper makes the empty Context only if the step asks for it."""
+        return self._step(initial_context=self._initial_context, previous_context=self._previous_context, task=self)
+
+    def take_result(self, value: Any) -> Context:
+        """Make the step's value this task's `current_context` and return it. A Context whose ids are
+        set (what the step's wrapper makes) is kept as it is, since the setter would only copy it;
+        anything else becomes a Context as the setter makes it."""
+        stamped = type(value) is Context and value._task_id and value._workflow_id is not None
+        context: Context = value if stamped else self._own_context(value)
+        self._current_context = context
+        return context
+
+    def start_clock(self) -> None:
+        """Note that the task starts running now (`started_at`)."""
+        self._started_at = time.time()  # a datetime when read (see TaskInstance)
+
+    def stop_clock(self) -> None:
+        """Note that the task stopped running now (`finished_at`), and its `duration` since it started."""
+        self._finished_at = finished = time.time()
+        started = self._started_at
+        if isinstance(started, float):
+            self._duration = finished - started
+        else:  # None, or a datetime: read (so converted) or set by someone since `start_clock`
+            self._duration = None if started is None else (datetime.fromtimestamp(finished) - started).total_seconds()
 
     def clear_run(self) -> None:
         """Forget the outcome of an earlier run (status, errors, contexts it produced, timings), so

@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any, Callable
 from uuid import uuid4
 
+from uow import RunPersistence
+
 from dotflow.abc.flow import Flow
 from dotflow.core.context import Context, canonical_workflow_id, workflow_uuid
 from dotflow.core.engine import TaskEngine
@@ -49,7 +51,7 @@ def run_sequence(
     """The sequential loop: restore or run each task, hand its context to the next in memory."""
     previous = Context(workflow_id=workflow_uuid(workflow_id))
     workflow_text = None if workflow_id is None else str(workflow_id)
-    restored, versions, units = plan.restored, plan.versions, plan.units
+    restored, versions, run = plan.restored, plan.versions, plan.run
     for task in tasks:
         if restored and task.task_id in restored:
             restore_task(task, restored[task.task_id], previous)
@@ -61,7 +63,7 @@ def run_sequence(
                 fingerprint=plan.fingerprint,
                 expected_version=versions.get(task.task_id, NOT_READ) if versions else NOT_READ,
                 workflow_text=workflow_text,
-                reserved_unit=units.get(task.task_id) if units else None,
+                run=run,
             ).run()
             callback = task.callback
             if callback is not basic_callback:  # the default does nothing
@@ -70,39 +72,6 @@ def run_sequence(
         previous = task.current_context
         if task._status == TypeStatus.FAILED and not ignore:
             break
-
-
-def reserve_units(tasks: list[Any], workflow_id: Any, plan: RunPlan) -> list[tuple[Any, list[str]]]:
-    """Record ahead, in one journal transaction, the intent of every task this run will run.
-
-    Only for a journal with `reserve` (as `uow.Journal`) that does not share its transaction with the
-    storage: each task's first unit then needs no journal transaction of its own before its write.
-    Fills `plan.units` (task id -> unit id); returns (journal, its unit ids) to release at the end.
-    """
-    wanted: dict[int, tuple[Any, list[Any]]] = {}
-    for task in tasks:
-        if task.task_id in plan.restored:
-            continue
-        config = task.config
-        journal = getattr(config, "journal", None)
-        if journal is None or not callable(getattr(journal, "reserve", None)):
-            continue
-        shares = getattr(journal, "shares", None)
-        if callable(shares) and shares(config.storage):
-            continue
-        wanted.setdefault(id(journal), (journal, []))[1].append(task)
-    workflow_text = str(workflow_id)
-    reservations = []
-    for journal, chosen in wanted.values():
-        try:
-            keys = [task.config.storage.key(task=task) for task in chosen]
-            unit_ids = journal.reserve([(workflow_text, task.task_id, key) for task, key in zip(chosen, keys)])
-        except Exception as error:  # each unit then records its own intent, as without reservations
-            logger.warning("workflow %s: the journal could not record intents ahead: %s", workflow_id, error)
-            continue
-        plan.units.update((task.task_id, unit_id) for task, unit_id in zip(chosen, unit_ids))
-        reservations.append((journal, list(unit_ids)))
-    return reservations
 
 
 def restore_task(task: Any, context: Context, previous: Context) -> None:
@@ -166,7 +135,7 @@ class SequentialGroup(Flow):
         def work(batch: list[Any], report: Callable[[Any], None]) -> None:
             run_sequence(batch, self.workflow_id, self.ignore, self.plan, report)
 
-        self.queue = run_in_processes(list(self.groups.values()), work)
+        self.queue = run_in_processes(list(self.groups.values()), work, self.plan.run)
 
     def get_tasks(self) -> list[Any]:
         return self.queue
@@ -187,7 +156,7 @@ class Parallel(Flow):
         def work(batch: list[Any], report: Callable[[Any], None]) -> None:
             run_sequence(batch, self.workflow_id, True, self.plan, report)
 
-        ran = run_in_processes([[task] for task in pending], work)
+        ran = run_in_processes([[task] for task in pending], work, self.plan.run)
         done = {task.task_id for task in ran} | set(self.plan.restored)
         self.queue = [task for task in self.tasks if task.task_id in done]
 
@@ -222,17 +191,29 @@ class Manager:
         if mode not in MODES:
             raise ExecutionModeNotExist()
         self.config = config
+        self.thread: threading.Thread | None = None  # the worker of a background run
+        by_config: dict[int, tuple[Any, list[Any]]] = {}  # the tasks of each Config, for the run's bindings
         for task in tasks:
             task.workflow_id = self.workflow_id  # before any key is computed: resume looks keys up
+            task_config = task.config
+            by_config.setdefault(id(task_config), (task_config, []))[1].append(task)
         # Only a resume that compares fingerprints needs one; other runs store None if it cannot be made.
         needed = resume and on_input_change != TypeInputChange.REUSE
         self.fingerprint = input_fingerprint(tasks, fingerprint, required=needed)
         groups = grouper(tasks)
-        plan = RunPlan(self.fingerprint)
+        # Everything this run persists goes through `persistence`: bindings, reservations, the end.
+        self.persistence = run = RunPersistence(str(self.workflow_id))
+        if config is not None:
+            run.persistence(config.storage, config.journal)
+        plan = RunPlan(self.fingerprint, run=run)
         if resume and tasks:
             sequences = [[task] for task in tasks] if mode == "parallel" else self._sequences(mode, tasks, groups)
-            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change)
-        self._reservations = reserve_units(tasks, self.workflow_id, plan)
+            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run)
+        restored = plan.restored
+        run.begin(
+            (run.persistence(each.storage, each.journal), ((t.task_id, t) for t in group if t.task_id not in restored))
+            for each, group in by_config.values()
+        )
 
         if config is not None:
             config.tracer.start_workflow(workflow_id=self.workflow_id, mode=mode, tasks_count=len(tasks))
@@ -258,10 +239,8 @@ class Manager:
         failed = any(task._status == TypeStatus.FAILED for task in self.tasks)
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
-        if config is not None and getattr(config.storage, "buffers_writes", False):
-            config.storage.flush()  # BatchStorage: every checkpoint durable before the workflow's callbacks
-        self._release_reservations()  # with the queued outcomes, in one transaction
-        self._flush_journals()  # after the storage: a confirmed outcome never precedes its durable write
+        # Buffered checkpoints durable, then the journals' outcomes: before the workflow's callbacks.
+        self.persistence.end(failed=failed)
         if config is not None:
             config.tracer.end_workflow(workflow_id=self.workflow_id, duration=duration, failed=failed)
             if failed:
@@ -274,26 +253,6 @@ class Manager:
             self.on_failure(tasks=self.tasks)
         else:
             self.on_success(tasks=self.tasks)
-
-    def _release_reservations(self) -> None:
-        """Delete the intents reserved ahead for tasks that never ran (a failure stopped the sequence)."""
-        for journal, unit_ids in self._reservations:
-            try:
-                journal.release(unit_ids)
-            except Exception as error:  # the run's outcome stands; they read as unconfirmed intents
-                logger.warning("workflow %s: the journal could not release unused intents: %s", self.workflow_id, error)
-
-    def _flush_journals(self) -> None:
-        """Write what the run's journals have queued (a `uow.Journal` confirms outcomes lazily)."""
-        configs = {id(config): config for config in [self.config, *(task.config for task in self.tasks)]}
-        journals = {id(j): j for j in (getattr(c, "journal", None) for c in configs.values()) if j is not None}
-        for journal in journals.values():
-            flush = getattr(journal, "flush", None)
-            if callable(flush):
-                try:
-                    flush()
-                except Exception as error:  # the run's outcome stands; the next write retries the queue
-                    logger.warning("workflow %s: the journal could not be flushed: %s", self.workflow_id, error)
 
     def sequential(self, **kwargs: Any) -> list[Any]:
         return Sequential(**kwargs).get_tasks()

@@ -29,6 +29,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from uow import StorageCapabilities
+
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
 
@@ -78,11 +80,15 @@ class StorageContract(_Base):
     # ---------------------------------------------------------------------------- helpers
 
     def _require(self, flag: str) -> None:
-        if not getattr(self, flag):
+        supported = {
+            "supports_ttl": self.supports_ttl,
+            "exact_values": self.exact_values,
+            "supports_delete": self.supports_delete,
+            "supports_versions": self.supports_versions,
+        }[flag]
+        if not supported:
             self.skipTest(f"{type(self).__name__}.{flag} is False")
-        if flag == "supports_versions" and not all(
-            callable(getattr(self.storage, name, None)) for name in ("post_if", "delete_if")
-        ):
+        if flag == "supports_versions" and not StorageCapabilities.of(self.storage).versions:
             self.skipTest(f"{type(self.storage).__name__} has no post_if/delete_if (a storage without versions)")
 
     def _post(self, key: str, storage: Any, **kwargs: Any) -> None:

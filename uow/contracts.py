@@ -1,0 +1,422 @@
+"""The persistence contract, declared once: what a storage and a journal must do, and what they may do.
+
+Everything in `uow` (and everything dotflow does with checkpoints) goes through these declarations.
+An optional ability is a `Protocol`; whether an object has it is worked out once per class
+(`StorageCapabilities.of`, `JournalCapabilities.of`) when a storage or journal is bound
+(`uow.Persistence`), never asked again on the way of a commit. See docs/persistence-contract.md.
+
+Storage
+-------
+Must (`CheckpointStorage`): ``post(key, context, ttl=None, fingerprint=None)`` replaces the value
+of `key`; ``get(key)`` reads it back; ``key(task)`` names the checkpoint of a task (the task is
+opaque here: a storage of dotflow reads its ids). A unit of work alone needs only post and get
+(`SupportsStorage`). `ttl` (seconds) may be ignored by a storage that cannot expire keys.
+
+May:
+
+==========================  =====================================================================
+`SupportsReadCheckpoint`    ``read_checkpoint(key)``: one read giving value and fingerprint, None when absent
+`SupportsDelete`            ``delete(key)``
+`SupportsConditionalWrite`  versions: ``read_checkpoint`` gives a `version`, ``post_if`` / ``delete_if``
+                            write only if the key is still at that version (None: absent). Commits of
+                            keys read through a unit (or expected with ``expect_version``) are then
+                            conditional; a claim (a lease next to a checkpoint) is a ``post_if``
+                            with ``version=None``, create-if-absent.
+`SupportsTransaction`       ``transaction()``: a context manager yielding a `StorageTransaction`;
+                            multi-key commits become all or nothing
+`SupportsPostMany`          ``post_many(items)``: many ``(key, context, ttl, fingerprint)`` in one call
+`SupportsDurableNotice`     ``on_durable(callback)``: `post` may return before the value is durable
+`SupportsFlush`             ``flush()``: make every write posted so far durable (a write buffer)
+`SupportsListKeys`          ``list_keys(prefix)``: what an audit compares with the journal
+`SupportsClose`             ``close()``
+==========================  =====================================================================
+
+Journal
+-------
+Must (`SupportsRecord`): ``record(unit)``, called once per top-level unit when its outcome is
+final. The unit is read through `UnitFacts`.
+
+May:
+
+==============================  =================================================================
+`SupportsPrepare`               ``prepare(unit)``: the intent, recorded before the first write
+`SupportsDeferredRecord`        ``record_later(unit)``: confirm a committed unit once its storage's
+                                writes are durable (with `SupportsDurableNotice`)
+`SupportsReservations`          ``reserve(entries)`` / ``release(unit_ids)``: intents of a run's
+                                first units recorded ahead in one go, the unused ones released
+`SupportsFlush`                 ``flush()``: write what it queued
+`SupportsSharedTransaction`     ``shares(storage)`` / ``record_in(transaction, unit)``: the entry is
+                                written inside the storage's own transaction
+`SupportsInputFingerprints`     ``fingerprint(workflow_id)``: a workflow's recorded input fingerprint
+`SupportsChecksums`             ``encode``: the bytes a checksum is taken of (None: not set yet)
+`SupportsClose`                 ``close()``
+==============================  =================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Protocol, runtime_checkable
+
+from uow.outcomes import ACTIVE, COMMITTED, COMMITTING, CONFLICT, FAILED, ROLLED_BACK
+
+__all__ = [
+    "ACTIVE",
+    "COMMITTED",
+    "COMMITTING",
+    "CONFLICT",
+    "FAILED",
+    "ROLLED_BACK",
+    "CheckpointStorage",
+    "JournalCapabilities",
+    "StorageCapabilities",
+    "StorageTransaction",
+    "StoredCheckpoint",
+    "SupportsChecksums",
+    "SupportsClose",
+    "SupportsConditionalWrite",
+    "SupportsDeferredRecord",
+    "SupportsDelete",
+    "SupportsDurableNotice",
+    "SupportsFlush",
+    "SupportsInputFingerprints",
+    "SupportsListKeys",
+    "SupportsPostMany",
+    "SupportsPrepare",
+    "SupportsReadCheckpoint",
+    "SupportsRecord",
+    "SupportsReservations",
+    "SupportsSharedTransaction",
+    "SupportsStorage",
+    "SupportsTransaction",
+    "UnitFacts",
+    "VersionedCheckpoint",
+]
+
+
+# The states of a unit (`UnitFacts.state`; a settled unit's state is its journal outcome) are the
+# constants of `uow.outcomes`, imported above.
+
+
+# -- storage: must ------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class SupportsStorage(Protocol):
+    """What a unit of work needs of any storage: write a key, read it back."""
+
+    def post(
+        self, key: str, context: Any, ttl: int | None = None, fingerprint: str | None = None
+    ) -> None: ...
+
+    def get(self, key: str) -> Any: ...
+
+
+@runtime_checkable
+class CheckpointStorage(SupportsStorage, Protocol):
+    """What a run needs of a storage: post, get, and the key of a task's checkpoint."""
+
+    def key(self, task: Any) -> str: ...
+
+
+# -- storage: may -------------------------------------------------------------------------------
+
+
+class StoredCheckpoint(Protocol):
+    """What `read_checkpoint` returns for a present key."""
+
+    @property
+    def context(self) -> Any: ...
+
+    @property
+    def fingerprint(self) -> str | None: ...
+
+
+class VersionedCheckpoint(StoredCheckpoint, Protocol):
+    """A checkpoint read from a storage with versions: `version` changes on every write."""
+
+    @property
+    def version(self) -> str | None: ...
+
+
+@runtime_checkable
+class SupportsDelete(Protocol):
+    def delete(self, key: str) -> bool: ...
+
+
+@runtime_checkable
+class SupportsReadCheckpoint(Protocol):
+    """One read of a key: None when it is absent (so a stored None is told apart from a missing key)."""
+
+    def read_checkpoint(self, key: str) -> StoredCheckpoint | None: ...
+
+
+@runtime_checkable
+class SupportsConditionalWrite(Protocol):
+    """Versions and conditional writes; `version=None` means "the key is absent".
+
+    `post_if` writes only if the key is at `version` and says whether it did; `delete_if` likewise.
+    Each is atomic against every other write to the key, from any thread or process.
+    """
+
+    def read_checkpoint(self, key: str) -> VersionedCheckpoint | None: ...
+
+    def post_if(
+        self,
+        key: str,
+        context: Any,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool: ...
+
+    def delete_if(self, key: str, *, version: str | None) -> bool: ...
+
+
+class StorageTransaction(Protocol):
+    """The writes of one open storage transaction (what `transaction()` yields)."""
+
+    def post(
+        self, key: str, context: Any, ttl: int | None = None, fingerprint: str | None = None
+    ) -> None: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def post_if(
+        self,
+        key: str,
+        context: Any,
+        *,
+        version: str | None,
+        ttl: int | None = None,
+        fingerprint: str | None = None,
+    ) -> bool: ...
+
+    def delete_if(self, key: str, *, version: str | None) -> bool: ...
+
+
+@runtime_checkable
+class SupportsTransaction(Protocol):
+    """Several writes as one: committed when the block ends normally, rolled back on an exception."""
+
+    def transaction(self) -> AbstractContextManager[StorageTransaction]: ...
+
+
+@runtime_checkable
+class SupportsPostMany(Protocol):
+    """Many writes in one call: `(key, context, ttl, fingerprint)` items."""
+
+    def post_many(self, items: Iterable[tuple[str, Any, int | None, str | None]]) -> None: ...
+
+
+@runtime_checkable
+class SupportsDurableNotice(Protocol):
+    """A storage that buffers writes: `post` may return before the value is durable.
+
+    `on_durable(callback)` calls `callback()` once every write posted before the call is durable:
+    at once, in the caller's thread, when nothing is buffered; otherwise right after the flush
+    that makes them durable, from whichever thread flushes, possibly under the storage's lock (so
+    the callback is quick, never calls the storage and does no I/O). If that flush fails, the
+    callback waits for the next successful one.
+    """
+
+    def on_durable(self, callback: Callable[[], None]) -> None: ...
+
+
+@runtime_checkable
+class SupportsFlush(Protocol):
+    """Storage: make every write posted so far durable. Journal: write what it has queued."""
+
+    def flush(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsListKeys(Protocol):
+    def list_keys(self, prefix: str = "") -> Iterable[str]: ...
+
+
+@runtime_checkable
+class SupportsClose(Protocol):
+    def close(self) -> None: ...
+
+
+# -- journal ------------------------------------------------------------------------------------
+
+
+class UnitFacts(Protocol):
+    """What a journal reads of a settled unit: a `UnitOfWork`, or a `UnitSnapshot` of one."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    @property
+    def workflow_id(self) -> str | None: ...
+
+    @property
+    def task_id(self) -> Any: ...
+
+    @property
+    def attempt(self) -> int | None: ...
+
+    @property
+    def started_at(self) -> datetime: ...
+
+    @property
+    def finished_at(self) -> datetime | None: ...
+
+    @property
+    def error_text(self) -> str | None: ...
+
+    @property
+    def changes(self) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class SupportsRecord(Protocol):
+    """A journal: told about every top-level unit once its outcome is final."""
+
+    def record(self, unit: Any) -> None: ...
+
+
+@runtime_checkable
+class SupportsPrepare(Protocol):
+    """Records a unit's intent before its first write; a failure there fails the commit, nothing written."""
+
+    def prepare(self, unit: Any) -> None: ...
+
+
+@runtime_checkable
+class SupportsDeferredRecord(Protocol):
+    """A journal that can confirm a committed unit later, when its storage calls back.
+
+    `record_later(unit)` takes the unit's outcome now and returns the callback that queues it;
+    the callback must be quick and do no I/O (see `SupportsDurableNotice`).
+    """
+
+    def record_later(self, unit: Any) -> Callable[[], None]: ...
+
+
+@runtime_checkable
+class SupportsReservations(Protocol):
+    """Intents recorded ahead for units that will each put one key.
+
+    `reserve` takes `(workflow id, task id, key)` entries and returns one unit id each, in order; a
+    unit opened with one of them (attempt 1) and putting exactly that key needs no intent of its
+    own. `release(unit_ids)` forgets the reservations never used (and writes what is queued).
+    """
+
+    def reserve(self, entries: Iterable[tuple[str | None, Any, str]]) -> list[str]: ...
+
+    def release(self, unit_ids: Iterable[str] | None = None) -> None: ...
+
+
+@runtime_checkable
+class SupportsSharedTransaction(Protocol):
+    """A journal that can write its entry inside the storage's own transaction.
+
+    `shares(storage)` is asked once per storage; when true, every commit on that storage (one key
+    too) runs in the storage's transaction and `record_in(transaction, unit)` writes the committed
+    entry there, so writes and entry become visible together or not at all.
+    """
+
+    def shares(self, storage: Any) -> bool: ...
+
+    def record_in(self, transaction: Any, unit: Any) -> None: ...
+
+
+@runtime_checkable
+class SupportsInputFingerprints(Protocol):
+    """A journal that keeps each workflow's input fingerprint (resume compares it with the run's)."""
+
+    def fingerprint(self, workflow_id: str) -> str | None: ...
+
+
+@runtime_checkable
+class SupportsChecksums(Protocol):
+    """A journal that checksums stored values: `encode(value)` gives the bytes (None: not set yet)."""
+
+    encode: Callable[[Any], bytes] | None
+
+
+# -- what an object declares, worked out once per class -------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageCapabilities:
+    """The optional abilities a storage's class declares (see the module docstring)."""
+
+    read: bool
+    delete: bool
+    versions: bool
+    transaction: bool
+    post_many: bool
+    durable_notice: bool
+    flush: bool
+    list_keys: bool
+    close: bool
+
+    @classmethod
+    def of(cls, storage: object) -> StorageCapabilities:
+        kind = type(storage)
+        found = _STORAGE_CAPABILITIES.get(kind)
+        if found is None:
+            found = cls(
+                read=isinstance(storage, SupportsReadCheckpoint),
+                delete=isinstance(storage, SupportsDelete),
+                versions=isinstance(storage, SupportsConditionalWrite),
+                transaction=isinstance(storage, SupportsTransaction),
+                post_many=isinstance(storage, SupportsPostMany),
+                durable_notice=isinstance(storage, SupportsDurableNotice),
+                flush=isinstance(storage, SupportsFlush),
+                list_keys=isinstance(storage, SupportsListKeys),
+                close=isinstance(storage, SupportsClose),
+            )
+            _STORAGE_CAPABILITIES[kind] = found
+        return found
+
+
+@dataclass(frozen=True)
+class JournalCapabilities:
+    """The optional abilities a journal's class declares (see the module docstring)."""
+
+    prepare: bool
+    record_later: bool
+    reservations: bool
+    flush: bool
+    shared_transaction: bool
+    input_fingerprints: bool
+    close: bool
+
+    @classmethod
+    def of(cls, journal: SupportsRecord) -> JournalCapabilities:
+        kind = type(journal)
+        found = _JOURNAL_CAPABILITIES.get(kind)
+        if found is None:
+            if not isinstance(journal, SupportsRecord):
+                raise TypeError(f"a journal needs a record(unit) method; {kind.__name__} has none")
+            found = cls(
+                prepare=isinstance(journal, SupportsPrepare),
+                record_later=isinstance(journal, SupportsDeferredRecord),
+                reservations=isinstance(journal, SupportsReservations),
+                flush=isinstance(journal, SupportsFlush),
+                shared_transaction=isinstance(journal, SupportsSharedTransaction),
+                input_fingerprints=isinstance(journal, SupportsInputFingerprints),
+                close=isinstance(journal, SupportsClose),
+            )
+            _JOURNAL_CAPABILITIES[kind] = found
+        return found
+
+
+# Abilities are declared by a class's methods, so they are worked out once per class.
+_STORAGE_CAPABILITIES: dict[type, StorageCapabilities] = {}
+_JOURNAL_CAPABILITIES: dict[type, JournalCapabilities] = {}

@@ -1,0 +1,196 @@
+"""`Persistence`: one storage and its optional journal, bound, with what each declares it can do.
+
+Binding works out the declared abilities once (`uow.contracts`); everything after that asks the
+binding, never the objects. A unit of work, a run (`uow.RunPersistence`) and the parent side of
+dotflow's child-process relay all go through it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from uow.contracts import (
+    COMMITTED,
+    JournalCapabilities,
+    StorageCapabilities,
+    StorageTransaction,
+    StoredCheckpoint,
+    SupportsClose,
+    SupportsConditionalWrite,
+    SupportsDeferredRecord,
+    SupportsDelete,
+    SupportsDurableNotice,
+    SupportsFlush,
+    SupportsInputFingerprints,
+    SupportsPrepare,
+    SupportsReadCheckpoint,
+    SupportsRecord,
+    SupportsReservations,
+    SupportsSharedTransaction,
+    SupportsStorage,
+    SupportsTransaction,
+)
+
+__all__ = ["Persistence", "record_outcome"]
+
+S = TypeVar("S", bound=SupportsStorage, covariant=True)
+
+logger = logging.getLogger("uow")
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A checkpoint read with `get` from a storage without `read_checkpoint`."""
+
+    context: Any
+    fingerprint: str | None = None
+
+
+class Persistence(Generic[S]):
+    """A storage and its optional journal; see the module docstring.
+
+    Generic in the storage's type: a run's bindings are `Persistence[CheckpointStorage]`, whose
+    `storage.key(task)` names a task's checkpoint. `shared` is true when the journal writes its
+    entries inside the storage's own transactions (`SupportsSharedTransaction`), asked once here.
+    """
+
+    __slots__ = ("storage", "journal", "storage_can", "journal_can", "shared", "reserves")
+
+    def __init__(self, storage: S, journal: SupportsRecord | None = None) -> None:
+        self.storage = storage
+        self.journal = journal
+        self.storage_can = StorageCapabilities.of(storage)
+        self.journal_can = None if journal is None else JournalCapabilities.of(journal)
+        self.shared = bool(
+            self.journal_can is not None
+            and self.journal_can.shared_transaction
+            and self.storage_can.transaction
+            and cast(SupportsSharedTransaction, journal).shares(storage)
+        )
+        # The journal records intents ahead (`reserve`), unless it writes inside the storage's transactions.
+        self.reserves = self.journal_can is not None and self.journal_can.reservations and not self.shared
+
+    def __repr__(self) -> str:
+        return f"Persistence({self.storage!r}, journal={self.journal!r})"
+
+    # -- storage ---------------------------------------------------------------------------------
+
+    def read_checkpoint(self, key: str) -> StoredCheckpoint | None:
+        """One read of `key` (None: absent); a storage without `read_checkpoint` is read with `get`."""
+        if self.storage_can.read:
+            return cast(SupportsReadCheckpoint, self.storage).read_checkpoint(key=key)
+        value = self.storage.get(key=key)
+        return None if value is None else _Read(value)
+
+    def delete(self, key: str) -> bool:
+        """Delete `key`; NotImplementedError when the storage cannot."""
+        if not self.storage_can.delete:
+            raise NotImplementedError(f"{type(self.storage).__name__} does not implement delete")
+        return cast(SupportsDelete, self.storage).delete(key=key)
+
+    def post_if(self, key: str, context: Any, *, version: str | None, ttl: int | None = None,
+                fingerprint: str | None = None) -> bool:  # fmt: skip
+        """A conditional write (see `SupportsConditionalWrite`); TypeError on a storage without versions."""
+        if not self.storage_can.versions:
+            raise TypeError(f"{type(self.storage).__name__} has no versions (post_if / delete_if)")
+        storage = cast(SupportsConditionalWrite, self.storage)
+        return storage.post_if(key=key, context=context, version=version, ttl=ttl, fingerprint=fingerprint)
+
+    def delete_if(self, key: str, *, version: str | None) -> bool:
+        """A conditional delete (see `SupportsConditionalWrite`); TypeError on a storage without versions."""
+        if not self.storage_can.versions:
+            raise TypeError(f"{type(self.storage).__name__} has no versions (post_if / delete_if)")
+        return cast(SupportsConditionalWrite, self.storage).delete_if(key=key, version=version)
+
+    def transaction(self) -> AbstractContextManager[StorageTransaction]:
+        return cast(SupportsTransaction, self.storage).transaction()
+
+    def flush(self) -> None:
+        """Make the storage's buffered writes durable (nothing to do for a storage that does not buffer)."""
+        if self.storage_can.flush:
+            cast(SupportsFlush, self.storage).flush()
+
+    # -- journal ---------------------------------------------------------------------------------
+
+    def prepare(self, unit: Any) -> None:
+        """The journal's intent record of `unit`, before its first write (when the journal keeps one)."""
+        if self.journal_can is not None and self.journal_can.prepare:
+            cast(SupportsPrepare, self.journal).prepare(unit)
+
+    def record(self, unit: Any) -> None:
+        """Tell the journal the final outcome of `unit` (see `record_outcome`)."""
+        if self.journal is not None:
+            assert self.journal_can is not None
+            _record(self.journal, self.journal_can, self.storage_can, self.storage, unit)
+
+    def record_in(self, transaction: Any, unit: Any) -> None:
+        """Write `unit`'s committed entry inside the storage's `transaction` (only when `shared`)."""
+        cast(SupportsSharedTransaction, self.journal).record_in(transaction, unit)
+
+    def reserve(self, entries: Iterable[tuple[str | None, Any, str]]) -> list[str]:
+        return cast(SupportsReservations, self.journal).reserve(entries)
+
+    def release(self, unit_ids: Iterable[str]) -> None:
+        cast(SupportsReservations, self.journal).release(unit_ids)
+
+    def flush_journal(self) -> None:
+        """Write what the journal has queued (nothing to do for a journal that queues nothing)."""
+        if self.journal_can is not None and self.journal_can.flush:
+            cast(SupportsFlush, self.journal).flush()
+
+    @property
+    def keeps_input_fingerprints(self) -> bool:
+        return self.journal_can is not None and self.journal_can.input_fingerprints
+
+    def input_fingerprint(self, workflow_id: str) -> str | None:
+        """The workflow's input fingerprint the journal recorded (see `keeps_input_fingerprints`)."""
+        return cast(SupportsInputFingerprints, self.journal).fingerprint(workflow_id)
+
+    # -- both ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the storage, then the journal (each if it declares `close`).
+
+        The storage first: closing a storage that buffers writes makes them durable, which lets the
+        journal confirm their outcomes before it closes.
+        """
+        try:
+            self.close_storage()
+        finally:
+            self.close_journal()
+
+    def close_storage(self) -> None:
+        if self.storage_can.close:
+            cast(SupportsClose, self.storage).close()
+
+    def close_journal(self) -> None:
+        if self.journal_can is not None and self.journal_can.close:
+            cast(SupportsClose, self.journal).close()
+
+
+def record_outcome(journal: SupportsRecord, storage: object, unit: Any) -> None:
+    """Tell `journal` the final outcome of `unit` (a `UnitOfWork` or a snapshot of one).
+
+    A committed unit on a storage that buffers writes (`SupportsDurableNotice`) is confirmed only
+    once the storage says its writes are durable, when the journal can wait (`record_later`);
+    anything else is recorded at once.
+    """
+    _record(journal, JournalCapabilities.of(journal), StorageCapabilities.of(storage), storage, unit)
+
+
+def _record(
+    journal: SupportsRecord,
+    journal_can: JournalCapabilities,
+    storage_can: StorageCapabilities,
+    storage: object,
+    unit: Any,
+) -> None:
+    if unit.state == COMMITTED and journal_can.record_later and storage_can.durable_notice:
+        callback = cast(SupportsDeferredRecord, journal).record_later(unit)
+        cast(SupportsDurableNotice, storage).on_durable(callback)
+        return
+    journal.record(unit)
