@@ -4,7 +4,7 @@ dotflow_checkpoint      one row per key: an opaque text document, its expiry, a 
 
 The table lives in `uow`, beside the journal's tables, so the migrations (`uow/migrations` in an
 installed copy, `migrations/` in a checkout) describe every table from `uow` alone and never import
-`dotflow`. To `uow` the document is opaque text; `dotflow.providers.storage_sql` writes and reads it.
+`dotflow`. To `uow` the document is opaque text; `dotflow.storage.sql` writes and reads it.
 Importing this module needs SQLAlchemy (the `sql` extra).
 """
 

@@ -165,7 +165,7 @@ def _open(args: Any) -> Iterator[Any]:
     """The journal at --url, closed afterwards; a read command never creates a missing SQLite file."""
     from sqlalchemy.engine import make_url
 
-    from dotflow.core.journal import checkpoint_bytes
+    from dotflow.run.journal_config import checkpoint_bytes
     from uow.journal import Journal
     from uow.sql_engine import mask_url
 

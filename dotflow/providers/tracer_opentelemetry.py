@@ -30,7 +30,7 @@ from uow import ConflictError
 from uow.outcomes import COMMITTED, CONFLICT, FAILED
 
 from dotflow.abc.tracer import Tracer
-from dotflow.core import codec
+from dotflow.values import codec
 from dotflow.core.types.status import TypeStatus
 from dotflow.providers.otel_support import require_otel
 

@@ -9,8 +9,8 @@ import pytest
 
 from dotflow import Config, DotFlow, action
 from dotflow.core.types import TypeStatus
-from dotflow.providers.storage_default import StorageDefault
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage.memory import StorageDefault
+from dotflow.storage.file import StorageFile
 
 pytestmark = pytest.mark.slow  # every test here starts child processes
 

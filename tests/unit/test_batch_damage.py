@@ -13,8 +13,9 @@ import pytest
 from dotflow import Config, Context, DotFlow, action
 from dotflow.core.exception import CorruptCheckpointError, DamagedSegmentError
 from dotflow.providers import BatchStorage, StorageFile
-from dotflow.providers import batch_inspect, batch_log
-from dotflow.providers.checkpoint_format import encode_document
+from dotflow.storage import batch_log
+from dotflow.storage import batch_inspect
+from dotflow.values.checkpoint_format import encode_document
 
 KEYS_PER_SEGMENT = 10
 

@@ -18,10 +18,10 @@ from dotflow import Config, Context, DotFlow, action
 from dotflow.abc.notify import Notify
 from dotflow.abc.storage import Storage
 from dotflow.providers import BatchStorage, StorageDefault, StorageFile
-from dotflow.providers import batch_log
-from dotflow.providers.batch_log import LockedFolderError, read_segment
-from dotflow.providers.checkpoint_format import encode_document
-from dotflow.providers.storage_file import BatchFolderError
+from dotflow.storage import batch_log
+from dotflow.storage.batch_log import LockedFolderError, read_segment
+from dotflow.values.checkpoint_format import encode_document
+from dotflow.storage.file import BatchFolderError
 from dotflow.testing import StorageContract
 from uow import ConflictError, UnitOfWork
 
@@ -347,7 +347,7 @@ def fail_writes(monkeypatch) -> list[int]:
         calls[0] += 1
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr("dotflow.providers.batch_segments.write_new_file", broken)
+    monkeypatch.setattr("dotflow.storage.batch_segments.write_new_file", broken)
     return calls
 
 
@@ -371,7 +371,7 @@ def test_a_failure_after_the_segment_is_stored_does_not_fail_the_commit(tmp_path
     def refuse(path):
         raise PermissionError("cannot remove (simulated)")
 
-    monkeypatch.setattr("dotflow.providers.batch_segments.unlink", refuse)
+    monkeypatch.setattr("dotflow.storage.batch_segments.unlink", refuse)
     batch.post("a.json", Context(storage="segment"))
     with caplog.at_level(logging.WARNING, logger="dotflow"):
         batch.post("b.json", Context(storage=2))  # flushed: the segment is stored, removing a.json's file fails
@@ -547,10 +547,10 @@ def test_batch_storage_is_one_class_and_the_backends_do_not_import_it(tmp_path):
     with BatchStorage(StorageFile(path=tmp_path), max_delay=None) as on_files:
         assert type(on_files) is BatchStorage
     assert "__new__" not in vars(BatchStorage)
-    batch_modules = {"dotflow.providers.batch_storage", "dotflow.providers.batch_file", "dotflow.providers.batch_backend"}
-    assert not _imports("dotflow.providers.storage_file") & (batch_modules | {"dotflow.providers.batch_segments"})
-    assert "dotflow.providers.batch_storage" not in _imports("dotflow.providers.batch_file")
-    assert "dotflow.providers.batch_storage" not in _imports("dotflow.providers.batch_backend")
+    batch_modules = {"dotflow.storage.batch", "dotflow.storage.batch_file", "dotflow.storage.batch_backend"}
+    assert not _imports("dotflow.storage.file") & (batch_modules | {"dotflow.storage.batch_segments"})
+    assert "dotflow.storage.batch" not in _imports("dotflow.storage.batch_file")
+    assert "dotflow.storage.batch" not in _imports("dotflow.storage.batch_backend")
 
 
 def test_a_generic_batch_storage_writes_conditionally_through_the_wrapped_storage():

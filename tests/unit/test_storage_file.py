@@ -12,10 +12,10 @@ from uuid import UUID
 
 import pytest
 
-from dotflow.core.codec import UnencodableValueError
+from dotflow.values.codec import UnencodableValueError
 from dotflow.core.context import Context
-from dotflow.providers import storage_file
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage import file as storage_file
+from dotflow.storage.file import StorageFile
 
 
 @pytest.fixture
@@ -469,7 +469,7 @@ def test_a_failure_after_the_rename_does_not_fail_the_post(
     def broken_fsync(root: str) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("dotflow.providers.checkpoint_files.sync_folder", broken_fsync)
+    monkeypatch.setattr("dotflow.storage.checkpoint_files.sync_folder", broken_fsync)
     storage.post("wf-1-a.json", Context(storage="stored"))  # does not raise: the file is in place
     assert storage.get("wf-1-a.json").storage == "stored"
     assert "is in place" in caplog.text and "Input/output error" in caplog.text

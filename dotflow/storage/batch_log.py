@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from dotflow.core.exception import DamagedSegmentError
-from dotflow.providers.checkpoint_files import BATCH_MARKER, sync_folder, unlink, write_all
+from dotflow.storage.checkpoint_files import BATCH_MARKER, sync_folder, unlink, write_all
 
 __all__ = [
     "LOG_FORMAT",

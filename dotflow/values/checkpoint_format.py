@@ -9,7 +9,7 @@ Version 1, UTF-8 JSON (ASCII in practice)::
      "expires_at": <unix time, float> | null,
      "revision": "<32 hex digits>"}          (optional; written by StorageFile as its version token)
 
-`value` is the whole Context in the encoding of `dotflow.core.codec`, so values round-trip exactly
+`value` is the whole Context in the encoding of `dotflow.values.codec`, so values round-trip exactly
 and nothing read back is ever unpickled or evaluated. Value, fingerprint and expiry travel in one
 document and are replaced together by every write, so metadata never goes stale.
 
@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from dotflow.abc.storage import check_post_metadata
-from dotflow.core import codec
+from dotflow.values import codec
 from dotflow.core.context import Context
 from dotflow.core.exception import CorruptCheckpointError
 

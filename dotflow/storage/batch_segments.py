@@ -1,6 +1,6 @@
 """`SegmentStore`: a `StorageFile` folder whose checkpoints live in fsync'd batch segments.
 
-The segments (`dotflow.providers.batch_log`) ARE the storage: a batch is made durable by writing
+The segments (`dotflow.storage.batch_log`) ARE the storage: a batch is made durable by writing
 one segment (one fsync of the file, one of the folder), and an in-memory index maps each key to
 where its latest document lies (segment, offset, size) or to a tombstone. Keys the index does not
 know are read from their per-key file, as a plain `StorageFile` wrote them.
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, NamedTuple
 
 from dotflow.core.exception import DamagedSegmentError
-from dotflow.providers.batch_inspect import SegmentProblem, inspect_segment, read_verified
-from dotflow.providers.batch_log import (
+from dotflow.storage.batch_inspect import SegmentProblem, inspect_segment, read_verified
+from dotflow.storage.batch_log import (
     MARKER_NAME,
     Segment,
     encode_segment,
@@ -46,8 +46,8 @@ from dotflow.providers.batch_log import (
     segment_path,
     write_new_file,
 )
-from dotflow.providers.checkpoint_files import Folder, bad_key_reason, data_file_names, unlink, unlink_sidecar
-from dotflow.providers.checkpoint_files import sync_folder as fsync_folder
+from dotflow.storage.checkpoint_files import Folder, bad_key_reason, data_file_names, unlink, unlink_sidecar
+from dotflow.storage.checkpoint_files import sync_folder as fsync_folder
 
 __all__ = ["Change", "DamagedFile", "IndexEntry", "SegmentStore"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from dotflow.core.context import Context
 from dotflow.core.exception import CorruptCheckpointError
-from dotflow.providers.checkpoint_format import (
+from dotflow.values.checkpoint_format import (
     decode_document,
     document_expires_at,
     is_document,

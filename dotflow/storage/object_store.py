@@ -44,7 +44,7 @@ from typing import Any, Final
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
 from dotflow.core.exception import CorruptCheckpointError
-from dotflow.providers.checkpoint_format import (
+from dotflow.values.checkpoint_format import (
     decode_document,
     document_expires_at,
     encode_document,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, NamedTuple, Protoc
 
 from dotflow.abc.storage import Checkpoint, Storage, check_post_metadata
 from dotflow.core.context import Context
-from dotflow.providers.isolated_copy import isolated_copy
+from dotflow.values.isolated_copy import isolated_copy
 
 __all__ = ["Buffer", "GroupCommitBackend", "StorageBackend", "SupportsPostMany"]
 

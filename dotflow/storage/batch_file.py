@@ -28,11 +28,11 @@ from typing import Any, Literal, Mapping, NamedTuple
 
 from dotflow.abc.storage import Checkpoint
 from dotflow.core.context import Context
-from dotflow.providers import checkpoint_files as files
-from dotflow.providers.batch_backend import Buffer, GroupCommitBackend
-from dotflow.providers.batch_segments import Change, SegmentStore
-from dotflow.providers.checkpoint_format import encode_document, legacy_failure, parse_document
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage import checkpoint_files as files
+from dotflow.storage.batch_backend import Buffer, GroupCommitBackend
+from dotflow.storage.batch_segments import Change, SegmentStore
+from dotflow.values.checkpoint_format import encode_document, legacy_failure, parse_document
+from dotflow.storage.file import StorageFile
 
 __all__ = ["RepairReport", "SegmentBackend", "repair"]
 
