@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, Callable, NamedTuple
 from uuid import UUID
 
-from uow.leases import Lease, check_lease_request
+from uow.leases import LEASE_SUFFIX, Lease, check_lease_request
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage, check_post_metadata
 from dotflow.core.context import Context
@@ -261,8 +261,9 @@ class StorageDefault(VersionedStorage):
 
     def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> tuple[Any, _Row]:
         """The value's copy, and the row without its version, which `_put` adds."""
-        if type(key) is not str:
+        if type(key) is not str or key.endswith(LEASE_SUFFIX):
             _check_key(key, "key")
+            raise ValueError(f"invalid storage key {key!r}: it ends with {LEASE_SUFFIX!r} (reserved for the leases of claims)")
         if ttl is not None or (fingerprint is not None and type(fingerprint) is not str):
             check_post_metadata(ttl, fingerprint)
         context = value if isinstance(value, Context) else Context(storage=value)
