@@ -175,7 +175,11 @@ class Claims:
     """A run's claims: its `Claim`, the worker's owner id, the leases held and their heartbeat.
 
     Made once per run; a child process (fork) gets a fresh owner id and its own heartbeat thread.
+    `heartbeat_thread = False` (tests that pause a worker by moving a fake clock) leaves renewals to
+    explicit `beat()` calls.
     """
+
+    heartbeat_thread = True
 
     def __init__(self, claim: Claim) -> None:
         if not isinstance(claim, Claim):
@@ -266,7 +270,7 @@ class Claims:
         self.owner  # (a fork resets the registry before a holding of this process is added)
         with self._wake:
             self._held.add(holding)
-            if self._thread is None:
+            if self._thread is None and self.heartbeat_thread:
                 self._thread = threading.Thread(target=self._heartbeat, name="dotflow-claims", daemon=True)
                 self._thread.start()
             self._wake.notify()
