@@ -217,7 +217,7 @@ class Manager:
         if config is not None:
             run.persistence(config.storage, config.journal)
         if self.claims is not None and not self._claim_workflow([each for each, _ in by_config.values()] or [config]):
-            self.tasks = []
+            self.tasks: list[Any] = []
             return
         try:
             self._start(tasks, mode, keep_going, resume, on_input_change, groups, by_config)

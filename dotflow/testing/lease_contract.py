@@ -29,6 +29,7 @@ TTL = 30.0
 
 class LeaseContract(_Base):
     supports_leases: bool = True
+    supports_delete: bool  # (StorageContract's)
     storage: Any
     clock: ManualClock
 
