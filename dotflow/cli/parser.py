@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="skip tasks an earlier run committed")
     run.add_argument("--workflow-id", help="a fixed workflow id (name or UUID), so a later run can resume")
     run.add_argument("--journal", metavar="URL", help="record every unit of work in this journal")
+    run.add_argument("--claim", choices=("task", "workflow"),
+                     help="take a lease on each task (or the workflow) first, so that workers resuming one "
+                          "workflow run each step once (needs --resume)")  # fmt: skip
+    run.add_argument("--claim-ttl", type=float, metavar="SECONDS", help="seconds a claim lives unless renewed (default 30)")
     _json_option(run)
     run.set_defaults(run=start.run)
 

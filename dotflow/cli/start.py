@@ -26,6 +26,7 @@ def run(args: Any) -> int:
     from dotflow import Config, DotFlow
     from dotflow.core.module import Module
 
+    claim = _claim(args)  # bad claim options are refused before anything is built
     if args.workflow:
         given = [f"--{name.replace('_', '-')}" for name in STEP_ONLY if getattr(args, name) is not None]
         if given:
@@ -33,7 +34,7 @@ def run(args: Any) -> int:
         flow = Module(args.workflow)()
         if not isinstance(flow, DotFlow):
             raise CommandError(f"--workflow {args.workflow!r} did not return a DotFlow", 2)
-        return _report(args, flow, _run(args, flow))
+        return _report(args, flow, _run(args, flow, claim))
     storage = build_storage(args)
     config = Config(storage=storage, journal=args.journal)
     try:
@@ -42,16 +43,33 @@ def run(args: Any) -> int:
         if args.callback:
             add["callback"] = args.callback
         flow.task.add(**add)
-        return _report(args, flow, _run(args, flow))
+        return _report(args, flow, _run(args, flow, claim))
     finally:
         Persistence(config.storage, config.journal).close()  # the storage first, then its journal
 
 
-def _run(args: Any, flow: Any) -> list[Any]:
-    manager = flow.start(mode=args.mode, resume=args.resume)
+def _run(args: Any, flow: Any, claim: Any) -> list[Any]:
+    options = {} if claim is None else {"claim": claim}
+    manager = flow.start(mode=args.mode, resume=args.resume, **options)
     if manager.thread is not None:  # background: the command still waits for the run to end
         manager.thread.join()
     return list(flow.result_task())
+
+
+def _claim(args: Any) -> Any:
+    """The run's `Claim` (--claim, --claim-ttl), or None."""
+    if args.claim is None:
+        if args.claim_ttl is not None:
+            raise CommandError("--claim-ttl needs --claim task or --claim workflow", 2)
+        return None
+    if not args.resume:
+        raise CommandError("--claim needs --resume: claims let workers resume one workflow, each step once", 2)
+    from dotflow import Claim
+
+    try:
+        return Claim(scope=args.claim, ttl=30.0 if args.claim_ttl is None else args.claim_ttl)
+    except ValueError as error:
+        raise CommandError(str(error).replace("Claim(ttl=...)", "--claim-ttl"), 2) from None
 
 
 def _report(args: Any, flow: Any, tasks: list[Any]) -> int:
