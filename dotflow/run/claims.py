@@ -191,6 +191,7 @@ class Claims:
         self._held: set[Holding] = set()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._idle = False  # the heartbeat thread waits for a first lease, with no timeout
 
     @property
     def owner(self) -> str:
@@ -202,6 +203,7 @@ class Claims:
             self._held = set()  # a forked child holds none of its parent's leases
             self._wake = threading.Condition()
             self._thread = None
+            self._idle = False
         return self._owner
 
     # -- taking a lease ------------------------------------------------------------------------
@@ -273,7 +275,8 @@ class Claims:
             if self._thread is None and self.heartbeat_thread:
                 self._thread = threading.Thread(target=self._heartbeat, name="dotflow-claims", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            elif self._idle:  # (a thread already timing renewals wakes within an interval anyway)
+                self._wake.notify()
 
     def _unregister(self, holding: Holding) -> None:
         with self._wake:
@@ -286,7 +289,9 @@ class Claims:
         while True:
             with wake:
                 if not self._held:
+                    self._idle = True
                     wake.wait()
+                    self._idle = False
                     continue
                 wait = min(holding.next_beat for holding in self._held) - clock()
                 if wait > 0:

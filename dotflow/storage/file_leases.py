@@ -4,10 +4,12 @@ A lease file holds one JSON record (`uow.leases.encode_lease`): owner, epoch, tt
 the storage's clock (the local wall clock: every worker sharing the folder is on this machine, or
 on a file system whose clients keep their clocks in step) and a random `revision`, its version.
 
-- create: the record is written to a temp file and put in place with `os.link`, which fails if a
-  lease file exists: create-if-absent without a lock;
-- replace and delete: compare the version and rename (or unlink) while holding the folder's lock,
-  the same lock every checkpoint change takes.
+- create: ``open(O_CREAT | O_EXCL)``, which fails if a lease file exists, then the record is written,
+  both while holding the folder's lock (the lock every checkpoint change takes);
+- replace and delete: compare the version and rename (or unlink) while holding the same lock.
+
+A reader that finds a lease file still empty (being created) takes it for an unreadable, expired
+record; its takeover, a replace, compares versions under the lock and so loses to the creator.
 
 Lease files are not fsynced (a claim does not outlive the machine: after a power cut its worker is
 gone anyway); a record torn by one reads as an expired lease of no owner, taken over as usual. No
@@ -28,6 +30,9 @@ from dotflow.storage.checkpoint_files import Folder
 
 __all__ = ["FileLeases"]
 
+# Create only if absent, never through a symlink.
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
 
 class FileLeases:
     """The leases of one folder; `lock` is the folder's exclusive lock (shared with the checkpoints)."""
@@ -47,13 +52,17 @@ class FileLeases:
     def create(self, key: str, owner: str, ttl: float) -> Lease | None:
         check_lease_request(key, owner, ttl)
         target = self.path(key)
-        now = self._clock()
         revision = os.urandom(16).hex()
-        tmp = files.write_temp(self.folder, target, encode_lease(owner, 1, ttl, now + ttl, revision), durable=False)
-        if not files.link_file(tmp, target):
-            files.unlink(tmp)
-            return None
-        files.unlink(tmp)
+        with self._lock:  # a replace, which takes it too, never sees the record half-written
+            try:
+                fd = os.open(target, _CREATE_FLAGS, 0o600)
+            except FileExistsError:
+                return None
+            try:
+                now = self._clock()
+                files.write_all(fd, encode_lease(owner, 1, ttl, now + ttl, revision))
+            finally:
+                os.close(fd)
         return Lease(key, owner, 1, now + ttl, now, revision)
 
     def read(self, key: str) -> Lease | None:

@@ -72,7 +72,8 @@ def wait_for_peers(ready_dir: Path, count: int) -> None:
 def main() -> None:
     SPEC.update(json.loads(sys.argv[1]))
     storage = build_storage(SPEC)
-    flow = DotFlow(config=Config(storage=storage), workflow_id=SPEC["workflow"])
+    bounded = {"max_workers": SPEC["max_workers"]} if SPEC.get("max_workers") else {}  # bounded parallel mode
+    flow = DotFlow(config=Config(storage=storage, **bounded), workflow_id=SPEC["workflow"])
     for number in range(SPEC["tasks"]):
         flow.task.add(step=work, task_id=f"t{number}", initial_context=f"t{number}")
     if SPEC.get("ready_dir"):

@@ -1,0 +1,183 @@
+"""What claims cost, and what several workers do with them.
+
+1. Per task, on the durable `StorageFile` (sequential tasks, fresh folder per run, `resume=True` in
+   every run so that only the claim differs): no claim, `Claim(scope="task")` (one lease created,
+   one deleted, the checkpoint read again under it, per task) and `Claim(scope="workflow")` (one
+   lease per run). Rounds alternate the order; medians of per-round ratios (each pair ran under the
+   same machine load). The workflow claim's cost is shown per run, at two workflow sizes, to show it
+   is a constant. The target: scope="task" at most +40% per task.
+2. Workers: 1, 2 and 4 workers (processes) resume one workflow of independent tasks in `parallel`
+   mode under `Claim(scope="task", on_held="skip")`, on PostgreSQL and on the local S3 server
+   (started here); every step's executions are counted with an O_APPEND file: each must run once.
+   The wall time is from the workers' common start to the last one's end.
+
+Usage: .venv/bin/python benchmarks/claims_cost.py [--tasks 200] [--rounds 9] [--workers-tasks 24] [--no-workers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from dotflow import Claim, Config, DotFlow, action
+from dotflow.providers import StorageFile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@action
+def step() -> int:
+    return 1
+
+
+def one_run(tasks: int, claim: Claim | None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `tasks` sequential tasks on a fresh durable StorageFile folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        flow = DotFlow(config=Config(storage=StorageFile(path=folder)), workflow_id="cost")
+        for _ in range(tasks):
+            flow.task.add(step=step)
+        options: dict[str, Any] = {} if claim is None else {"claim": claim}
+        started, cpu = time.perf_counter(), time.process_time()
+        flow.start(resume=True, **options)
+        return time.perf_counter() - started, time.process_time() - cpu
+
+
+def file_cost(tasks: int, rounds: int) -> dict[str, Any]:
+    kinds = {"none": None, "task": Claim(scope="task"), "workflow": Claim(scope="workflow")}
+    small = max(10, tasks // 4)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in [*kinds, "none-small", "workflow-small"]}
+    one_run(10, None)  # warm up imports and the file system
+    for number in range(rounds):
+        order = list(kinds) if number % 2 == 0 else list(reversed(kinds))
+        for name in order:
+            times[name].append(one_run(tasks, kinds[name]))
+        for name, claim in (("none-small", None), ("workflow-small", kinds["workflow"])):
+            times[name].append(one_run(small, claim))
+
+    def overhead(name: str, which: int) -> float:
+        return statistics.median(run[which] / base[which] for run, base in zip(times[name], times["none"])) - 1
+
+    def added_ms(name: str, base: str) -> float:
+        return statistics.median(run[0] - other[0] for run, other in zip(times[name], times[base])) * 1e3
+
+    return {
+        "tasks": tasks,
+        "rounds": rounds,
+        "us_per_task": {name: statistics.median(run[0] for run in times[name]) / tasks * 1e6 for name in kinds},
+        "cpu_us_per_task": {name: statistics.median(run[1] for run in times[name]) / tasks * 1e6 for name in kinds},
+        "overhead": {name: overhead(name, 0) for name in ("task", "workflow")},
+        "cpu_overhead": {name: overhead(name, 1) for name in ("task", "workflow")},
+        "workflow_ms_per_run": {tasks: added_ms("workflow", "none"), small: added_ms("workflow-small", "none-small")},
+    }
+
+
+# -- several workers -------------------------------------------------------------------------------
+
+
+def run_workers(spec: dict[str, Any], count: int, folder: Path) -> dict[str, Any]:
+    counts = folder / f"counts-{uuid.uuid4().hex[:6]}"
+    ready = folder / f"ready-{uuid.uuid4().hex[:6]}"
+    ready.mkdir()
+    spec = {**spec, "workflow": f"bench-{uuid.uuid4().hex[:8]}", "counts": str(counts), "ready_dir": str(ready), "peers": count}
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "tests.integration.claims_worker", json.dumps(spec)], cwd=ROOT,
+                         env={**env, "WORKER_NAME": f"w{n}"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n in range(count)
+    ]  # fmt: skip
+    outputs = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        if worker.returncode != 0:
+            raise RuntimeError(f"a worker failed:\n{err[-2000:]}")
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    ran = Counter(line.split()[0] for line in counts.read_text().splitlines())
+    return {
+        "workers": count,
+        "seconds": max(output["seconds"] for output in outputs),
+        "executions": sum(ran.values()),
+        "each_once": sorted(ran) == sorted(f"t{n}" for n in range(spec["tasks"])) and set(ran.values()) == {1},
+    }
+
+
+def workers_table(tasks: int, step_seconds: float, max_workers: int | None) -> list[dict[str, Any]]:
+    sys.path.insert(0, str(ROOT))
+    from tests.postgres_server import PostgresServer
+    from tests.servers import new_bucket_name, s3_client, start_moto
+    from uow.journal_migrate import upgrade
+    from uow.sql_engine import make_engine
+
+    rows = []
+    common: dict[str, Any] = {"tasks": tasks, "mode": "parallel", "ttl": 30, "on_held": "skip", "step_seconds": step_seconds}
+    if max_workers is not None:
+        common["max_workers"] = max_workers
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        postgres = PostgresServer()
+        moto = start_moto()
+        try:
+            for backend in ("postgres", "s3"):
+                for count in (1, 2, 4):
+                    if backend == "postgres":
+                        url = postgres.new_database()
+                        engine = make_engine(url)
+                        upgrade(engine)
+                        engine.dispose()
+                        spec = {**common, "backend": "postgres", "where": url}
+                    else:
+                        bucket = new_bucket_name("bench")
+                        s3_client(moto.url).create_bucket(Bucket=bucket)
+                        spec = {**common, "backend": "s3", "where": moto.url, "bucket": bucket}
+                    rows.append({"backend": backend, **run_workers(spec, count, folder)})
+        finally:
+            moto.stop()
+            postgres.stop()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--workers-tasks", type=int, default=24)
+    parser.add_argument("--step-seconds", type=float, default=0.05)
+    parser.add_argument("--max-workers", type=int, default=None,
+                        help="Config(max_workers=N) for each worker (bounded parallel mode, once the Config has it)")  # fmt: skip
+    parser.add_argument("--no-workers", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    cost = file_cost(args.tasks, args.rounds)
+    rows = [] if args.no_workers else workers_table(args.workers_tasks, args.step_seconds, args.max_workers)
+    if args.json:
+        print(json.dumps({"file": cost, "workers": rows}))
+        return 0
+    print(f"durable StorageFile, {cost['tasks']} sequential tasks, median of {cost['rounds']} rounds")
+    print("| claim | us per task | overhead | CPU us per task | CPU overhead |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("none", "task", "workflow"):
+        overhead = "" if name == "none" else f"{cost['overhead'][name] * 100:+.1f}%"
+        cpu = "" if name == "none" else f"{cost['cpu_overhead'][name] * 100:+.1f}%"
+        print(f"| {name} | {cost['us_per_task'][name]:.0f} | {overhead} | {cost['cpu_us_per_task'][name]:.0f} | {cpu} |")
+    print("(overheads: medians of per-round ratios; each round ran the three back to back)")
+    print("scope=workflow, added per run: " + ", ".join(f"{ms:.2f} ms at {n} tasks" for n, ms in cost["workflow_ms_per_run"].items()))
+    if rows:
+        print(f"\n{args.workers_tasks} independent tasks ({args.step_seconds}s each), parallel mode, Claim(on_held='skip')")
+        print("| backend | workers | seconds | executions | each step once |")
+        print("|---|---:|---:|---:|---|")
+        for row in rows:
+            print(f"| {row['backend']} | {row['workers']} | {row['seconds']:.2f} | {row['executions']} | {row['each_once']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
