@@ -216,12 +216,17 @@ class Claims:
         started = claim.clock()
         pause = POLL_FIRST
         most = min(POLL_MOST, claim.interval)
+        vanished = 0  # leases that were there to create and gone to read, in a row
         while True:
             lease = persistence.create_lease(key, owner=owner, ttl=claim.ttl)
             if lease is None:
                 current = persistence.read_lease(key)
-                if current is None:
-                    continue  # released meanwhile: create again
+                if current is None:  # released meanwhile: create again (at once, the first times)
+                    vanished += 1
+                    if vanished > 3:
+                        claim.sleep(POLL_FIRST)
+                    continue
+                vanished = 0
                 if current.expired:
                     lease = persistence.replace_lease(
                         key, version=current.version, owner=owner, epoch=current.epoch + 1, ttl=claim.ttl

@@ -17,8 +17,8 @@ Versions: every write stamps the entry with the next value of a per-instance cou
 so `post_if` / `delete_if` compare-and-set under the same lock.
 
 Leases (`uow.leases`): kept beside the checkpoints, never listed as one, changed under the same lock
-and timed by the same clock. `lease_transaction()` is `transaction()`: a commit there can check or
-release a lease with `holds_lease` / `release_lease`, all or nothing with its writes.
+and timed by the same clock. In `lease_transaction()` a commit can check or release a lease
+(`holds_lease` / `release_lease`), all or nothing with its writes.
 """
 
 from __future__ import annotations
@@ -199,7 +199,17 @@ class StorageDefault(VersionedStorage):
                 self._entries, self._values, self._leases = saved
                 raise
 
-    lease_transaction = transaction
+    @contextmanager
+    def lease_transaction(self) -> Iterator[_LeaseTransaction]:
+        """What `transaction()` does, for the few keys of one commit: each change made through the yielded
+        object is undone if the block raises (no copy of the whole store, as a claimed commit needs)."""
+        with self._lock:
+            transaction = _LeaseTransaction(self)
+            try:
+                yield transaction
+            except BaseException:
+                transaction.undo()
+                raise
 
     # ------------------------------------------------------------------------------------------ leases
 
@@ -309,6 +319,57 @@ class StorageDefault(VersionedStorage):
         now = self._clock()
         for k in [k for k, entry in self._entries.items() if _expired(entry, now)]:
             self._drop(k)
+
+
+_ABSENT: Any = object()  # no entry (a stored value may be None)
+
+
+class _LeaseTransaction:
+    """The writes of one `lease_transaction()` block: each key's entry and lease are saved before its
+    first change, and put back by `undo()`. Used with the storage's lock held."""
+
+    def __init__(self, storage: StorageDefault) -> None:
+        self._storage = storage
+        self._saved: dict[str, tuple[Any, Any, Any]] = {}  # key -> (row, value, lease) before the block
+
+    def _save(self, key: str) -> None:
+        if key not in self._saved:
+            store = self._storage
+            self._saved[key] = (store._entries.get(key, _ABSENT), store._values.get(key, _ABSENT),
+                                store._leases.get(key, _ABSENT))  # fmt: skip
+
+    def undo(self) -> None:
+        store = self._storage
+        for key, (row, value, lease) in self._saved.items():
+            for table, before in ((store._entries, row), (store._values, value), (store._leases, lease)):
+                if before is _ABSENT:
+                    table.pop(key, None)
+                else:
+                    table[key] = before
+
+    def post(self, key: str, context: Any, ttl: int | None = None, fingerprint: str | None = None) -> None:
+        self._save(key)
+        self._storage.post(key, context, ttl, fingerprint)
+
+    def delete(self, key: str) -> bool:
+        self._save(key)
+        return self._storage.delete(key)
+
+    def post_if(self, key: str, context: Any, *, version: str | None, ttl: int | None = None,
+                fingerprint: str | None = None) -> bool:  # fmt: skip
+        self._save(key)
+        return self._storage.post_if(key, context, version=version, ttl=ttl, fingerprint=fingerprint)
+
+    def delete_if(self, key: str, *, version: str | None) -> bool:
+        self._save(key)
+        return self._storage.delete_if(key, version=version)
+
+    def holds_lease(self, key: str, *, owner: str, epoch: int) -> bool:
+        return self._storage.holds_lease(key, owner=owner, epoch=epoch)
+
+    def release_lease(self, key: str, *, owner: str, epoch: int) -> bool:
+        self._save(key)
+        return self._storage.release_lease(key, owner=owner, epoch=epoch)
 
 
 def _check_key(value: Any, what: str) -> None:

@@ -404,3 +404,23 @@ def test_without_a_lease_transaction_a_stale_owner_adopts_through_the_conditiona
     made.start(resume=True, claim=claim(clock, ttl=30))
     assert made.result_storage() == ["winner-value", "winner-value+second"]
     assert storage.get("wf-0-first.json").storage == "winner-value"
+
+
+def test_a_lease_that_keeps_vanishing_is_polled_not_spun_on(clock: ManualClock) -> None:
+    """create says "there is one", read says "there is none", again and again (a store that is slow to
+    show its writes): after three such turns the worker pauses between tries instead of spinning."""
+
+    class Flickering(StorageDefault):
+        refusals = 6
+
+        def create_lease(self, key: str, *, owner: str, ttl: float) -> Any:
+            if self.refusals:
+                self.refusals -= 1
+                return None
+            return super().create_lease(key, owner=owner, ttl=ttl)
+
+    pauses: list[float] = []
+    claims = Claims(Claim(clock=clock, sleep=pauses.append))
+    holding = claims.acquire(Persistence(Flickering(clock=clock)), "wf-0-first", what="task")
+    assert holding is not None
+    assert pauses == [0.05, 0.05, 0.05]
