@@ -122,3 +122,24 @@ def test_a_worker_paused_past_its_lease_adopts_the_winners_checkpoint(backend: d
     again = outcome(start_worker({**spec, "step_seconds": 0.0}, "third"))
     assert again["tasks"][0]["value"] == won["value"] and again["tasks"][0]["restored"]
     assert executions(counts) == Counter({"t0": 2})
+
+
+def test_a_worker_killed_mid_step_leaves_a_lease_another_takes_over_when_it_expires(
+    backend: dict[str, Any], tmp_path: Path
+) -> None:
+    counts = tmp_path / "counts"
+    spec = {
+        **backend, "workflow": f"wf-{uuid.uuid4().hex[:8]}", "tasks": 2, "mode": "sequential", "ttl": 2.5,
+        "on_held": "wait", "step_seconds": 30.0, "counts": str(counts),
+    }  # fmt: skip
+    killed = start_worker(spec, "killed")
+    deadline = time.monotonic() + 60
+    while not executions(counts) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(killed.pid, signal.SIGKILL)  # mid-step: its lease stays behind
+    killed.communicate(timeout=30)
+    took_over = outcome(start_worker({**spec, "step_seconds": 0.0}, "next"))
+    assert [task["value"]["by"] for task in took_over["tasks"]] == ["next", "next"]
+    assert [task["status"] for task in took_over["tasks"]] == ["Completed", "Completed"]
+    # At-least-once after a lease expired: the killed worker's execution and the new one.
+    assert executions(counts) == Counter({"t0": 2, "t1": 1})
