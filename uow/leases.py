@@ -67,8 +67,10 @@ class Lease:
 
 def check_lease_request(key: Any, owner: Any, ttl: Any, epoch: Any = 1) -> None:
     """Refuse a lease request with a bad key, owner, ttl or epoch (one clear error)."""
-    if not isinstance(key, str) or not key:
-        raise TypeError(f"a lease's key must be a non-empty str, not {key!r}")
+    if not isinstance(key, str):
+        raise TypeError(f"a lease's key must be a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError("a lease's key must not be empty")
     if not isinstance(owner, str) or not owner:
         raise TypeError(f"a lease's owner must be a non-empty str, not {owner!r}")
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:

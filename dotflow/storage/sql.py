@@ -334,6 +334,8 @@ def check_key(key: Any, *, room: int = 0) -> None:
         raise ValueError(f"key must be 1 to {MAX_KEY - room} characters long, not {len(key)}: {key[:80]!r}")
     if key.endswith(LEASE_SUFFIX):
         raise ValueError(f"invalid storage key {key!r}: it ends with {LEASE_SUFFIX!r} (reserved for the leases of claims)")
+    if "\0" in key:
+        raise ValueError(f"invalid storage key {key!r}: it contains a NUL character (PostgreSQL cannot store one)")
 
 
 _check_key = check_key

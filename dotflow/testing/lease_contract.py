@@ -116,6 +116,18 @@ class LeaseContract(_Base):
             storage.post("wf-lease-x.lease", Context(storage=1))
         self.assertIn(".lease", str(raised.exception))
 
+    def test_a_key_refused_for_a_checkpoint_is_refused_for_its_lease(self) -> None:
+        """A lease cannot escape the storage's folder or prefix where a checkpoint cannot."""
+        storage = self._leases()
+        for bad in ("", "../escape", "/absolute", "a/../../b", "nul\0byte", 42):
+            try:
+                storage.post(bad, Context(storage=1))
+            except (TypeError, ValueError):
+                with self.assertRaises((TypeError, ValueError), msg=repr(bad)):
+                    storage.create_lease(bad, owner="worker-a", ttl=TTL)
+            else:
+                storage.delete(bad) if self.supports_delete else None
+
     def test_bad_lease_requests_are_refused(self) -> None:
         storage, key = self._leases(), self._key("bad")
         for ttl in (0, -1, float("inf"), True, "30"):
