@@ -424,3 +424,55 @@ def test_a_lease_that_keeps_vanishing_is_polled_not_spun_on(clock: ManualClock) 
     holding = claims.acquire(Persistence(Flickering(clock=clock)), "wf-0-first", what="task")
     assert holding is not None
     assert pauses == [0.05, 0.05, 0.05]
+
+
+class CountingFile(StorageFile):
+    """A StorageFile that counts the calls a run makes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def create_lease(self, key: str, **kwargs: Any) -> Any:
+        self._count("create_lease")
+        return super().create_lease(key, **kwargs)
+
+    def read_lease(self, key: str) -> Any:
+        self._count("read_lease")
+        return super().read_lease(key)
+
+    def replace_lease(self, key: str, **kwargs: Any) -> Any:
+        self._count("replace_lease")
+        return super().replace_lease(key, **kwargs)
+
+    def delete_lease(self, key: str, **kwargs: Any) -> Any:
+        self._count("delete_lease")
+        return super().delete_lease(key, **kwargs)
+
+    def read_checkpoint(self, key: str) -> Any:
+        self._count("read_checkpoint")
+        return super().read_checkpoint(key)
+
+    def post_if(self, key: str, context: Any, **kwargs: Any) -> Any:
+        self._count("post_if")
+        return super().post_if(key, context, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("scope", "per_run"),
+    [
+        (None, {"read_checkpoint": 2, "post_if": 2}),  # resume alone: one look-up and one write per task
+        ("task", {"read_checkpoint": 4, "post_if": 2, "create_lease": 2, "delete_lease": 2}),
+        ("workflow", {"read_checkpoint": 2, "post_if": 2, "create_lease": 1, "delete_lease": 1}),
+    ],
+)
+def test_what_a_claim_costs_in_storage_calls(scope: str | None, per_run: dict[str, int], tmp_path: Any, clock: ManualClock) -> None:
+    """scope="task": one lease created and one deleted per task, plus the look-up under the lease; no
+    renewal for a step shorter than the heartbeat. scope="workflow": one lease per run."""
+    storage = CountingFile(path=tmp_path, clock=clock)
+    options = {} if scope is None else {"claim": claim(clock, scope=scope)}
+    flow(storage).start(resume=True, **options)
+    assert storage.calls == per_run
