@@ -476,3 +476,14 @@ def test_what_a_claim_costs_in_storage_calls(scope: str | None, per_run: dict[st
     options = {} if scope is None else {"claim": claim(clock, scope=scope)}
     flow(storage).start(resume=True, **options)
     assert storage.calls == per_run
+
+
+@pytest.mark.parametrize("scope", ["task", "workflow"])
+def test_a_background_run_claims_and_releases_in_its_thread(scope: str, storage: Any, clock: ManualClock) -> None:
+    made = flow(storage)
+    manager = made.start(resume=True, mode="background", claim=claim(clock, scope=scope))
+    assert manager.thread is not None
+    manager.thread.join(30)
+    assert RAN == ["first", "second"]
+    assert made.result_storage() == ["first-value", "first-value+second"]
+    assert storage.read_lease("wf") is None and storage.read_lease(key(storage, "0-first")) is None

@@ -1,0 +1,56 @@
+"""Claims in the child-process modes: a child takes its task's lease through its parent (the lease calls
+are relayed like every other storage call), as a process of its own (a fresh owner id)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dotflow import Claim, Config, Context, DotFlow, action
+from dotflow.core.types import TypeStatus
+from dotflow.providers import StorageFile
+from dotflow.storage.memory import StorageDefault
+
+pytestmark = pytest.mark.slow
+
+
+@action
+def owner_of_my_lease(initial_context: Context) -> Any:
+    """The lease of this very task, as the child reads it while holding it."""
+    storage, key = STORE["config"].storage, initial_context.storage  # in a child: its relay to the parent
+    lease = storage.read_lease(key)
+    return None if lease is None else lease.owner
+
+
+STORE: dict[str, Any] = {}
+
+
+@pytest.fixture(params=["memory", "file"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    return StorageDefault() if request.param == "memory" else StorageFile(path=tmp_path)
+
+
+def key_of(storage: Any, task_id: str) -> str:
+    return f"wf-{task_id}.json" if isinstance(storage, StorageFile) else f"wf-{task_id}"
+
+
+@pytest.mark.parametrize("mode", ["parallel", "sequential_group"])
+def test_children_take_their_tasks_leases_skip_a_held_one_and_release_the_rest(storage: Any, mode: str) -> None:
+    config = STORE["config"] = Config(storage=storage)
+    flow = DotFlow(config=config, workflow_id="wf")
+    for number in range(3):
+        task_id = f"t{number}"
+        flow.task.add(step=owner_of_my_lease, task_id=task_id, initial_context=key_of(storage, f"{task_id}"),
+                      group_name=f"g{number}")  # fmt: skip
+    storage.create_lease(key_of(storage, "t1"), owner="another-worker", ttl=60)
+    manager = flow.start(resume=True, mode=mode, claim=Claim(on_held="skip"))
+    statuses = {task.task_id: task.status for task in flow.task.queue}
+    assert statuses == {"t0": TypeStatus.COMPLETED, "t1": TypeStatus.NOT_STARTED, "t2": TypeStatus.COMPLETED}
+    assert sorted(task.task_id for task in manager.tasks) == ["t0", "t2"]
+    owners = {task.task_id: task.current_context.storage for task in flow.task.queue if task.task_id != "t1"}
+    assert all(owner and owner.count(":") == 2 for owner in owners.values())
+    assert owners["t0"] != owners["t2"]  # each child process is an owner of its own
+    assert storage.read_lease(key_of(storage, "t0")) is None and storage.read_lease(key_of(storage, "t2")) is None
+    assert storage.read_lease(key_of(storage, "t1")).owner == "another-worker"
