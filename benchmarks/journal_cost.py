@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from dotflow import Config, DotFlow, action
-from dotflow.core.journal import checkpoint_bytes
+from dotflow.run.journal_config import checkpoint_bytes
 from dotflow.providers import StorageFile
 from uow import Journal
 

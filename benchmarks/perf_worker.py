@@ -253,7 +253,7 @@ def reopen_and_compact(folder: str) -> dict:
     begin = time.perf_counter()
     batch = BatchStorage(StorageFile(path=folder))
     opened = time.perf_counter()
-    batch.compact()  # type: ignore[attr-defined]
+    batch.compact()
     compacted = time.perf_counter()
     batch.close()
     return {"reopen_us": (opened - begin) * 1e6, "compact_us": (compacted - opened) * 1e6}

@@ -1,6 +1,6 @@
 """Values a step may return to a durable storage: register your own types here.
 
-The checkpoint encoding (`dotflow.core.codec`, documented there and in docs/values.md) stores plain
+The checkpoint encoding (`dotflow.values.codec`, documented there and in docs/values.md) stores plain
 JSON data, tuples, sets, bytes, dates and times, Decimal, UUID, pathlib paths and Contexts as they are.
 Any other class is refused until it is registered:
 
@@ -18,7 +18,7 @@ stored document whose tag is not registered where it is read is an error naming 
 
 from __future__ import annotations
 
-from dotflow.core.codec import (
+from dotflow.values.codec import (
     DecodeError,
     UnencodableValueError,
     decode,

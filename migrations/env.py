@@ -1,4 +1,7 @@
-"""Alembic environment for the journal's and the SQL storage's tables.
+"""Alembic environment for the journal's and the SQL storage's tables (both defined in `uow`).
+
+This folder is the repository's `migrations/` and, in an installed copy, `uow/migrations` (the
+wheel maps it in). It imports only `uow`, never `dotflow`, so the journal runs without `dotflow`.
 
 The URL comes from `-x url=...`, else DOTFLOW_JOURNAL_URL, else `sqlalchemy.url` in alembic.ini.
 A caller that already holds a connection passes it as `config.attributes["connection"]`.
@@ -13,7 +16,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import make_url
 
-from dotflow.providers.storage_sql import metadata as storage_metadata
+from uow.checkpoint_schema import metadata as storage_metadata
 from uow.journal_schema import metadata as journal_metadata
 
 config = context.config

@@ -19,7 +19,7 @@ from typing import Any
 import croniter  # noqa: F401  (its first import runs `file` through platform.architecture(): done here,
 import pytest     # before any test's process guard, so the scheduler's tests start no process of their own)
 
-import dotflow.core.engine as engine
+import dotflow.run.engine as engine
 from tests.servers import LocalServer, start_fake_gcs, start_moto
 from dotflow.testing import ManualClock
 from tests.postgres_server import postgres_server, postgres_url

@@ -11,7 +11,7 @@ from typing import Any
 from dotflow import action
 from dotflow.abc.storage import Checkpoint, Storage
 from dotflow.core.context import Context
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 
 IO_METHODS = (
     "post", "post_if", "get", "read_checkpoint", "delete", "delete_if", "delete_prefix", "list_keys", "clear",

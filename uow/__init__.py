@@ -37,6 +37,7 @@ from uow.errors import (
 )
 from uow.journal import Journal
 from uow.journal_migrate import SchemaError
+from uow.outcomes import FINAL_OUTCOMES, JOURNAL_OUTCOMES, PREPARED
 from uow.persistence import Persistence
 from uow.run import RUN_COMPLETED, RUN_FAILED, Binding, RunPersistence
 from uow.snapshot import UnitSnapshot
@@ -71,6 +72,9 @@ __all__ = [
     "CONFLICT",
     "DELETE",
     "FAILED",
+    "FINAL_OUTCOMES",
+    "JOURNAL_OUTCOMES",
+    "PREPARED",
     "ROLLED_BACK",
     "RUN_COMPLETED",
     "RUN_FAILED",

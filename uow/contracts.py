@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol, runtime_checkable
 
+from uow.outcomes import ACTIVE, COMMITTED, COMMITTING, CONFLICT, FAILED, ROLLED_BACK
+
 __all__ = [
     "ACTIVE",
     "COMMITTED",
@@ -95,14 +97,8 @@ __all__ = [
 ]
 
 
-# -- the states of a unit (`UnitFacts.state`); a settled unit's state is its journal outcome --------
-
-ACTIVE: Final = "active"
-COMMITTING: Final = "committing"
-COMMITTED: Final = "committed"
-ROLLED_BACK: Final = "rolled_back"
-FAILED: Final = "failed"
-CONFLICT: Final = "conflict"
+# The states of a unit (`UnitFacts.state`; a settled unit's state is its journal outcome) are the
+# constants of `uow.outcomes`, imported above.
 
 
 # -- storage: must ------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ import hashlib
 import logging
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -46,11 +47,27 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uow.contracts import SupportsListKeys, SupportsReadCheckpoint, UnitFacts
 from uow.journal_writer import Batch
 from uow.errors import JournalError
+from uow.outcomes import (
+    BACKED,
+    CHANGED,
+    COMMITTED,
+    CONFLICT,
+    DELETE_OPERATION,
+    FAILED,
+    MISSING,
+    PREPARED,
+    PROBLEMS,
+    PUT_OPERATION,
+    UNBACKED,
+    UNCONFIRMED,
+)
 from uow.unit_of_work import Put
 from uow.sql_engine import BUSY_TIMEOUT, database_errors, make_engine, read_only, retry_locked
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+    from uow.journal_writer import JournalWriter
 
 __all__ = [
     "BACKED",
@@ -66,12 +83,7 @@ __all__ = [
     "outcome_of",
 ]
 
-BACKED = "backed"  # the stored value is the one the newest committed entry wrote (or deleted)
-UNCONFIRMED = "unconfirmed"  # stored by a unit whose outcome was never confirmed: the crash window
-MISSING = "missing"  # a committed entry wrote it, the storage does not have it
-CHANGED = "changed"  # the storage holds something else than the newest committed entry wrote
-UNBACKED = "unbacked"  # present in the storage, no journal entry wrote it
-PROBLEMS = (MISSING, CHANGED, UNBACKED)
+# (the verify statuses BACKED ... UNBACKED and PROBLEMS are defined in `uow.outcomes`, re-exported here)
 
 Encoder = Callable[[Any], bytes]
 
@@ -159,6 +171,9 @@ class Journal:
 
         self._schema = journal_schema
         self._writer = JournalWriter(self.engine, journal_schema)
+        # A journal nobody closes (one `Config(journal=URL)` opened, say) still releases its connections
+        # when it is garbage collected, or at exit; `close` does it at once, after writing the queue.
+        self._release_connections = weakref.finalize(self, _release_connections, self._writer, self.engine)
         self._recorded_in_transaction: set[str] = set()
         self._prepared: dict[str, dict[str, Any]] = {}  # id -> row of units prepared here, not yet recorded
         self._pending: list[_Entry] = []  # outcomes queued for the next transaction
@@ -194,8 +209,7 @@ class Journal:
         try:
             self.release()
         finally:
-            self._writer.close()
-            self.engine.dispose()
+            self._release_connections()
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -217,7 +231,7 @@ class Journal:
                     return
                 del self._reserved[unit_id]
                 released = unit_id
-        unit_row = self._unit_row(unit, "prepared")
+        unit_row = self._unit_row(unit, PREPARED)
         self._write(_Entry(unit_row, self._write_rows(unit_id, unit), None, released=released))
         with self._lock:
             self._prepared[unit_id] = unit_row
@@ -243,12 +257,12 @@ class Journal:
                 "workflow_id": workflow_id,
                 "task_id": None if task_id is None else str(task_id),
                 "attempt": 1,
-                "outcome": "prepared",
+                "outcome": PREPARED,
                 "started_at": started,
                 "finished_at": None,
                 "error": None,
             }
-            write = {"unit_id": unit_id, "key": str(key), "operation": "put", "fingerprint": None, "checksum": None, "size": None}
+            write = {"unit_id": unit_id, "key": str(key), "operation": PUT_OPERATION, "fingerprint": None, "checksum": None, "size": None}
             batch_entries.append(_Entry(unit_row, [write], None))
             reserved.append((unit_id, str(key)))
         if not reserved:
@@ -351,14 +365,14 @@ class Journal:
             used = reserved and unit_id in self._used
             self._used.discard(unit_id)
         outcome = outcome_of(unit)
-        if in_transaction and outcome == "committed":
+        if in_transaction and outcome == COMMITTED:
             return None
         if reserved:
             # A unit reserved ahead: its row gets the real times and outcome, its write row the
             # checksum (unless it never prepared: then its reserved write row goes).
             unit_row = self._unit_row(unit, outcome)
             unit_row.update(finished_at=_aware(unit.finished_at) or _now(), error=unit.error_text)
-            fingerprint = self._fingerprint_to_save(unit) if outcome == "committed" else None
+            fingerprint = self._fingerprint_to_save(unit) if outcome == COMMITTED else None
             writes = self._write_rows(unit_id, unit)
             return _Entry(unit_row, writes, fingerprint, queued=True, released=None if used else unit_id)
         unit_row = dict(prepared) if prepared is not None else self._unit_row(unit, outcome)
@@ -368,7 +382,7 @@ class Journal:
             error=unit.error_text,
         )
         writes = [] if prepared is not None else self._write_rows(unit_id, unit)
-        fingerprint = self._fingerprint_to_save(unit) if outcome == "committed" else None
+        fingerprint = self._fingerprint_to_save(unit) if outcome == COMMITTED else None
         return _Entry(unit_row, writes, fingerprint, queued=prepared is not None)
 
     def _write(self, *entries: _Entry) -> None:
@@ -411,7 +425,7 @@ class Journal:
     def record_in(self, transaction: Any, unit: UnitFacts) -> None:
         """Write `unit` as committed inside the storage's `transaction` (see `shares`)."""
         connection: Connection = transaction.connection
-        unit_row = self._unit_row(unit, "committed")
+        unit_row = self._unit_row(unit, COMMITTED)
         unit_row["finished_at"] = _now()
         entry = _Entry(unit_row, self._write_rows(unit_row["id"], unit), self._fingerprint_to_save(unit))
         batch = Batch()
@@ -442,7 +456,7 @@ class Journal:
                 {
                     "unit_id": unit_id,
                     "key": key,
-                    "operation": "delete" if put is None else "put",
+                    "operation": DELETE_OPERATION if put is None else PUT_OPERATION,
                     "fingerprint": None if put is None else put.fingerprint,
                     "checksum": checksum,
                     "size": size,
@@ -565,7 +579,7 @@ class Journal:
             writes.join(units, writes.c.unit_id == units.c.id)
             .select()
             .with_only_columns(units.c.id, units.c.outcome, units.c.started_at, *writes.c)
-            .where(units.c.outcome.in_(("committed", "prepared", "failed", "conflict")))
+            .where(units.c.outcome.in_((COMMITTED, PREPARED, FAILED, CONFLICT)))
         )
         if prefix:
             query = query.where(writes.c.key.startswith(prefix, autoescape=True))
@@ -575,9 +589,9 @@ class Journal:
         for row in rows:
             entry = (_utc(row.started_at), str(row.id), _write_from_row(row))
             keyed = history.setdefault(row.key, _KeyHistory())
-            if row.outcome == "committed":
+            if row.outcome == COMMITTED:
                 keyed.committed.append(entry)
-            elif row.outcome == "prepared" and row.operation == "put" and row.checksum is None:
+            elif row.outcome == PREPARED and row.operation == PUT_OPERATION and row.checksum is None:
                 keyed.reserved.append(entry)
             else:
                 keyed.unconfirmed.append(entry)
@@ -593,11 +607,11 @@ class Journal:
         newer = [e for e in history.unconfirmed if latest is None or e[:2] > latest[:2]]
         if latest is not None:
             started, unit_id, write = latest
-            expected = None if write.operation == "delete" else write.checksum
+            expected = None if write.operation == DELETE_OPERATION else write.checksum
             if stored == expected:
                 return VerifyFinding(key, BACKED, unit_id)
         for _, pending_id, pending in sorted(newer, key=lambda entry: entry[:2], reverse=True):
-            if stored == (None if pending.operation == "delete" else pending.checksum):
+            if stored == (None if pending.operation == DELETE_OPERATION else pending.checksum):
                 return VerifyFinding(key, UNCONFIRMED, pending_id, "written by a unit whose outcome was never confirmed")
         reserved = [e for e in history.reserved if latest is None or e[:2] > latest[:2]]
         if reserved and stored is not None:
@@ -615,7 +629,7 @@ class Journal:
         unit_id = latest[1]
         if stored is None:
             return VerifyFinding(key, MISSING, unit_id, "committed, but absent from the storage")
-        if latest[2].operation == "delete":
+        if latest[2].operation == DELETE_OPERATION:
             return VerifyFinding(key, UNBACKED, unit_id, "deleted by the newest committed entry, but present")
         return VerifyFinding(key, CHANGED, unit_id, "the stored value differs from the committed one")
 
@@ -642,6 +656,11 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def _release_connections(writer: JournalWriter, engine: Engine) -> None:
+    writer.close()
+    engine.dispose()
 
 
 def _nothing() -> None:

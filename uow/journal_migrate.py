@@ -6,7 +6,8 @@
 * any other database must already be at head; otherwise `SchemaError` says which revision it is at
   and which command upgrades it. Nothing creates or alters tables in an existing database silently.
 
-The migration scripts live in `migrations/` next to `alembic.ini` at the root of the project.
+The migration scripts live in `migrations/` next to `alembic.ini` at the root of the repository; the
+wheel ships them inside this package as `uow/migrations`, which is used when it exists.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ __all__ = [
     "upgrade",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = PROJECT_ROOT / "migrations"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout, when running from one
+_PACKAGED = Path(__file__).resolve().parent / "migrations"  # an installed copy (see setup.py)
+MIGRATIONS = _PACKAGED if (_PACKAGED / "env.py").is_file() else PROJECT_ROOT / "migrations"
 
 _lock = threading.Lock()  # one thread of this process creates a new database at a time
 
@@ -48,7 +50,7 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
         raise ImportError("schema migrations need Alembic: pip install 'dotflow-uow[sql]'") from exc
     if not (MIGRATIONS / "env.py").is_file():
         raise SchemaError(f"the migration scripts are missing: expected {MIGRATIONS}/env.py")
-    ini = PROJECT_ROOT / "alembic.ini"
+    ini = MIGRATIONS.parent / "alembic.ini"  # a checkout's (an installed copy has none)
     config = Config(str(ini)) if ini.is_file() else Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if url is not None:

@@ -5,8 +5,9 @@ dotflow_journal_write     one row per key a unit writes or deletes (what was sto
 dotflow_workflow_input    one row per workflow: its current input fingerprint
 
 Each commit writes few pages: on SQLite both journal tables are WITHOUT ROWID (clustered on their
-primary key) and only the per-workflow index is kept. A unit's `outcome` is "prepared" from just before its storage writes until the outcome is final,
-then one of "committed", "rolled_back", "failed" or "conflict". Importing this module needs
+primary key) and only the per-workflow index is kept. A unit's `outcome` is one of
+`uow.outcomes.JOURNAL_OUTCOMES`: PREPARED from just before its storage writes until the outcome is
+final, then a final one (committed, rolled_back, failed or conflict). Importing this module needs
 SQLAlchemy (the `sql` extra); `uow` itself does not import it until a journal is used.
 """
 
@@ -25,16 +26,11 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "OUTCOMES",
-    "PREPARED",
     "metadata",
     "unit_table",
     "workflow_input_table",
     "write_table",
 ]
-
-PREPARED = "prepared"
-OUTCOMES = ("committed", "rolled_back", "failed", "conflict")
 
 metadata = MetaData()
 

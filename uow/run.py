@@ -23,16 +23,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any
 
 from uow.contracts import CheckpointStorage, SupportsRecord
+from uow.outcomes import RUN_COMPLETED, RUN_FAILED
 from uow.persistence import Persistence
 from uow.unit_of_work import UnitOfWork
 
 __all__ = ["RUN_COMPLETED", "RUN_FAILED", "Binding", "RunPersistence"]
 
-RUN_COMPLETED: Final = "completed"
-RUN_FAILED: Final = "failed"
 
 logger = logging.getLogger("uow")
 

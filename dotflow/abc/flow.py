@@ -7,7 +7,7 @@ from typing import Any
 
 from uow import RunPersistence
 
-from dotflow.core.resume import RunPlan
+from dotflow.run.resume import RunPlan
 
 __all__ = ["Flow"]
 
@@ -15,7 +15,7 @@ __all__ = ["Flow"]
 class Flow(ABC):
     """Runs `tasks` in its constructor; `get_tasks` returns the tasks that ran or were restored.
 
-    `plan` (a `dotflow.core.resume.RunPlan`) carries the input fingerprint that travels with each
+    `plan` (a `dotflow.run.resume.RunPlan`) carries the input fingerprint that travels with each
     checkpoint, the tasks restored from their checkpoints (marked COMPLETED without running) and,
     on resume, the checkpoint version each task's commit is conditional on, and the run's
     persistence (`uow.RunPersistence`), through which every checkpoint is written.

@@ -83,7 +83,7 @@ def fingerprints(args: Any) -> int:
 
 
 def verify(args: Any) -> int:
-    from uow.journal import PROBLEMS, UNCONFIRMED
+    from uow.outcomes import PROBLEMS, UNCONFIRMED
 
     storage = build_storage(args, read_only=True)  # an audit deletes and writes nothing
     prefix = f"{args.workflow}-" if args.workflow else ""
@@ -98,7 +98,7 @@ def verify(args: Any) -> int:
         {
             "checked": len(findings),
             "problems": len(problems),
-            "unconfirmed": len(unconfirmed),
+            UNCONFIRMED: len(unconfirmed),  # (the JSON field is named after the status)
             "findings": [f.__dict__ for f in findings],
         },
         columns=("key", "status", "unit", "detail"),
@@ -165,7 +165,7 @@ def _open(args: Any) -> Iterator[Any]:
     """The journal at --url, closed afterwards; a read command never creates a missing SQLite file."""
     from sqlalchemy.engine import make_url
 
-    from dotflow.core.journal import checkpoint_bytes
+    from dotflow.run.journal_config import checkpoint_bytes
     from uow.journal import Journal
     from uow.sql_engine import mask_url
 

@@ -6,17 +6,36 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["OUTCOME_STYLES", "console", "emit", "iso", "styled_outcome"]
+from uow.outcomes import COMMITTED, CONFLICT, FAILED, PREPARED, ROLLED_BACK
 
-OUTCOME_STYLES = {
-    "committed": "green",
-    "rolled_back": "yellow",
-    "failed": "red",
-    "conflict": "magenta",
-    "prepared": "cyan",
+__all__ = ["OUTCOME_COLOURS", "OutcomeColour", "console", "emit", "iso", "outcome_colour", "outcome_style", "styled_outcome"]
+
+
+class OutcomeColour(NamedTuple):
+    terminal: str  # a rich style
+    html: str  # a CSS colour
+
+
+# The one colour map: every view of a journal outcome (tables, the timeline, its HTML page, `start`).
+OUTCOME_COLOURS: dict[str, OutcomeColour] = {
+    COMMITTED: OutcomeColour("green", "#2e9d4f"),
+    ROLLED_BACK: OutcomeColour("yellow", "#d9a400"),
+    FAILED: OutcomeColour("red", "#d33c3c"),
+    CONFLICT: OutcomeColour("magenta", "#a347c2"),
+    PREPARED: OutcomeColour("cyan", "#2aa1b3"),
 }
+_NO_COLOUR = OutcomeColour("", "#888888")
+
+
+def outcome_colour(outcome: str) -> OutcomeColour:
+    return OUTCOME_COLOURS.get(outcome, _NO_COLOUR)
+
+
+def outcome_style(outcome: str) -> str:
+    """The rich style of `outcome` ("" for a name the journal does not use)."""
+    return outcome_colour(outcome).terminal
 
 
 def console() -> Any:
@@ -62,7 +81,7 @@ def iso(moment: datetime | None) -> str | None:
 def styled_outcome(outcome: str) -> Any:
     from rich.text import Text
 
-    return Text(outcome, style=OUTCOME_STYLES.get(outcome, ""))
+    return Text(outcome, style=outcome_style(outcome))
 
 
 def _cell(value: Any) -> Any:

@@ -6,12 +6,12 @@ import argparse
 import os
 
 from dotflow.settings import Settings
+from uow.outcomes import JOURNAL_OUTCOMES
 
 __all__ = ["MODES", "STORAGES", "build_parser"]
 
 MODES = ("sequential", "background", "sequential_group", "parallel")
 STORAGES = ("default", "file", "batch", "s3", "gcs", "sql")
-OUTCOMES = ("committed", "rolled_back", "failed", "conflict", "prepared")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _url_option(listing)
     listing.add_argument("--workflow", help="only this workflow id")
     listing.add_argument("--task", help="only this task id")
-    listing.add_argument("--outcome", choices=OUTCOMES)
+    listing.add_argument("--outcome", choices=JOURNAL_OUTCOMES)
     listing.add_argument("--since", metavar="TIME", help="started at or after (ISO 8601, UTC if no offset)")
     listing.add_argument("--until", metavar="TIME", help="started before (ISO 8601)")
     listing.add_argument("--limit", type=_positive, default=100, help="at most this many (default 100)")

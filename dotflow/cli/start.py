@@ -7,9 +7,12 @@ from typing import TYPE_CHECKING, Any
 from uow import Persistence
 
 from dotflow.cli import CommandError
-from dotflow.cli.output import OUTCOME_STYLES, emit
+from dotflow.cli.output import emit, outcome_style
 from dotflow.cli.storages import build_storage
-from dotflow.core.types import TypeStatus
+from dotflow.core.types.status import TypeStatus
+from uow.outcomes import COMMITTED, FAILED
+
+_OUTCOME_OF_STATUS = {TypeStatus.COMPLETED: COMMITTED, TypeStatus.FAILED: FAILED}  # for the colour of a status
 
 if TYPE_CHECKING:
     from dotflow.core.task import Task
@@ -64,7 +67,7 @@ def _report(args: Any, flow: Any, tasks: list[Any]) -> int:
         rows=rows,
         title=f"workflow {flow.workflow_id}",
     )
-    return 1 if any(d["status"] == "Failed" for d in data) else 0
+    return 1 if any(d["status"] == TypeStatus.FAILED for d in data) else 0
 
 
 def _task_data(task: Task) -> dict[str, Any]:
@@ -84,5 +87,4 @@ def _task_data(task: Task) -> dict[str, Any]:
 def _styled_status(status: str) -> Any:
     from rich.text import Text
 
-    outcome = {"Completed": "committed", "Failed": "failed"}.get(status, "")
-    return Text(status, style=OUTCOME_STYLES.get(outcome, ""))
+    return Text(status, style=outcome_style(_OUTCOME_OF_STATUS.get(status, "")))

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from dotflow.cli import CommandError
-from dotflow.providers.storage_file import BATCH_MARKER
+from dotflow.storage.file import BATCH_MARKER
 
 __all__ = ["build_storage"]
 

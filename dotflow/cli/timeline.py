@@ -11,18 +11,11 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from dotflow.cli.output import OUTCOME_STYLES
+from dotflow.cli.output import OUTCOME_COLOURS, outcome_colour, outcome_style
 
 __all__ = ["render_html", "render_terminal"]
 
 BAR_WIDTH = 60
-HTML_COLOURS = {
-    "committed": "#2e9d4f",
-    "rolled_back": "#d9a400",
-    "failed": "#d33c3c",
-    "conflict": "#a347c2",
-    "prepared": "#2aa1b3",
-}
 
 
 def render_terminal(console: Any, workflow: str, units: Sequence[Any]) -> None:
@@ -39,7 +32,7 @@ def render_terminal(console: Any, workflow: str, units: Sequence[Any]) -> None:
         attempts = Text()
         bar = [(" ", "")] * BAR_WIDTH
         for unit in task_units:
-            style = OUTCOME_STYLES.get(unit.outcome, "")
+            style = outcome_style(unit.outcome)
             attempts.append(f"{unit.attempt or '?'}:{unit.outcome} ", style=style)
             first, last = _columns(unit, start, span)
             for column in range(first, last + 1):
@@ -50,8 +43,8 @@ def render_terminal(console: Any, workflow: str, units: Sequence[Any]) -> None:
         table.add_row(task, attempts, line)
     console.print(table)
     legend = Text("legend: ")
-    for outcome, style in OUTCOME_STYLES.items():
-        legend.append(f"■ {outcome}  ", style=style)
+    for outcome, colour in OUTCOME_COLOURS.items():
+        legend.append(f"■ {outcome}  ", style=colour.terminal)
     console.print(legend)
 
 
@@ -74,7 +67,7 @@ def render_html(workflow: str, units: Sequence[Any]) -> str:
         for unit in task_units:
             x0 = label_width + _offset(unit.started_at, start, span) * plot_width
             x1 = label_width + _offset(unit.finished_at or unit.started_at, start, span) * plot_width
-            colour = HTML_COLOURS.get(unit.outcome, "#888888")
+            colour = outcome_colour(unit.outcome).html
             tip = (
                 f"task {task}, attempt {unit.attempt}: {unit.outcome}\n"
                 f"{_stamp(unit.started_at)} → {_stamp(unit.finished_at) if unit.finished_at else '(not finished)'}\n"
@@ -86,8 +79,8 @@ def render_html(workflow: str, units: Sequence[Any]) -> str:
             )
     legend_y = top + row_height * len(rows) + 25
     x = label_width
-    for outcome, colour in HTML_COLOURS.items():
-        parts.append(f'<rect x="{x}" y="{legend_y - 11}" width="12" height="12" fill="{colour}"/>')
+    for outcome, colours in OUTCOME_COLOURS.items():
+        parts.append(f'<rect x="{x}" y="{legend_y - 11}" width="12" height="12" fill="{colours.html}"/>')
         parts.append(f'<text x="{x + 18}" y="{legend_y}">{outcome}</text>')
         x += 130
     parts.append("</svg>")

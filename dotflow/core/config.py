@@ -14,7 +14,7 @@ from dotflow.abc.server import Server
 from dotflow.abc.storage import Storage
 from dotflow.abc.tracer import TracesCommits, Tracer
 from dotflow.core.exception import NotCallableObject
-from dotflow.core.journal import open_journal
+from dotflow.run.journal_config import open_journal
 from dotflow.core.types import TypeStatus
 
 __all__ = ["Config", "TaskHooks"]

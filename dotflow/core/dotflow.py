@@ -13,7 +13,7 @@ from dotflow.core.config import Config
 from dotflow.core.context import Context, canonical_workflow_id
 from dotflow.core.exception import WorkflowStillRunning
 from dotflow.core.task import Task, TaskBuilder
-from dotflow.core.workflow import Manager
+from dotflow.run.modes import Manager
 
 __all__ = ["DotFlow"]
 

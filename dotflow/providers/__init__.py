@@ -11,14 +11,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from dotflow.providers.batch_storage import BatchStorage
+from dotflow.storage.batch import BatchStorage
 from dotflow.providers.log_default import LogDefault
 from dotflow.providers.metrics_default import MetricsDefault
 from dotflow.providers.notify_default import NotifyDefault
 from dotflow.providers.scheduler_default import SchedulerDefault
 from dotflow.providers.server_default import ServerDefault
-from dotflow.providers.storage_default import StorageDefault
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage.memory import StorageDefault
+from dotflow.storage.file import StorageFile
 from dotflow.providers.tracer_default import TracerDefault
 
 __all__ = [
@@ -37,9 +37,9 @@ __all__ = [
 # provider is constructed, so these imports work without the extras; constructing one without its
 # extra raises `ModuleNotFound` naming the extra.
 _LAZY = {
-    "StorageS3": "dotflow.providers.storage_s3",
-    "StorageGCS": "dotflow.providers.storage_gcs",
-    "StorageSQL": "dotflow.providers.storage_sql",
+    "StorageS3": "dotflow.storage.s3",
+    "StorageGCS": "dotflow.storage.gcs",
+    "StorageSQL": "dotflow.storage.sql",
     "NotifyTelegram": "dotflow.providers.notify_telegram",
     "NotifyDiscord": "dotflow.providers.notify_discord",
     "SchedulerCron": "dotflow.providers.scheduler_cron",

@@ -27,9 +27,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from uow import ConflictError
+from uow.outcomes import COMMITTED, CONFLICT, FAILED
 
 from dotflow.abc.tracer import Tracer
-from dotflow.core import codec
+from dotflow.values import codec
 from dotflow.core.types.status import TypeStatus
 from dotflow.providers.otel_support import require_otel
 
@@ -131,15 +132,15 @@ class TracerOpenTelemetry(Tracer):
         try:
             yield
         except ConflictError:
-            self._commit_outcome(span, "conflict", conflict=True)
+            self._commit_outcome(span, CONFLICT, conflict=True)
             raise
         except BaseException as error:
-            self._commit_outcome(span, "failed", conflict=False)
+            self._commit_outcome(span, FAILED, conflict=False)
             span.record_exception(error)
             span.set_status(self._error, type(error).__name__)
             raise
         else:
-            self._commit_outcome(span, "committed", conflict=False)
+            self._commit_outcome(span, COMMITTED, conflict=False)
             span.set_status(self._ok)
         finally:
             span.end()

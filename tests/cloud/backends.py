@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dotflow.providers.storage_gcs import StorageGCS
-from dotflow.providers.storage_s3 import StorageS3
+from dotflow.storage.gcs import StorageGCS
+from dotflow.storage.s3 import StorageS3
 from tests.servers import LocalServer, gcs_client, new_bucket_name, s3_client
 
 __all__ = ["Cloud", "GcsCloud", "S3Cloud", "storage_from_spec"]
@@ -101,7 +101,7 @@ class GcsCloud(Cloud):
 def storage_from_spec(spec: dict[str, str], **kwargs: Any) -> Any:
     """Build, in any process, the storage a `Cloud.spec()` describes (or {"backend": "file", "path": ...})."""
     if spec["backend"] == "file":
-        from dotflow.providers.storage_file import StorageFile
+        from dotflow.storage.file import StorageFile
 
         return StorageFile(path=spec["path"], **kwargs)
     if spec["backend"] == "s3":

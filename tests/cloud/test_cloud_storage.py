@@ -102,6 +102,23 @@ def test_a_missing_bucket_is_one_clear_error_at_construction(cloud):
         cloud.storage(bucket=missing)
     message = str(info.value)
     assert missing in message and "does not exist" in message and cloud.server.url in message
+    assert info.value.__cause__ is not None  # raised from the SDK's error, by the backend's one mapping
+
+
+def test_s3_without_credentials_is_one_clear_error_from_the_same_mapping(moto_server, monkeypatch, tmp_path):
+    import boto3
+
+    from dotflow.storage.s3 import StorageS3
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.Session().client("s3", endpoint_url=moto_server.url, region_name="us-east-1")
+    with pytest.raises(StorageError, match="no AWS credentials for S3 bucket 'some-bucket'") as info:
+        StorageS3(bucket="some-bucket", client=client)
+    assert type(info.value.__cause__).__name__ == "NoCredentialsError"
 
 
 def test_a_bucket_deleted_later_fails_fast_naming_bucket_and_key(cloud):
@@ -117,7 +134,7 @@ def test_a_bucket_deleted_later_fails_fast_naming_bucket_and_key(cloud):
 
 
 def test_s3_unreachable_endpoint_is_one_clear_error(monkeypatch):
-    from dotflow.providers.storage_s3 import StorageS3
+    from dotflow.storage.s3 import StorageS3
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(StorageError) as info:
@@ -128,7 +145,7 @@ def test_s3_unreachable_endpoint_is_one_clear_error(monkeypatch):
 def test_gcs_unreachable_endpoint_is_one_clear_error():
     from google.api_core.retry import Retry
 
-    from dotflow.providers.storage_gcs import StorageGCS
+    from dotflow.storage.gcs import StorageGCS
 
     url = f"http://127.0.0.1:{free_port()}"
     no_wait = Retry(initial=0.001, maximum=0.001, timeout=0.05)
@@ -138,7 +155,7 @@ def test_gcs_unreachable_endpoint_is_one_clear_error():
 
 
 def test_s3_built_from_arguments_and_aws_environment(moto_server, monkeypatch):
-    from dotflow.providers.storage_s3 import StorageS3
+    from dotflow.storage.s3 import StorageS3
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -151,7 +168,7 @@ def test_s3_built_from_arguments_and_aws_environment(moto_server, monkeypatch):
 
 
 def test_gcs_built_from_storage_emulator_host(fake_gcs_server, monkeypatch):
-    from dotflow.providers.storage_gcs import StorageGCS
+    from dotflow.storage.gcs import StorageGCS
 
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs_server.url)
     bucket = new_bucket_name("env")
@@ -163,14 +180,14 @@ def test_gcs_built_from_storage_emulator_host(fake_gcs_server, monkeypatch):
 
 def test_lazy_import_from_providers():
     import dotflow.providers as providers
-    from dotflow.providers.storage_gcs import StorageGCS
-    from dotflow.providers.storage_s3 import StorageS3
+    from dotflow.storage.gcs import StorageGCS
+    from dotflow.storage.s3 import StorageS3
 
     assert providers.StorageS3 is StorageS3 and providers.StorageGCS is StorageGCS
 
 
 def test_s3_refused_credentials_are_one_clear_error():
-    from dotflow.providers.storage_s3 import StorageS3
+    from dotflow.storage.s3 import StorageS3
     from tests.servers import start_moto
 
     server = start_moto(authenticate=True)  # knows no credentials: every request is refused
@@ -184,7 +201,7 @@ def test_s3_refused_credentials_are_one_clear_error():
 
 
 def test_gcs_missing_credentials_are_one_clear_error(monkeypatch, tmp_path):
-    from dotflow.providers.storage_gcs import StorageGCS
+    from dotflow.storage.gcs import StorageGCS
 
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
     monkeypatch.setenv("NO_GCE_CHECK", "True")  # never ask a metadata server
@@ -199,7 +216,7 @@ def test_an_integer_expiry_written_by_another_program_is_honoured(cloud):
 
     clock = ManualClock(start=1000.0)
     storage = cloud.storage(clock=clock)
-    from dotflow.providers.checkpoint_format import encode_document
+    from dotflow.values.checkpoint_format import encode_document
 
     document = json.loads(encode_document("wf-1-a", Context(storage="v"), None, None))
     document["expires_at"] = 1010
@@ -271,7 +288,7 @@ def test_post_many_uploads_a_batch_concurrently_and_refuses_an_unencodable_one_w
 
 @pytest.mark.timeout(20)
 def test_gcs_unreachable_at_start_fails_within_the_startup_deadline_not_the_sdk_one(monkeypatch):
-    from dotflow.providers import storage_gcs
+    from dotflow.storage import gcs as storage_gcs
 
     monkeypatch.setattr(storage_gcs, "STARTUP_DEADLINE_SECONDS", 0.3)  # 5 s by default; the SDK's own is 60 s
     url = f"http://127.0.0.1:{free_port()}"

@@ -7,7 +7,7 @@ import pytest
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 from dotflow.testing import StorageContract
 
 

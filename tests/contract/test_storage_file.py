@@ -4,7 +4,7 @@ import tempfile
 import unittest
 
 from dotflow.abc.storage import Storage
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage.file import StorageFile
 from dotflow.testing import StorageContract
 
 

@@ -5,7 +5,7 @@ import unittest
 import pytest
 
 from dotflow.abc.storage import Storage
-from dotflow.providers.storage_gcs import StorageGCS
+from dotflow.storage.gcs import StorageGCS
 from dotflow.testing import StorageContract
 from tests.servers import LocalServer, gcs_client, new_bucket_name
 

@@ -5,7 +5,7 @@ import unittest
 import pytest
 
 from dotflow.abc.storage import Storage
-from dotflow.providers.storage_s3 import StorageS3
+from dotflow.storage.s3 import StorageS3
 from dotflow.testing import StorageContract
 from tests.servers import LocalServer, new_bucket_name, s3_client
 

@@ -18,7 +18,7 @@ import signal
 
 from dotflow import Config, DotFlow, action
 from dotflow.providers import BatchStorage, StorageFile
-from dotflow.providers import batch_segments
+from dotflow.storage import batch_segments
 
 WORKFLOW_ID = "batch-crash-test"
 ARGS = argparse.Namespace()

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dotflow import Config, DotFlow, action
-from dotflow.core.journal import checkpoint_bytes
-from dotflow.providers.storage_file import StorageFile
+from dotflow.run.journal_config import checkpoint_bytes
+from dotflow.storage.file import StorageFile
 from uow import Journal
 
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from dotflow.core.context import Context
-from dotflow.core.journal import checkpoint_bytes
-from dotflow.providers.storage_file import StorageFile
+from dotflow.run.journal_config import checkpoint_bytes
+from dotflow.storage.file import StorageFile
 from uow import Journal, UnitOfWork
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from dotflow import Config, DotFlow, action
 from dotflow.providers import BatchStorage, StorageFile
-from dotflow.providers.batch_log import read_segment
+from dotflow.storage.batch_log import read_segment
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS, MAX_BATCH = 12, 4

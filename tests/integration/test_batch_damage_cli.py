@@ -10,8 +10,8 @@ import pytest
 
 from dotflow import Context
 from dotflow.cli import main
-from dotflow.providers import batch_log
-from dotflow.providers.checkpoint_format import encode_document
+from dotflow.storage import batch_log
+from dotflow.values.checkpoint_format import encode_document
 
 STEPS = "tests.integration.cli_steps"
 

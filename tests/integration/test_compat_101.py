@@ -663,7 +663,7 @@ def test_one_except_clause_catches_what_dotflow_raises():
 
 
 def test_codec_errors_are_dotflow_errors_and_keep_their_builtin_kind():
-    from dotflow.core.codec import DecodeError, UnencodableValueError, encode, loads
+    from dotflow.values.codec import DecodeError, UnencodableValueError, encode, loads
     from dotflow.core.exception import DotFlowError
 
     with pytest.raises(UnencodableValueError) as unencodable:

@@ -94,7 +94,7 @@ def test_two_processes_on_one_workflow_leave_one_consistent_chain(tmp_path: Path
 def test_two_processes_racing_with_one_journal_leave_every_key_backed(tmp_path: Path) -> None:
     """Both runs reserve intents for the same tasks; every write is conditional, the loser adopts:
     the journal must end with each key backed by the committed entry of the run that won it."""
-    from dotflow.core.journal import checkpoint_bytes
+    from dotflow.run.journal_config import checkpoint_bytes
     from uow import Journal
 
     steps = 20

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dotflow.core.context import Context
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 from tests.cloud.backends import storage_from_spec
 from uow import ConflictError, UnitOfWork
 

@@ -134,7 +134,7 @@ def remember(task):
 
 
 def test_retry_waits_retry_delay_and_doubles_it_with_backoff(monkeypatch):
-    import dotflow.core.engine as engine
+    import dotflow.run.engine as engine
 
     waits: list[float] = []
     monkeypatch.setattr(engine.time, "sleep", waits.append)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage.file import StorageFile
 
 pytestmark = pytest.mark.slow  # starts and kills writer processes
 
 WRITER = """
 import sys
 from dotflow import Context
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage.file import StorageFile
 
 storage = StorageFile(path=sys.argv[1])
 print("ready", flush=True)

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dotflow.core.context import Context
-from dotflow.core.journal import checkpoint_bytes
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.run.journal_config import checkpoint_bytes
+from dotflow.storage.memory import StorageDefault
 from uow import CommitError, ConflictError, Journal, UnitOfWork
 from uow.journal import BACKED, CHANGED, MISSING, UNBACKED, UNCONFIRMED
 

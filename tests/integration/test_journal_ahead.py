@@ -15,7 +15,7 @@ import pytest
 
 from dotflow import Config, DotFlow, action
 from dotflow.core.context import Context
-from dotflow.core.journal import checkpoint_bytes
+from dotflow.run.journal_config import checkpoint_bytes
 from dotflow.providers import StorageFile
 from uow import Journal, UnitOfWork
 from uow.journal import BACKED, PROBLEMS, UNCONFIRMED
@@ -216,7 +216,7 @@ def test_a_crash_after_a_write_leaves_its_key_unconfirmed(batch: int, confirmed:
 
 
 def test_on_batch_storage_outcomes_are_written_in_batches_once_durable(journal: Journal, tmp_path: Path) -> None:
-    from dotflow.providers.batch_storage import BatchStorage
+    from dotflow.storage.batch import BatchStorage
 
     storage = BatchStorage(StorageFile(path=tmp_path / "out"), max_batch=10, max_delay=None)
     transactions = count_transactions(journal)

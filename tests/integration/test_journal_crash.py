@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dotflow.core.journal import checkpoint_bytes
-from dotflow.providers.storage_file import StorageFile
+from dotflow.run.journal_config import checkpoint_bytes
+from dotflow.storage.file import StorageFile
 from uow import Journal
 from uow.journal import BACKED, UNCONFIRMED
 

@@ -15,8 +15,8 @@ import pytest
 
 from dotflow import Config, DotFlow, action
 from dotflow.abc.storage import Storage
-from dotflow.core.journal import checkpoint_bytes
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.run.journal_config import checkpoint_bytes
+from dotflow.storage.memory import StorageDefault
 from uow import Journal
 
 MODES = ("sequential", "background", "sequential_group", "parallel")

@@ -14,9 +14,9 @@ from dotflow import Config, DotFlow, action
 from dotflow.cli import main
 from dotflow.core.context import Context
 from dotflow.core.exception import InputChangedError
-from dotflow.core.journal import checkpoint_bytes
+from dotflow.run.journal_config import checkpoint_bytes
 from dotflow.providers import StorageFile, StorageSQL
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 from uow import CommitError, ConflictError, Journal, UnitOfWork
 from uow.journal import PROBLEMS
 

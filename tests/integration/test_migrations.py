@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from dotflow.providers.storage_sql import metadata as storage_metadata
+from dotflow.storage.sql import metadata as storage_metadata
 from uow import Journal, SchemaError
 from uow.journal_migrate import PROJECT_ROOT, current_revision, head_revision, upgrade
 from uow.journal_schema import metadata as journal_metadata

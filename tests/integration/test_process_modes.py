@@ -9,8 +9,8 @@ import pytest
 
 from dotflow import Config, DotFlow, action
 from dotflow.core.types import TypeStatus
-from dotflow.providers.storage_default import StorageDefault
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage.memory import StorageDefault
+from dotflow.storage.file import StorageFile
 
 pytestmark = pytest.mark.slow  # every test here starts child processes
 
@@ -172,7 +172,7 @@ def test_journal_calls_from_many_children_need_one_parent_connection(tmp_path):
 
     engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'journal.db'}", pool_size=3, max_overflow=0,
                                       pool_timeout=3, connect_args={"timeout": 30})  # fmt: skip
-    _configure_sqlite(engine, "NORMAL", busy_timeout=30)
+    _configure_sqlite(engine, "NORMAL", busy_timeout=30.0)
     journal = Journal(engine, batch_outcomes=1)  # every outcome written as it comes, from the serving threads
     flow = DotFlow(config=Config(storage=StorageDefault(), journal=journal), workflow_id=str(uuid.uuid4()))
     flow.task.add(step=[plus_one] * 12)

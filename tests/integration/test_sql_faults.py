@@ -12,9 +12,9 @@ from dotflow import Config
 from dotflow.cli import main
 from dotflow.core.context import Context
 from dotflow.core.exception import StorageError
-from dotflow.core.journal import checkpoint_bytes
+from dotflow.run.journal_config import checkpoint_bytes
 from dotflow.providers import StorageFile, StorageSQL
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 from tests.servers import free_port
 from uow import CommitError, Journal, JournalError, SchemaError, UnitOfWork
 

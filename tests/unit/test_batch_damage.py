@@ -13,9 +13,9 @@ import pytest
 from dotflow import Config, Context, DotFlow, action
 from dotflow.core.exception import CorruptCheckpointError, DamagedSegmentError
 from dotflow.providers import BatchStorage, StorageFile
-from dotflow.providers import batch_inspect, batch_log
-from dotflow.providers.batch_file import FileBatchStorage
-from dotflow.providers.checkpoint_format import encode_document
+from dotflow.storage import batch_log
+from dotflow.storage import batch_inspect
+from dotflow.values.checkpoint_format import encode_document
 
 KEYS_PER_SEGMENT = 10
 
@@ -33,9 +33,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(tasks(folder).iterdir())}
 
 
-def open_batch(folder: Path, **kwargs) -> FileBatchStorage:
+def open_batch(folder: Path, **kwargs) -> BatchStorage:
     storage = BatchStorage(StorageFile(path=folder), **({"max_batch": KEYS_PER_SEGMENT, "max_delay": None} | kwargs))
-    assert isinstance(storage, FileBatchStorage)
+    assert isinstance(storage, BatchStorage)
     return storage
 
 
@@ -48,7 +48,7 @@ def three_segments(folder: Path) -> None:
     assert len(segment_files(folder)) == 3  # little garbage: close() did not compact
 
 
-def values(batch: FileBatchStorage) -> dict[str, object]:
+def values(batch: BatchStorage) -> dict[str, object]:
     return {f"k{n}.json": batch.get(f"k{n}.json").storage for n in range(25)}
 
 
@@ -179,7 +179,7 @@ def test_a_torn_newest_segment_is_still_dropped_on_open(tmp_path, caplog):
         newest.write_bytes(torn)
         with caplog.at_level(logging.WARNING, logger="dotflow"):
             with open_batch(tmp_path) as batch:
-                assert batch._store.replayed == 2
+                assert batch._backend.store.replayed == 2
                 assert values(batch)["k20.json"] is None and values(batch)["k0.json"] == "s1"
         assert not newest.exists() and "none of its batch was acknowledged" in caplog.text
         caplog.clear()

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from dotflow.core.codec import UnencodableValueError, dumps
+from dotflow.values.codec import UnencodableValueError, dumps
 from dotflow.core.context import Context
-from dotflow.providers.checkpoint_format import decode_document, encode_document
+from dotflow.values.checkpoint_format import decode_document, encode_document
 
 
 def as_json_would_write(value: Any, ttl: float | None, fingerprint: str | None, revision: str | None, now: float) -> bytes:

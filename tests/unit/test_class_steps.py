@@ -6,7 +6,7 @@ import uuid
 
 from dotflow import Config, Context, DotFlow, action
 from dotflow.core.types import TypeStatus
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 
 
 @action
@@ -82,7 +82,7 @@ def test_class_without_actions_stores_the_instance():
 
 
 def test_class_step_checkpoint_round_trips_through_file_storage(tmp_path):
-    from dotflow.providers.storage_file import StorageFile
+    from dotflow.storage.file import StorageFile
 
     storage = StorageFile(path=tmp_path)
     workflow_id = str(uuid.uuid4())

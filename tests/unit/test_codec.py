@@ -12,8 +12,8 @@ from uuid import UUID
 
 import pytest
 
-from dotflow.core import codec
-from dotflow.core.codec import UnencodableValueError
+from dotflow.values import codec
+from dotflow.values.codec import UnencodableValueError
 from dotflow.core.context import Context
 
 WF = UUID("0b7e6b1e-5c4c-4e0c-9d5e-2f4f5f6a7b8c")

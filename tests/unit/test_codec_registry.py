@@ -14,9 +14,9 @@ import pytest
 
 import dotflow.codec
 from dotflow import Config, DotFlow, action
-from dotflow.core import codec
+from dotflow.values import codec
 from dotflow.core.exception import CorruptCheckpointError, InputChangedError
-from dotflow.core.fingerprint import UnfingerprintableInputError, fingerprint_of
+from dotflow.values.fingerprint import UnfingerprintableInputError, fingerprint_of
 from dotflow.providers import StorageDefault, StorageFile
 from tests.user_types import Batch, Level, Order, Stage, sample_batch
 

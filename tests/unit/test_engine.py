@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-import dotflow.core.engine as engine
+import dotflow.run.engine as engine
 from dotflow import Config, Context, DotFlow, action
 from dotflow.core.exception import CheckpointNotSaved, StorageError
 from dotflow.core.types import TypeStatus
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 from tests.support import FlakyStorage, MinimalStorage
 
 CALLS: list[str] = []
@@ -363,7 +363,7 @@ def test_context_returned_by_a_step_keeps_its_value():
 
 def test_hand_built_tasks_resume_under_the_managers_workflow_id():
     from dotflow import Task
-    from dotflow.core.workflow import Manager
+    from dotflow.run.modes import Manager
 
     storage = StorageDefault()
     config = Config(storage=storage)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dotflow import Config, Context, DotFlow, action
-from dotflow.core.fingerprint import (
+from dotflow.values.fingerprint import (
     FP_KEY_SUFFIX,
     UnfingerprintableInputError,
     fingerprint_of,
@@ -23,7 +23,7 @@ from dotflow.core.fingerprint import (
     read_fingerprint,
     write_fingerprint,
 )
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from tests.unit.test_fingerprint_canonical import sample
-from dotflow.core.fingerprint import fingerprint_of
+from dotflow.values.fingerprint import fingerprint_of
 print(fingerprint_of(sample()))
 """
 

@@ -8,7 +8,7 @@ import pytest
 
 from dotflow import Config, DotFlow, Task, action
 from dotflow.core.context import canonical_workflow_id
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 
 RUNS: list[str] = []
 
@@ -91,7 +91,7 @@ def test_a_resumed_run_finds_checkpoints_under_another_spelling_of_its_uuid() ->
 
 
 def test_a_hand_built_manager_checks_and_canonicalises_its_workflow_id() -> None:
-    from dotflow.core.workflow import Manager
+    from dotflow.run.modes import Manager
 
     storage = StorageDefault()
     config = Config(storage=storage)

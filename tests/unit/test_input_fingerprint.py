@@ -8,8 +8,8 @@ import pytest
 
 from dotflow import Config, DotFlow, action
 from dotflow.core.exception import InputChangedError, InvalidOnInputChange
-from dotflow.core.fingerprint import fingerprint_of
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.values.fingerprint import fingerprint_of
+from dotflow.storage.memory import StorageDefault
 
 RUNS: list[object] = []
 

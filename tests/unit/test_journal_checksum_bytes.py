@@ -14,10 +14,10 @@ from uuid import UUID
 
 import pytest
 
-from dotflow.core import codec
-from dotflow.core.codec import UnencodableValueError
+from dotflow.values import codec
+from dotflow.values.codec import UnencodableValueError
 from dotflow.core.context import Context
-from dotflow.core.journal import checkpoint_bytes
+from dotflow.run.journal_config import checkpoint_bytes
 
 
 class Colour(enum.IntEnum):

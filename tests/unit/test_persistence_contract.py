@@ -20,7 +20,7 @@ from dotflow.abc.storage import Checkpoint, Storage
 from dotflow.core.context import Context
 from dotflow.core.exception import NotCallableObject
 from dotflow.core.types import TypeStatus
-from dotflow.providers.storage_default import StorageDefault
+from dotflow.storage.memory import StorageDefault
 from tests.support import MinimalStorage
 from uow import (
     JournalCapabilities,

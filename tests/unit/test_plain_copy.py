@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from dotflow import Context
-from dotflow.core.plain_copy import MAX_DEPTH, NotPlain, copy_plain
-from dotflow.providers.isolated_copy import isolated_copy
+from dotflow.values.plain_copy import MAX_DEPTH, NotPlain, copy_plain
+from dotflow.values.isolated_copy import isolated_copy
 from dotflow.providers import StorageDefault
 
 

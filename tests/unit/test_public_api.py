@@ -143,7 +143,7 @@ def test_result_shape():
 def test_a_context_time_is_the_datetime_it_was_made_at_and_survives_copies_and_storage(tmp_path):
     from datetime import datetime
 
-    from dotflow.core.plain_copy import copy_plain
+    from dotflow.values.plain_copy import copy_plain
     from dotflow.providers import StorageDefault, StorageFile
 
     before = datetime.now()

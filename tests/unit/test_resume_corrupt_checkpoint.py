@@ -8,7 +8,7 @@ import pytest
 
 from dotflow import Config, DotFlow, action
 from dotflow.core.exception import CorruptCheckpointError
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage.file import StorageFile
 
 RUNS: list[str] = []
 

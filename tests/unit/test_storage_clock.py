@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dotflow.core.context import Context
-from dotflow.providers.storage_default import StorageDefault
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage.memory import StorageDefault
+from dotflow.storage.file import StorageFile
 from dotflow.testing import ManualClock
 
 

@@ -12,10 +12,10 @@ from uuid import UUID
 
 import pytest
 
-from dotflow.core.codec import UnencodableValueError
+from dotflow.values.codec import UnencodableValueError
 from dotflow.core.context import Context
-from dotflow.providers import storage_file
-from dotflow.providers.storage_file import StorageFile
+from dotflow.storage import file as storage_file
+from dotflow.storage.file import StorageFile
 
 
 @pytest.fixture
@@ -266,8 +266,10 @@ def test_corrupt_new_format_file_is_an_error_not_a_missing_key(
     body["expires_at"] = None
     body[field] = bad
     write_raw(storage, "wf-1-a.json", json.dumps(body))
-    with pytest.raises(ValueError, match="corrupt checkpoint for key 'wf-1-a.json'.*" + message):
+    with pytest.raises(ValueError, match="corrupt checkpoint for key 'wf-1-a.json'.*" + message) as info:
         storage.read_checkpoint("wf-1-a.json")
+    path = str(storage.path.resolve() / "wf-1-a.json")
+    assert info.value.path == path and str(info.value).count(path) == 1  # named once, set when raised
 
 
 def test_atomic_swap_is_atomic_between_threads(storage: StorageFile) -> None:
@@ -464,10 +466,10 @@ def test_a_key_over_255_bytes_is_refused_before_anything_is_written(storage: Sto
 def test_a_failure_after_the_rename_does_not_fail_the_post(
     storage: StorageFile, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken_fsync() -> None:
+    def broken_fsync(root: str) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(storage, "_sync_folder", broken_fsync)
+    monkeypatch.setattr("dotflow.storage.checkpoint_files.sync_folder", broken_fsync)
     storage.post("wf-1-a.json", Context(storage="stored"))  # does not raise: the file is in place
     assert storage.get("wf-1-a.json").storage == "stored"
     assert "is in place" in caplog.text and "Input/output error" in caplog.text

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from dotflow.core.context import Context
-from dotflow.core.journal import checkpoint_bytes
+from dotflow.run.journal_config import checkpoint_bytes
 from uow import CommitError, Journal, SupportsDurableNotice, UnitOfWork, record_outcome
 from uow.journal import BACKED, MISSING, UNCONFIRMED
 

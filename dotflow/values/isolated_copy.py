@@ -1,6 +1,6 @@
 """`isolated_copy`: the copy the memory storage keeps, so later changes to a value never reach it.
 
-Everything `copy.deepcopy` can copy is deep-copied (plain data by hand, see `dotflow.core.plain_copy`,
+Everything `copy.deepcopy` can copy is deep-copied (plain data by hand, see `dotflow.values.plain_copy`,
 where a sub-container referenced twice becomes two copies, as in a JSON round trip). What it cannot copy (a generator, a lock, an
 open file, a socket, a memoryview, a database connection, or an object holding one) is kept as the
 same object, since dotflow 1.0.1 hands any value on; the lists, tuples, dicts, sets and Contexts
@@ -14,7 +14,7 @@ import copy
 from typing import Any
 
 from dotflow.core.context import Context
-from dotflow.core.plain_copy import NotPlain, copy_plain
+from dotflow.values.plain_copy import NotPlain, copy_plain
 
 __all__ = ["isolated_copy"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from uow.contracts import SupportsChecksums, SupportsRecord
 
-from dotflow.core import codec
+from dotflow.values import codec
 from dotflow.core.context import Context
 from dotflow.core.exception import NotCallableObject
 

@@ -4,7 +4,7 @@ A step usually returns plain data: dicts, lists, tuples and sets of strings, num
 like, possibly inside Contexts. Copying those is what the in-memory storage spent most of a task's
 time on with `copy.deepcopy`. Anything else (an object of another class, a subclass of a container,
 data nested deeper than `MAX_DEPTH`, which includes cycles) raises `NotPlain`, and the caller copies
-it another way (`dotflow.providers.isolated_copy` falls back to `copy.deepcopy`).
+it another way (`dotflow.values.isolated_copy` falls back to `copy.deepcopy`).
 
 One difference from `copy.deepcopy`: a sub-container referenced twice comes back as two separate
 copies (as it would from a JSON round trip), not one shared copy.

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from dotflow.core.exception import DamagedSegmentError
-from dotflow.providers.storage_file import BATCH_MARKER
+from dotflow.storage.checkpoint_files import BATCH_MARKER, sync_folder, unlink, write_all
 
 __all__ = [
     "LOG_FORMAT",
@@ -41,12 +41,10 @@ __all__ = [
     "SegmentEntry",
     "encode_segment",
     "existing_segments",
-    "fsync_folder",
     "lock_folder",
     "read_at",
     "read_segment",
     "segment_path",
-    "unlink",
     "write_new_file",
 ]
 
@@ -191,11 +189,11 @@ def write_new_file(path: Path, data: bytes, folder: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
-        fsync_folder(folder)
+        sync_folder(folder)
     except BaseException:
         unlink(path)  # reported as not written: it must not turn up on the next open either
         raise
@@ -213,22 +211,6 @@ def read_at(path: Path, offset: int, size: int) -> bytes:
             f"{len(data)} of {size} bytes"
         )  # fmt: skip
     return data
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def fsync_folder(folder: Path) -> None:
-    if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder to fsync it
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def lock_folder(root: Path, shared: bool = False) -> int | None:
@@ -252,10 +234,3 @@ def lock_folder(root: Path, shared: bool = False) -> int | None:
             f"{root} is already open in a BatchStorage (this process or another); close that one first"
         ) from None
     return fd
-
-
-def unlink(path: Path | str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -9,7 +9,7 @@ Version 1, UTF-8 JSON (ASCII in practice)::
      "expires_at": <unix time, float> | null,
      "revision": "<32 hex digits>"}          (optional; written by StorageFile as its version token)
 
-`value` is the whole Context in the encoding of `dotflow.core.codec`, so values round-trip exactly
+`value` is the whole Context in the encoding of `dotflow.values.codec`, so values round-trip exactly
 and nothing read back is ever unpickled or evaluated. Value, fingerprint and expiry travel in one
 document and are replaced together by every write, so metadata never goes stale.
 
@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from dotflow.abc.storage import check_post_metadata
-from dotflow.core import codec
+from dotflow.values import codec
 from dotflow.core.context import Context
 from dotflow.core.exception import CorruptCheckpointError
 
@@ -106,28 +106,32 @@ def document_expires_at(body: dict[str, Any]) -> float | None:
     return expires_at if is_number(expires_at) else None
 
 
-def decode_document(key: str, body: dict[str, Any], where: str = "") -> tuple[Context, str | None]:
+def decode_document(
+    key: str, body: dict[str, Any], where: str = "", path: str | None = None
+) -> tuple[Context, str | None]:
     """(context, fingerprint) of a parsed checkpoint document.
 
     A corrupt one raises `CorruptCheckpointError` naming the key; `where` (such as " (file: ...)")
-    says where the document was read.
+    says where the document was read, and `path` (a file's) is set on the error.
     """
+
+    def corrupt(reason: str) -> CorruptCheckpointError:
+        return CorruptCheckpointError(key, reason + where, path=path)
+
     if body.get("version") != FORMAT_VERSION:
-        raise CorruptCheckpointError(
-            key, f"it has format version {body.get('version')!r}; this dotflow reads version {FORMAT_VERSION}{where}"
-        )
+        raise corrupt(f"it has format version {body.get('version')!r}; this dotflow reads version {FORMAT_VERSION}")
     fingerprint = body.get("fingerprint")
     if fingerprint is not None and type(fingerprint) is not str:
-        raise CorruptCheckpointError(key, f"its fingerprint is not a string{where}")
+        raise corrupt("its fingerprint is not a string")
     expires_at = body.get("expires_at")
     if expires_at is not None and not is_number(expires_at):
-        raise CorruptCheckpointError(key, f"its expires_at is not a number{where}")
+        raise corrupt("its expires_at is not a number")
     try:
         context = codec.decode(body.get("value"))
     except ValueError as exc:
-        raise CorruptCheckpointError(key, f"{exc}{where}") from exc
+        raise corrupt(str(exc)) from exc
     if type(context) is not Context:
-        raise CorruptCheckpointError(key, f"its value is not a Context{where}")
+        raise corrupt("its value is not a Context")
     return context, fingerprint
 
 

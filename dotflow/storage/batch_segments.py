@@ -1,6 +1,6 @@
 """`SegmentStore`: a `StorageFile` folder whose checkpoints live in fsync'd batch segments.
 
-The segments (`dotflow.providers.batch_log`) ARE the storage: a batch is made durable by writing
+The segments (`dotflow.storage.batch_log`) ARE the storage: a batch is made durable by writing
 one segment (one fsync of the file, one of the folder), and an in-memory index maps each key to
 where its latest document lies (segment, offset, size) or to a tombstone. Keys the index does not
 know are read from their per-key file, as a plain `StorageFile` wrote them.
@@ -13,7 +13,7 @@ Rules that keep it correct:
   while it was written: its flush never returned); it is deleted whole. Any other segment that is
   not whole, and a newest one that is damaged rather than cut short (`batch_inspect`),
   makes the open fail with `DamagedSegmentError` before anything is deleted or written; `repair`
-  mode moves such segments aside instead (see `FileBatchStorage.repair`).
+  mode moves such segments aside instead (see `BatchStorage.repair`).
 - The newest `compacted` segment holds the whole live state, so older segments are deleted unread.
 - A segment is read again whole, and checked against its digest, before its bytes are copied into
   a compacted segment or a per-key file: damage that appeared while the folder was open is refused,
@@ -32,23 +32,22 @@ import logging
 import os
 import weakref
 from pathlib import Path
-from typing import Any, Iterable, Literal, NamedTuple
+from typing import Any, Callable, Iterable, Literal, NamedTuple
 
 from dotflow.core.exception import DamagedSegmentError
-from dotflow.providers.batch_inspect import SegmentProblem, inspect_segment, read_verified
-from dotflow.providers.batch_log import (
+from dotflow.storage.batch_inspect import SegmentProblem, inspect_segment, read_verified
+from dotflow.storage.batch_log import (
     MARKER_NAME,
     Segment,
     encode_segment,
     existing_segments,
-    fsync_folder,
     lock_folder,
     read_at,
     segment_path,
-    unlink,
     write_new_file,
 )
-from dotflow.providers.storage_file import _bad_key_reason
+from dotflow.storage.checkpoint_files import Folder, bad_key_reason, data_file_names, unlink, unlink_sidecar
+from dotflow.storage.checkpoint_files import sync_folder as fsync_folder
 
 __all__ = ["Change", "DamagedFile", "IndexEntry", "SegmentStore"]
 
@@ -98,13 +97,18 @@ class SegmentStore:
     """The segments and index of one StorageFile folder (see the module docstring)."""
 
     def __init__(
-        self, storage: Any, compact_segments: int = 32, mode: Literal["write", "read", "repair"] = "write"
+        self,
+        folder: Folder,
+        clock: Callable[[], float],
+        compact_segments: int = 32,
+        mode: Literal["write", "read", "repair"] = "write",
     ) -> None:
-        """`mode`: "write"; "read" (nothing on disk is created, changed or deleted, and the folder's lock
-        is taken shared if its lock file exists); "repair" (damaged segments are skipped and listed in
-        `damaged`, not refused)."""
-        self.storage = storage
-        self.root: Path = storage._root
+        """`clock`: the folder's wall time (for expiry). `mode`: "write"; "read" (nothing on disk is
+        created, changed or deleted, and the folder's lock is taken shared if its lock file exists);
+        "repair" (damaged segments are skipped and listed in `damaged`, not refused)."""
+        self.folder = folder
+        self.clock = clock
+        self.root = Path(folder.root)
         self.compact_segments = compact_segments
         self.mode = mode
         self.damaged: list[DamagedFile] = []
@@ -118,7 +122,7 @@ class SegmentStore:
         if self._unlock is not None:
             self._unlock.atexit = False  # at exit the folder stays locked until the exit flush is done
         try:
-            self._files = set(storage._names(""))  # per-key files; nothing else writes while we hold the lock
+            self._files = set(data_file_names(folder, ""))  # per-key files; nothing else writes while we hold the lock
             self.replayed = self._open()
         except BaseException:
             self.release()
@@ -181,7 +185,7 @@ class SegmentStore:
         for key in [key for key in keys if key in files]:
             target = self.root / key
             unlink(target)
-            self.storage._unlink_meta(target)  # a dotflow 1.0.1 sidecar must not outlive its file
+            unlink_sidecar(self.folder, target)  # a dotflow 1.0.1 sidecar must not outlive its file
             files.discard(key)
 
     def _garbage(self) -> int:
@@ -191,7 +195,7 @@ class SegmentStore:
         """At close: many segments, or more garbage (superseded, deleted or expired) than live data."""
         if not self._segments:
             return False
-        now = self.storage._clock()
+        now = self.clock()
         live = sum(entry.footprint for entry in self.index.values() if entry.live(now))
         return len(self._segments) > self.compact_segments or sum(self._segments.values()) - live > live
 
@@ -204,7 +208,7 @@ class SegmentStore:
         old = sorted(self._segments)
         if not old:
             return
-        now = self.storage._clock()
+        now = self.clock()
         live = [(key, entry) for key, entry in self.index.items() if entry.live(now)]
         changes: list[tuple[str, bytes | None, str | None, float | None]] = [
             (key, document, entry.revision, entry.expires_at) for key, entry, document in self.verified_documents(live)
@@ -308,9 +312,9 @@ class SegmentStore:
         found = inspect_segment(path, seq)
         if isinstance(found, SegmentProblem):
             return found
-        name_max = self.storage._name_max
+        name_max = self.folder.name_max
         for entry in found.entries:
-            reason = _bad_key_reason(entry.key, name_max)
+            reason = bad_key_reason(entry.key, name_max)
             if reason is not None:
                 line = entry.offset - (entry.footprint if entry.size < 0 else entry.footprint - entry.size)
                 keys = [entry.key for entry in found.entries]

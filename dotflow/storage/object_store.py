@@ -44,7 +44,7 @@ from typing import Any, Final
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
 from dotflow.core.exception import CorruptCheckpointError
-from dotflow.providers.checkpoint_format import (
+from dotflow.values.checkpoint_format import (
     decode_document,
     document_expires_at,
     encode_document,
@@ -250,10 +250,9 @@ class ObjectStorage(VersionedStorage):
                 f"{self.prefix!r} in {self.service} bucket {self.bucket!r}"
             )
         live, names = 0, []
-        for listed, expires_at in self._listing(prefix):
+        for listed, live_key in self._listing(prefix):
             names.append(listed.name)
-            if expires_at is not _SIDE_OBJECT and not self._past(expires_at):
-                live += 1
+            live += live_key
         for start in range(0, len(names), self.page_size):
             self._remove_many(names[start : start + self.page_size])
         return live
@@ -262,8 +261,8 @@ class ObjectStorage(VersionedStorage):
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
         keys = []
-        for listed, expires_at in self._listing(prefix):
-            if expires_at is not _SIDE_OBJECT and not self._past(expires_at):
+        for listed, live_key in self._listing(prefix):
+            if live_key:
                 keys.append(listed.name[len(self.prefix) :])
         return sorted(keys)
 
@@ -359,23 +358,20 @@ class ObjectStorage(VersionedStorage):
     def _past(self, expires_at: float | None) -> bool:
         return expires_at is not None and self._clock() >= expires_at
 
-    def _listing(self, prefix: str) -> Iterable[tuple[Listed, Any]]:
-        """(object, expires_at) for every object under prefix + `prefix`; 1.0.1 side objects and
-        objects of this prefix that are not valid keys come with `_SIDE_OBJECT` instead."""
+    def _listing(self, prefix: str) -> Iterable[tuple[Listed, bool]]:
+        """(object, whether it is a live key) for every object under prefix + `prefix`: 1.0.1 side
+        objects, objects of this prefix that are not valid keys and expired keys are not."""
         if "\0" in prefix:
             raise ValueError(f"invalid prefix {prefix!r}: it contains a NUL character")
         for listed in self._list(self.prefix + prefix):
             key = listed.name[len(self.prefix) :]
             if key.endswith(LEGACY_FINGERPRINT_SUFFIX) or _bad_name_reason(key, what="key") is not None:
-                yield listed, _SIDE_OBJECT
+                yield listed, False
                 continue
             metadata = listed.metadata if listed.metadata is not None else self._metadata(listed.name)
             if metadata is None:
                 continue  # deleted since it was listed
-            yield listed, _parse_expiry(metadata.get(EXPIRES_AT_METADATA))
-
-
-_SIDE_OBJECT: Final = object()
+            yield listed, not self._past(_parse_expiry(metadata.get(EXPIRES_AT_METADATA)))
 
 
 def _parse_expiry(text: str | None) -> float | None:

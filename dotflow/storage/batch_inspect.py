@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from dotflow.core.exception import DamagedSegmentError
-from dotflow.providers.batch_log import _TRAILER_SIZE, LOG_FORMAT, LOG_VERSION, Segment, _line, _parse
+from dotflow.storage.batch_log import _TRAILER_SIZE, LOG_FORMAT, LOG_VERSION, Segment, _line, _parse
 
 __all__ = ["SegmentProblem", "inspect_segment", "read_verified"]
 

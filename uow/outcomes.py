@@ -1,0 +1,64 @@
+"""The names a unit's state, a journal entry's outcome and a `verify` finding can have: defined once.
+
+A unit of work is ACTIVE, then COMMITTING while it writes, then ends in one of the FINAL_OUTCOMES.
+The journal records a unit as PREPARED just before its storage writes (see `uow.journal`), then its
+final outcome: JOURNAL_OUTCOMES are the values of its `outcome` column. `Journal.verify` sorts every
+key into one of VERIFY_STATUSES; PROBLEMS are the ones an audit fails on.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ACTIVE",
+    "BACKED",
+    "CHANGED",
+    "COMMITTED",
+    "COMMITTING",
+    "CONFLICT",
+    "DELETE_OPERATION",
+    "FAILED",
+    "FINAL_OUTCOMES",
+    "JOURNAL_OUTCOMES",
+    "MISSING",
+    "PREPARED",
+    "PROBLEMS",
+    "PUT_OPERATION",
+    "ROLLED_BACK",
+    "RUN_COMPLETED",
+    "RUN_FAILED",
+    "UNBACKED",
+    "UNCONFIRMED",
+    "VERIFY_STATUSES",
+]
+
+# A unit's state
+ACTIVE: Final = "active"
+COMMITTING: Final = "committing"
+COMMITTED: Final = "committed"
+ROLLED_BACK: Final = "rolled_back"
+FAILED: Final = "failed"
+CONFLICT: Final = "conflict"
+FINAL_OUTCOMES: Final = (COMMITTED, ROLLED_BACK, FAILED, CONFLICT)
+
+# A journal entry's outcome: a final one, or PREPARED (the intent, recorded before the writes)
+PREPARED: Final = "prepared"
+JOURNAL_OUTCOMES: Final = (*FINAL_OUTCOMES, PREPARED)
+
+# What `Journal.verify` finds for a key
+BACKED: Final = "backed"  # the stored value is the one the newest committed entry wrote (or deleted)
+UNCONFIRMED: Final = "unconfirmed"  # stored by a unit whose outcome was never confirmed: the crash window
+MISSING: Final = "missing"  # a committed entry wrote it, the storage does not have it
+CHANGED: Final = "changed"  # the storage holds something else than the newest committed entry wrote
+UNBACKED: Final = "unbacked"  # present in the storage, no journal entry wrote it
+PROBLEMS: Final = (MISSING, CHANGED, UNBACKED)
+VERIFY_STATUSES: Final = (BACKED, UNCONFIRMED, *PROBLEMS)
+
+# What a journal write row did to its key
+# -- how a run ended (`RunPersistence.end`) --------------------------------------------------------
+RUN_COMPLETED: Final = "completed"
+RUN_FAILED: Final = FAILED
+
+PUT_OPERATION: Final = "put"
+DELETE_OPERATION: Final = "delete"
