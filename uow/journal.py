@@ -58,6 +58,7 @@ from uow.outcomes import (
     PREPARED,
     PROBLEMS,
     PUT_OPERATION,
+    ROLLED_BACK,
     UNBACKED,
     UNCONFIRMED,
 )
@@ -86,6 +87,9 @@ __all__ = [
 # (the verify statuses BACKED ... UNBACKED and PROBLEMS are defined in `uow.outcomes`, re-exported here)
 
 Encoder = Callable[[Any], bytes]
+
+# What `verify` says of a key written by a unit still "prepared": only a crash leaves one behind.
+CRASH_WINDOW = "written by a unit whose outcome was never recorded: the crash window between its write and its outcome"
 
 logger = logging.getLogger("uow")
 
@@ -128,8 +132,16 @@ class _KeyHistory:
 
 
 def outcome_of(unit: UnitFacts) -> str:
-    """The journal outcome of a settled unit: committed, rolled_back, failed or conflict."""
-    return str(unit.state)
+    """The journal outcome of a settled unit: committed, rolled_back, failed or conflict.
+
+    A unit rolled back because of an error (a step that raised, a `with` block left by an
+    exception) is recorded FAILED with that error, so `--outcome failed` finds it; a rollback with
+    no error in flight (`unit.rollback()`, asked for) stays ROLLED_BACK.
+    """
+    state = str(unit.state)
+    if state == ROLLED_BACK and unit.error_text is not None:
+        return FAILED
+    return state
 
 
 class Journal:
@@ -183,6 +195,7 @@ class Journal:
         self._used: set[str] = set()  # the reserved ids whose unit took the fast `prepare`
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"Journal({self.url!r})"
@@ -209,6 +222,7 @@ class Journal:
         try:
             self.release()
         finally:
+            self._closed = True
             self._release_connections()
 
     # -- recording -----------------------------------------------------------------------------
@@ -307,14 +321,14 @@ class Journal:
         entry = self._outcome(unit)
         if entry is None:
             return
-        if entry.queued:
+        if entry.queued and unit.run_id is not None:
             with self._lock:
                 self._pending.append(entry)
                 full = len(self._pending) >= self._batch_outcomes
             if full:
                 self._write()
             return
-        self._write(entry)
+        self._write(entry)  # outside a run: in the journal when `commit()` (or the `with` block) returns
 
     def record_later(self, unit: UnitFacts) -> Callable[[], None]:
         """The outcome of `unit`, to be queued only when the returned callback is called.
@@ -335,6 +349,7 @@ class Journal:
         if full:  # outcomes confirmed by the storage since: written here, not in its callback
             self._write()
         called = False
+        alone = unit.run_id is None  # no run will write the queue at its end: the callback does
 
         def now_durable() -> None:
             nonlocal called
@@ -344,8 +359,21 @@ class Journal:
                 called = True
                 self._awaiting -= 1
                 self._pending.append(entry)
+            if alone:
+                self._write_after_durable()
 
         return now_durable
+
+    def _write_after_durable(self) -> None:
+        """Write the queue from a storage's durable callback (a unit outside a run); errors are logged,
+        never raised into the storage (the next journal transaction retries the queue). A closed
+        journal writes nothing: the outcome stays "prepared" (see `close`)."""
+        if self._closed:
+            return
+        try:
+            self._write()
+        except Exception as error:
+            logger.warning("journal %s: a confirmed outcome could not be written yet: %s", self.url, error)
 
     def flush(self) -> None:
         """Write the outcomes queued so far, now."""
@@ -612,7 +640,7 @@ class Journal:
                 return VerifyFinding(key, BACKED, unit_id)
         for _, pending_id, pending in sorted(newer, key=lambda entry: entry[:2], reverse=True):
             if stored == (None if pending.operation == DELETE_OPERATION else pending.checksum):
-                return VerifyFinding(key, UNCONFIRMED, pending_id, "written by a unit whose outcome was never confirmed")
+                return VerifyFinding(key, UNCONFIRMED, pending_id, CRASH_WINDOW)
         reserved = [e for e in history.reserved if latest is None or e[:2] > latest[:2]]
         if reserved and stored is not None:
             # An intent recorded ahead whose outcome never came: the value it put is not known.
@@ -620,7 +648,7 @@ class Journal:
                 key,
                 UNCONFIRMED,
                 max(reserved, key=lambda entry: entry[:2])[1],
-                "written by a unit whose outcome was never confirmed; reserved ahead, so its value is not compared",
+                f"{CRASH_WINDOW}; reserved ahead, so its value is not compared",
             )
         if latest is None:
             if stored is None:

@@ -86,7 +86,7 @@ def test_failed_attempts_are_listed_with_their_errors(schema_url: str, tmp_path:
         capsys, "start", "--step", f"{STEPS}:always_fails", "--journal", schema_url, "--workflow-id", "broken",
     )  # fmt: skip
     assert status == 1 and "the upstream API answered 503" in out
-    status, units = run_json(capsys, "journal", "list", "--url", schema_url, "--outcome", "rolled_back")
+    status, units = run_json(capsys, "journal", "list", "--url", schema_url, "--outcome", "failed")
     assert [(u["attempt"], u["error"]) for u in units] == [  # type: ignore[union-attr, index]
         (2, "RuntimeError: the upstream API answered 503"),
         (1, "RuntimeError: the upstream API answered 503"),
