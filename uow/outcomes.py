@@ -28,6 +28,8 @@ __all__ = [
     "ROLLED_BACK",
     "RUN_COMPLETED",
     "RUN_FAILED",
+    "RUN_STATUSES",
+    "RUN_UNFINISHED",
     "UNBACKED",
     "UNCONFIRMED",
     "VERIFY_STATUSES",
@@ -59,6 +61,8 @@ VERIFY_STATUSES: Final = (BACKED, UNCONFIRMED, *PROBLEMS)
 # -- how a run ended (`RunPersistence.end`) --------------------------------------------------------
 RUN_COMPLETED: Final = "completed"
 RUN_FAILED: Final = FAILED
+RUN_UNFINISHED: Final = "unfinished"  # a run the journal saw begin and never end (running, or stopped by a crash)
+RUN_STATUSES: Final = (RUN_COMPLETED, RUN_FAILED, RUN_UNFINISHED)
 
 PUT_OPERATION: Final = "put"
 DELETE_OPERATION: Final = "delete"
