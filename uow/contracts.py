@@ -407,6 +407,7 @@ class LastWrite:
 class SupportsRuns(Protocol):
     """A journal that records runs.
 
+    It also reserves (`SupportsReservations`), taking the run's id.
     `begin_run(run)` records a run that begins (its row is written with the run's first journal
     transaction: its reservations, or a flush); `end_run(run)` records how it ended (written with
     the run's last transaction). Its `reserve(entries, run_id=...)` stamps the reserved units with
@@ -417,6 +418,8 @@ class SupportsRuns(Protocol):
     def begin_run(self, run: RunFacts) -> None: ...
 
     def end_run(self, run: RunFacts) -> None: ...
+
+    def reserve(self, entries: Iterable[tuple[str | None, Any, str]], run_id: str | None = None) -> list[str]: ...
 
     def last_writes(self, keys: Iterable[str]) -> dict[str, LastWrite]: ...
 

@@ -137,7 +137,7 @@ class Persistence(Generic[S]):
     def reserve(self, entries: Iterable[tuple[str | None, Any, str]], run_id: str | None = None) -> list[str]:
         """The journal's reservations (`SupportsReservations`); a journal that records runs stamps them with `run_id`."""
         if run_id is not None and self.records_runs:
-            return cast(SupportsRuns, self.journal).reserve(entries, run_id=run_id)  # type: ignore[call-arg]
+            return cast(SupportsRuns, self.journal).reserve(entries, run_id=run_id)
         return cast(SupportsReservations, self.journal).reserve(entries)
 
     def release(self, unit_ids: Iterable[str]) -> None:

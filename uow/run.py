@@ -32,13 +32,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from uow.contracts import CheckpointStorage, SupportsRecord
-from uow.outcomes import RUN_COMPLETED, RUN_FAILED
+from uow.outcomes import RUN_COMPLETED, RUN_FAILED, TASK_COUNTS
 from uow.persistence import Persistence
 from uow.unit_of_work import UnitOfWork
 
 __all__ = ["RUN_COMPLETED", "RUN_FAILED", "TASK_COUNTS", "Binding", "RunPersistence"]
-
-TASK_COUNTS = ("completed", "restored", "failed", "adopted")  # the keys of `RunPersistence.counts`
 
 
 logger = logging.getLogger("uow")
@@ -125,7 +123,8 @@ class RunPersistence:
             except Exception as error:
                 logger.warning("workflow %s: the journal could not record intents ahead: %s", self.workflow_id, error)
                 continue
-            written.add(id(persistence.journal))
+            if unit_ids:  # (no entry: nothing written)
+                written.add(id(persistence.journal))
             self._reserved.update((task_id, unit_id) for (task_id, _), unit_id in zip(chosen, unit_ids))
             self._reservations.append((persistence, list(unit_ids)))
         for journal_binding in recording:

@@ -25,6 +25,7 @@ from dotflow.cli.output import (
 )
 from dotflow.cli.parser import JOURNAL_URL_VARIABLE
 from dotflow.cli.storages import build_storage, describe, options_from_description
+from uow.outcomes import TASK_COUNTS
 
 __all__ = ["fingerprints", "list_runs", "list_units", "show", "timeline", "upgrade", "verify"]
 
@@ -43,8 +44,7 @@ def list_runs(args: Any) -> int:
     emit(
         args,
         [_run_data(r) for r in runs],
-        columns=("run", "workflow", "mode", "status", "started (UTC)", "took", "completed", "restored", "failed",
-                 "adopted", "host:pid", "storage"),  # fmt: skip
+        columns=("run", "workflow", "mode", "status", "started (UTC)", "took", *TASK_COUNTS, "host:pid", "storage"),
         rows=rows,
         empty="no run recorded" + ("" if args.workflow_id is None else f" for workflow {args.workflow_id!r}"),
     )
@@ -398,7 +398,7 @@ def _run_data(run: Any) -> dict[str, Any]:
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
         "seconds": run.seconds,
-        "tasks": {"completed": run.completed, "restored": run.restored, "failed": run.failed, "adopted": run.adopted},
+        "tasks": dict(zip(TASK_COUNTS, (run.completed, run.restored, run.failed, run.adopted))),
         "host": run.host,
         "pid": run.pid,
         "storage": run.storage,

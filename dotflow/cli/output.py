@@ -45,8 +45,8 @@ class OutcomeColour(NamedTuple):
 # The one colour map: every view of a journal outcome (tables, the timeline, its HTML page, `start`).
 OUTCOME_COLOURS: dict[str, OutcomeColour] = {
     COMMITTED: OutcomeColour("green", "#2e9d4f", "█"),
-    FAILED: OutcomeColour("red", "#d33c3c", "X"),
     ROLLED_BACK: OutcomeColour("yellow", "#d9a400", "░"),
+    FAILED: OutcomeColour("red", "#d33c3c", "X"),
     CONFLICT: OutcomeColour("magenta", "#a347c2", "≠"),
     PREPARED: OutcomeColour("cyan", "#2aa1b3", "?"),
 }

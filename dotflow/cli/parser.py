@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _storage_options(parser: argparse.ArgumentParser, path_default: str | None = Settings.START_PATH) -> None:
+def _storage_options(parser: argparse.ArgumentParser, path_default: str | None = str(Settings.START_PATH)) -> None:
     parser.add_argument("-o", "--storage", choices=STORAGES)
     parser.add_argument("-p", "--path", default=path_default, help="folder of StorageFile (file, batch)")
     parser.add_argument("--bucket", help="bucket of StorageS3 / StorageGCS")

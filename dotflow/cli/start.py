@@ -25,7 +25,7 @@ from dotflow.cli.output import duration, emit, outcome_style, say, short, text
 from dotflow.cli.parser import JOURNAL_URL_VARIABLE
 from dotflow.cli.storages import build_storage
 from dotflow.core.types.status import TypeStatus
-from uow.outcomes import COMMITTED, FAILED
+from uow.outcomes import COMMITTED, FAILED, TASK_ADOPTED
 
 if TYPE_CHECKING:
     from dotflow.core.task import Task
@@ -163,7 +163,7 @@ def _run(args: Any, flow: Any) -> tuple[list[Any], Any, float]:
 def _report(args: Any, flow: Any, tasks: list[Any], manager: Any, seconds: float) -> int:
     data = [_task_data(task) for task in tasks]
     run_id = manager.persistence.run_id
-    counts = _counts(data)
+    counts = dict(manager.persistence.counts or {})
     if args.json:
         emit(args, {"workflow_id": str(flow.workflow_id), "run_id": run_id, "seconds": seconds, "tasks": data,
                     "summary": counts})  # fmt: skip
@@ -177,21 +177,11 @@ def _report(args: Any, flow: Any, tasks: list[Any], manager: Any, seconds: float
                        "yes" if d["restored"] else "", d["error"]) for d in data],  # fmt: skip
                 title=f"workflow {flow.workflow_id}",
             )
-        summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n or name != "adopted")
+        summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n or name != TASK_ADOPTED)
         say(f"workflow {flow.workflow_id}, run {short(run_id)}: {len(data)} task(s): {summary}, in {duration(seconds)}")
     return 1 if any(d["status"] == TypeStatus.FAILED for d in data) else 0
 
 
-def _counts(data: list[dict[str, Any]]) -> dict[str, int]:
-    counts = {"completed": 0, "restored": 0, "failed": 0, "adopted": 0}
-    for task in data:
-        if task["status"] == TypeStatus.FAILED:
-            counts["failed"] += 1
-        elif task["restored"]:
-            counts["restored"] += 1
-        else:
-            counts["completed"] += 1
-    return counts
 
 
 def _task_data(task: Task) -> dict[str, Any]:

@@ -58,16 +58,15 @@ def build_storage(args: Any, read_only: bool = False) -> Any:
 def options_from_description(described: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
     """The storage options of a run's recorded storage (what `build_storage` reads); a CommandError
     when the run's storage cannot be opened again from its description."""
-    kind = None if described is None else described.get("storage")
     where = f"run {run_id}"
-    if kind is None:
+    kind = None if described is None else described.get("storage")
+    if described is None or kind is None:
         raise CommandError(f"{where} recorded no storage: name it (--storage and its options)", 2)
     if kind == "default":
         raise CommandError(f"{where} kept its checkpoints in memory (StorageDefault): they are gone, nothing to verify", 2)
     if kind == "custom":
         raise CommandError(f"{where} used a storage of its own ({described.get('class')}): verify it from Python "
                            "with Journal.verify(storage)", 2)  # fmt: skip
-    assert described is not None
     if described.get("secret"):
         raise CommandError(f"{where} used a database whose URL holds a password: pass --storage sql --storage-url", 2)
     options: dict[str, Any] = {"storage": kind}

@@ -16,11 +16,12 @@ from html import escape
 from typing import Any
 
 from dotflow.cli.output import OUTCOME_COLOURS, duration, outcome_colour, short, text
+from uow.outcomes import CONFLICT, FAILED, PREPARED, ROLLED_BACK
 
 __all__ = ["BAR_WIDTH", "by_run", "render_html", "render_terminal"]
 
 BAR_WIDTH = 60
-_HATCH = {"failed": "hatch-failed", "rolled_back": "hatch-rolled", "conflict": "hatch-conflict", "prepared": "hatch-prepared"}
+_HATCH = {FAILED: "hatch-failed", ROLLED_BACK: "hatch-rolled", CONFLICT: "hatch-conflict", PREPARED: "hatch-prepared"}
 
 
 def by_run(units: Sequence[Any]) -> list[tuple[str | None, list[Any]]]:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from uuid import uuid4
 
 from uow import RunPersistence
+from uow.outcomes import TASK_ADOPTED, TASK_COMPLETED, TASK_COUNTS, TASK_FAILED, TASK_RESTORED
 
 from dotflow.abc.flow import Flow
 from dotflow.core.context import Context, canonical_workflow_id, workflow_uuid
@@ -86,16 +87,16 @@ def restore_task(task: Any, context: Context, previous: Context) -> None:
 def task_counts(tasks: list[Any], restored: dict[str, Any]) -> dict[str, int]:
     """A run's tasks by how they ended: completed (ran), restored (from a checkpoint), failed, and
     adopted (ran, but another run committed first: its checkpoint was taken)."""
-    counts = {"completed": 0, "restored": 0, "failed": 0, "adopted": 0}
+    counts = dict.fromkeys(TASK_COUNTS, 0)
     for task in tasks:
         if task._status == TypeStatus.FAILED:
-            counts["failed"] += 1
+            counts[TASK_FAILED] += 1
         elif task.task_id in restored:
-            counts["restored"] += 1
+            counts[TASK_RESTORED] += 1
         elif task.restored:
-            counts["adopted"] += 1
+            counts[TASK_ADOPTED] += 1
         elif task._status == TypeStatus.COMPLETED:
-            counts["completed"] += 1
+            counts[TASK_COMPLETED] += 1
     return counts
 
 
