@@ -16,6 +16,7 @@ from typing import Any, Callable
 from uuid import uuid4
 
 from uow import RunPersistence
+from uow.outcomes import TASK_ADOPTED, TASK_COMPLETED, TASK_COUNTS, TASK_FAILED, TASK_RESTORED
 
 from dotflow.abc.flow import Flow
 from dotflow.core.context import Context, canonical_workflow_id, workflow_uuid
@@ -24,6 +25,7 @@ from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
 from dotflow.values.fingerprint import input_fingerprint
 from dotflow.run.processes import run_in_processes
 from dotflow.run.resume import NOT_READ, RunPlan, plan_restore
+from dotflow.run.storage_description import describe_storage
 from dotflow.core.task import basic_callback
 from dotflow.core.types import VALID_POLICIES, TypeInputChange, TypeStatus, WorkflowStatus
 
@@ -80,6 +82,22 @@ def restore_task(task: Any, context: Context, previous: Context) -> None:
     task.current_context = context
     task.restored = True
     task.status = TypeStatus.COMPLETED
+
+
+def task_counts(tasks: list[Any], restored: dict[str, Any]) -> dict[str, int]:
+    """A run's tasks by how they ended: completed (ran), restored (from a checkpoint), failed, and
+    adopted (ran, but another run committed first: its checkpoint was taken)."""
+    counts = dict.fromkeys(TASK_COUNTS, 0)
+    for task in tasks:
+        if task._status == TypeStatus.FAILED:
+            counts[TASK_FAILED] += 1
+        elif task.task_id in restored:
+            counts[TASK_RESTORED] += 1
+        elif task.restored:
+            counts[TASK_ADOPTED] += 1
+        elif task._status == TypeStatus.COMPLETED:
+            counts[TASK_COMPLETED] += 1
+    return counts
 
 
 class Sequential(Flow):
@@ -179,6 +197,7 @@ class Manager:
         on_input_change: str = "reuse",
         fingerprint: Any = None,
         config: Any = None,
+        verify_resume: bool = True,
     ) -> None:
         # None means a random id; anything else must be a valid id ("" and 0 are refused), canonical.
         self.workflow_id = uuid4() if workflow_id is None else canonical_workflow_id(workflow_id)
@@ -202,13 +221,16 @@ class Manager:
         self.fingerprint = input_fingerprint(tasks, fingerprint, required=needed)
         groups = grouper(tasks)
         # Everything this run persists goes through `persistence`: bindings, reservations, the end.
-        self.persistence = run = RunPersistence(str(self.workflow_id))
+        self.persistence = run = RunPersistence(
+            str(self.workflow_id), mode=mode, storage=None if config is None else describe_storage(config.storage)
+        )
         if config is not None:
             run.persistence(config.storage, config.journal)
         plan = RunPlan(self.fingerprint, run=run)
         if resume and tasks:
             sequences = [[task] for task in tasks] if mode == "parallel" else self._sequences(mode, tasks, groups)
-            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run)
+            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run, verify=verify_resume)
+        self.plan = plan  # (its `restored`: the counts of the run's end)
         restored = plan.restored
         run.begin(
             (run.persistence(each.storage, each.journal), ((t.task_id, t) for t in group if t.task_id not in restored))
@@ -240,7 +262,7 @@ class Manager:
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
         # Buffered checkpoints durable, then the journals' outcomes: before the workflow's callbacks.
-        self.persistence.end(failed=failed)
+        self.persistence.end(failed=failed, counts=task_counts(self.tasks, self.plan.restored))
         if config is not None:
             config.tracer.end_workflow(workflow_id=self.workflow_id, duration=duration, failed=failed)
             if failed:
