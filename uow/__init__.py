@@ -12,12 +12,15 @@ from __future__ import annotations
 from uow.contracts import (
     CheckpointStorage,
     JournalCapabilities,
+    LeaseTransaction,
     StorageCapabilities,
     StorageTransaction,
     SupportsChecksums,
     SupportsClose,
     SupportsFlush,
     SupportsInputFingerprints,
+    SupportsLeases,
+    SupportsLeaseTransaction,
     SupportsListKeys,
     SupportsPostMany,
     SupportsPrepare,
@@ -31,11 +34,13 @@ from uow.errors import (
     ConflictError,
     HookError,
     JournalError,
+    LeaseLostError,
     NestingError,
     UnitClosedError,
     UnitOfWorkError,
 )
 from uow.journal import Journal
+from uow.leases import LEASE_SUFFIX, Lease
 from uow.journal_migrate import SchemaError
 from uow.outcomes import FINAL_OUTCOMES, JOURNAL_OUTCOMES, PREPARED
 from uow.persistence import Persistence
@@ -88,6 +93,10 @@ __all__ = [
     "Journal",
     "JournalCapabilities",
     "JournalError",
+    "LEASE_SUFFIX",
+    "Lease",
+    "LeaseLostError",
+    "LeaseTransaction",
     "NestingError",
     "Persistence",
     "Put",
@@ -104,6 +113,8 @@ __all__ = [
     "SupportsDurableNotice",
     "SupportsFlush",
     "SupportsInputFingerprints",
+    "SupportsLeaseTransaction",
+    "SupportsLeases",
     "SupportsListKeys",
     "SupportsPostMany",
     "SupportsPrepare",

@@ -29,6 +29,11 @@ May:
 `SupportsFlush`             ``flush()``: make every write posted so far durable (a write buffer)
 `SupportsListKeys`          ``list_keys(prefix)``: what an audit compares with the journal
 `SupportsClose`             ``close()``
+`SupportsLeases`            ``create_lease`` / ``read_lease`` / ``replace_lease`` / ``delete_lease``:
+                            a lease record next to a checkpoint, written with the storage's own
+                            conditional writes, timed by the storage's clock (see `uow.leases`)
+`SupportsLeaseTransaction`  ``lease_transaction()``: a transaction that can also check and release
+                            a lease, so a worker whose lease changed hands cannot commit at all
 ==========================  =====================================================================
 
 Journal
@@ -64,6 +69,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol, runtime_checkable
 
+from uow.leases import Lease
 from uow.outcomes import ACTIVE, COMMITTED, COMMITTING, CONFLICT, FAILED, ROLLED_BACK
 
 __all__ = [
@@ -77,6 +83,8 @@ __all__ = [
     "JournalCapabilities",
     "LastWrite",
     "RunFacts",
+    "Lease",
+    "LeaseTransaction",
     "StorageCapabilities",
     "StorageTransaction",
     "StoredCheckpoint",
@@ -88,6 +96,8 @@ __all__ = [
     "SupportsDurableNotice",
     "SupportsFlush",
     "SupportsInputFingerprints",
+    "SupportsLeaseTransaction",
+    "SupportsLeases",
     "SupportsListKeys",
     "SupportsPostMany",
     "SupportsPrepare",
@@ -248,6 +258,48 @@ class SupportsListKeys(Protocol):
 @runtime_checkable
 class SupportsClose(Protocol):
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsLeases(Protocol):
+    """Leases next to checkpoints (see `uow.leases`); `key` is the key of the checkpoint guarded.
+
+    Each write is one conditional write of the storage, atomic against every other writer of the
+    lease, from any thread, process or machine that shares the storage. Times are seconds on the
+    storage's clock; `ttl` is a positive number of seconds.
+    """
+
+    def create_lease(self, key: str, *, owner: str, ttl: float) -> Lease | None:
+        """Create the lease (epoch 1) only if there is none, expired or not; None if there is one."""
+        ...
+
+    def read_lease(self, key: str) -> Lease | None:
+        """The lease, with the storage's clock now (None: there is none)."""
+        ...
+
+    def replace_lease(self, key: str, *, version: str, owner: str, epoch: int, ttl: float) -> Lease | None:
+        """Replace the lease only if it is at `version` (renewal or takeover); None if it is not."""
+        ...
+
+    def delete_lease(self, key: str, *, version: str) -> bool:
+        """Delete the lease only if it is at `version`."""
+        ...
+
+
+class LeaseTransaction(StorageTransaction, Protocol):
+    """A storage transaction that can also check and release a lease, in the same transaction."""
+
+    def holds_lease(self, key: str, *, owner: str, epoch: int) -> bool: ...
+
+    def release_lease(self, key: str, *, owner: str, epoch: int) -> bool: ...
+
+
+@runtime_checkable
+class SupportsLeaseTransaction(Protocol):
+    """A storage whose commit can be conditional on a lease: ``lease_transaction()`` yields a
+    `LeaseTransaction`, committed when the block ends normally, rolled back on an exception."""
+
+    def lease_transaction(self) -> AbstractContextManager[LeaseTransaction]: ...
 
 
 # -- journal ------------------------------------------------------------------------------------
@@ -440,6 +492,8 @@ class StorageCapabilities:
     flush: bool
     list_keys: bool
     close: bool
+    leases: bool
+    lease_transaction: bool
 
     @classmethod
     def of(cls, storage: object) -> StorageCapabilities:
@@ -456,6 +510,8 @@ class StorageCapabilities:
                 flush=isinstance(storage, SupportsFlush),
                 list_keys=isinstance(storage, SupportsListKeys),
                 close=isinstance(storage, SupportsClose),
+                leases=isinstance(storage, SupportsLeases),
+                lease_transaction=isinstance(storage, SupportsLeaseTransaction),
             )
             _STORAGE_CAPABILITIES[kind] = found
         return found

@@ -7,6 +7,7 @@
     ├── HookError              an on_commit / on_rollback hook failed after a successful outcome
     ├── JournalError           the journal's database could not be reached, read or written
     └── ConflictError          a key the unit read was changed by someone else before the commit
+        └── LeaseLostError     the lease the commit was conditional on changed hands: nothing written
 
 Errors from the storage, the hooks or the journal are never swallowed: they are attached as
 `__cause__` of the error raised here, or (when another error is already propagating) logged on the
@@ -22,6 +23,7 @@ __all__ = [
     "ConflictError",
     "HookError",
     "JournalError",
+    "LeaseLostError",
     "NestingError",
     "UnitClosedError",
     "UnitOfWorkError",
@@ -119,3 +121,18 @@ class ConflictError(UnitOfWorkError):
         self.written = list(written)
         self.restored = restored
         self.unrestored = list(unrestored)
+
+
+class LeaseLostError(ConflictError):
+    """The commit was conditional on holding a lease (`UnitOfWork.guard_lease`), and the lease is no
+    longer this worker's (it expired and another worker took it over, or it is gone). Checked in
+    the storage's transaction, so nothing of the unit was written."""
+
+    def __init__(self, key: str, owner: str, epoch: int) -> None:
+        super().__init__(key, None)
+        self.args = (
+            f"commit refused: the lease on {key!r} is no longer held by {owner!r} (epoch {epoch}); "
+            "another worker took it over, nothing was written",
+        )
+        self.owner = owner
+        self.epoch = epoch

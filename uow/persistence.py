@@ -20,6 +20,8 @@ from uow.contracts import (
     RunFacts,
     StorageCapabilities,
     StorageTransaction,
+    Lease,
+    LeaseTransaction,
     StoredCheckpoint,
     SupportsClose,
     SupportsConditionalWrite,
@@ -28,6 +30,8 @@ from uow.contracts import (
     SupportsDurableNotice,
     SupportsFlush,
     SupportsInputFingerprints,
+    SupportsLeases,
+    SupportsLeaseTransaction,
     SupportsPrepare,
     SupportsReadCheckpoint,
     SupportsRecord,
@@ -111,6 +115,28 @@ class Persistence(Generic[S]):
 
     def transaction(self) -> AbstractContextManager[StorageTransaction]:
         return cast(SupportsTransaction, self.storage).transaction()
+
+    # -- leases (see `uow.leases`) ---------------------------------------------------------------
+
+    def _leases(self) -> SupportsLeases:
+        if not self.storage_can.leases:
+            raise TypeError(f"{type(self.storage).__name__} has no leases (SupportsLeases): it cannot hold claims")
+        return cast(SupportsLeases, self.storage)
+
+    def create_lease(self, key: str, *, owner: str, ttl: float) -> Lease | None:
+        return self._leases().create_lease(key=key, owner=owner, ttl=ttl)
+
+    def read_lease(self, key: str) -> Lease | None:
+        return self._leases().read_lease(key=key)
+
+    def replace_lease(self, key: str, *, version: str, owner: str, epoch: int, ttl: float) -> Lease | None:
+        return self._leases().replace_lease(key=key, version=version, owner=owner, epoch=epoch, ttl=ttl)
+
+    def delete_lease(self, key: str, *, version: str) -> bool:
+        return self._leases().delete_lease(key=key, version=version)
+
+    def lease_transaction(self) -> AbstractContextManager[LeaseTransaction]:
+        return cast(SupportsLeaseTransaction, self.storage).lease_transaction()
 
     def flush(self) -> None:
         """Make the storage's buffered writes durable (nothing to do for a storage that does not buffer)."""

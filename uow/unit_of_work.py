@@ -45,6 +45,15 @@ such a key is conditional on that version; if the key changed meanwhile the comm
 never read are written unconditionally. A multi-key commit compares its before-images with the
 versions seen first, so a conflict found there writes nothing at all.
 
+Leases
+------
+`guard_lease(key, owner=, epoch=, release=)` makes the commit conditional on a lease (see
+`uow.leases`) still being held by `owner` in `epoch`: on a storage with `lease_transaction()` the
+lease is checked (and, with `release`, deleted) inside the commit's transaction, even for one key;
+if it changed hands the commit raises `LeaseLostError` (a `ConflictError`) and writes nothing. On
+any other storage `guard_lease` returns False and checks nothing (the caller releases the lease
+itself; the commit's own versions still protect what another worker committed).
+
 Nesting, hooks and journal
 --------------------------
 `begin_nested()` opens a savepoint: its commit merges its changes and hooks into the parent (no
@@ -87,6 +96,7 @@ from uow.contracts import (
     CONFLICT,
     FAILED,
     ROLLED_BACK,
+    LeaseTransaction,
     StoredCheckpoint,
     SupportsConditionalWrite,
     SupportsDeferredRecord,
@@ -97,7 +107,15 @@ from uow.contracts import (
     SupportsStorage,
     VersionedCheckpoint,
 )
-from uow.errors import CommitError, ConflictError, HookError, JournalError, NestingError, UnitClosedError
+from uow.errors import (
+    CommitError,
+    ConflictError,
+    HookError,
+    JournalError,
+    LeaseLostError,
+    NestingError,
+    UnitClosedError,
+)
 from uow.persistence import Persistence, record_outcome
 
 __all__ = [
@@ -131,6 +149,22 @@ Hook = Callable[[], object]
 
 _NO_HOOKS: Final[list[Hook]] = []  # returned by _settle, never changed
 _UNSEEN: Final = object()  # marks a key whose version the unit never saw
+
+
+class _LeaseGuard(NamedTuple):
+    """The lease a commit is conditional on (`UnitOfWork.guard_lease`)."""
+
+    key: str
+    owner: str
+    epoch: int
+    release: bool
+
+    def holds(self, transaction: Any) -> bool:
+        """Check (and with `release`, delete) the lease inside `transaction`, a `LeaseTransaction`."""
+        lease: LeaseTransaction = transaction
+        if self.release:
+            return lease.release_lease(self.key, owner=self.owner, epoch=self.epoch)
+        return lease.holds_lease(self.key, owner=self.owner, epoch=self.epoch)
 
 
 class Put(NamedTuple):
@@ -200,6 +234,7 @@ class UnitOfWork:
         self._started_at = time.time()
         self._finished_at: float | None = None
         self._error: BaseException | None = None
+        self._guard: _LeaseGuard | None = None  # the lease the commit is conditional on (`guard_lease`)
 
     def __repr__(self) -> str:
         return f"<UnitOfWork {self._state}, {len(self._changes)} change(s)>"
@@ -313,6 +348,16 @@ class UnitOfWork:
         self._check_open("expect a version")
         if self._capabilities.versions:
             self._root()._versions_seen()[key] = version
+
+    def guard_lease(self, key: str, *, owner: str, epoch: int, release: bool = False) -> bool:
+        """Make the commit conditional on `key`'s lease being `owner`'s in `epoch` (see the module
+        docstring); with `release`, the commit also deletes it. False on a storage that cannot
+        check a lease inside its transaction (nothing is then checked)."""
+        self._check_open("guard a lease")
+        if not self._capabilities.lease_transaction:
+            return False
+        self._root()._guard = _LeaseGuard(key, owner, epoch, release)
+        return True
 
     # -- hooks and nesting ---------------------------------------------------------------------
 
@@ -452,10 +497,11 @@ class UnitOfWork:
         persistence = self._persistence
         journal = self._journal is not None
         shared = persistence.shared
-        if persistence.storage_can.transaction and (shared or len(changes) > 1):
+        guard = self._guard
+        if guard is not None or (persistence.storage_can.transaction and (shared or len(changes) > 1)):
             if journal and not shared:
                 self._prepare()
-            self._write_in_transaction(changes, shared)
+            self._write_in_transaction(changes, shared, guard)
             return
         if journal:
             self._prepare()
@@ -494,12 +540,18 @@ class UnitOfWork:
         except Exception as error:
             raise CommitError(next(iter(self._changes)), reason="journalling the intent to write") from error
 
-    def _write_in_transaction(self, changes: list[tuple[str, Change]], shared: bool) -> None:
-        """All changes in one storage transaction (and the journal entry too when `shared`): all or nothing."""
+    def _write_in_transaction(self, changes: list[tuple[str, Change]], shared: bool, guard: _LeaseGuard | None) -> None:
+        """All changes in one storage transaction (and the journal entry too when `shared`, the
+        lease check when `guard`): all or nothing."""
         key = changes[0][0]
         persistence = self._persistence
         try:
-            with persistence.transaction() as transaction:
+            opened = persistence.transaction() if guard is None else persistence.lease_transaction()
+            with opened as transaction:
+                if guard is not None:
+                    key = guard.key
+                    if not guard.holds(transaction):
+                        raise LeaseLostError(guard.key, guard.owner, guard.epoch)
                 for key, change in changes:
                     expected = self._version_seen(key)
                     if not self._write_one(key, change, expected, target=transaction):

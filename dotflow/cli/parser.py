@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workflow-id", action=_Once, help="a fixed workflow id (name or UUID), so a later run can resume")
     _journal_option(run, "record every unit of work in this journal")
     run.add_argument("-q", "--quiet", action="store_true", help="print the summary line only (and errors)")
+    run.add_argument("--claim", choices=("task", "workflow"),
+                     help="take a lease on each task (or the workflow) first, so that workers resuming one "
+                          "workflow run each step once (needs --resume)")  # fmt: skip
+    run.add_argument("--claim-ttl", type=float, metavar="SECONDS", help="seconds a claim lives unless renewed (default 30)")
     _json_option(run)
     run.set_defaults(run=start.run)
 

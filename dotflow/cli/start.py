@@ -40,6 +40,7 @@ def run(args: Any) -> int:
     from dotflow import Config, DotFlow
     from uow import Persistence
 
+    claim = _claim(args)  # bad claim options are refused before anything is built
     if args.workflow:
         given = [flag for name, flag in STEP_ONLY.items() if getattr(args, name) is not None]
         if given:
@@ -52,7 +53,7 @@ def run(args: Any) -> int:
         if not isinstance(flow, DotFlow):
             raise CommandError(f"--workflow {args.workflow!r} did not return a DotFlow", 2)
         _apply_to_factory(args, flow)
-        return _report(args, flow, *_run(args, flow))
+        return _report(args, flow, *_run(args, flow, claim))
     step = load(args.step, "--step")
     callback = load(args.callback, "--callback") if args.callback else None
     storage = build_storage(args)
@@ -63,7 +64,7 @@ def run(args: Any) -> int:
         if callback is not None:
             add["callback"] = callback
         flow.task.add(**add)
-        return _report(args, flow, *_run(args, flow))
+        return _report(args, flow, *_run(args, flow, claim))
     finally:
         Persistence(config.storage, config.journal).close()  # the storage first, then its journal
 
@@ -144,7 +145,7 @@ def _apply_to_factory(args: Any, flow: Any) -> None:
         flow.workflow_id = canonical_workflow_id(args.workflow_id)
 
 
-def _run(args: Any, flow: Any) -> tuple[list[Any], Any, float]:
+def _run(args: Any, flow: Any, claim: Any) -> tuple[list[Any], Any, float]:
     from dotflow.storage.memory import StorageDefault
 
     if args.resume and type(flow._config.storage) is StorageDefault:
@@ -154,10 +155,27 @@ def _run(args: Any, flow: Any) -> tuple[list[Any], Any, float]:
             file=sys.stderr,
         )
     began = time.perf_counter()
-    manager = flow.start(mode=args.mode, resume=args.resume, verify_resume=args.verify_resume)
+    options = {} if claim is None else {"claim": claim}
+    manager = flow.start(mode=args.mode, resume=args.resume, verify_resume=args.verify_resume, **options)
     if manager.thread is not None:  # background: the command still waits for the run to end
         manager.thread.join()
     return list(flow.result_task()), manager, time.perf_counter() - began
+
+
+def _claim(args: Any) -> Any:
+    """The run's `Claim` (--claim, --claim-ttl), or None."""
+    if args.claim is None:
+        if args.claim_ttl is not None:
+            raise CommandError("--claim-ttl needs --claim task or --claim workflow", 2)
+        return None
+    if not args.resume:
+        raise CommandError("--claim needs --resume: claims let workers resume one workflow, each step once", 2)
+    from dotflow import Claim
+
+    try:
+        return Claim(scope=args.claim, ttl=30.0 if args.claim_ttl is None else args.claim_ttl)
+    except ValueError as error:
+        raise CommandError(str(error).replace("Claim(ttl=...)", "--claim-ttl"), 2) from None
 
 
 def _report(args: Any, flow: Any, tasks: list[Any], manager: Any, seconds: float) -> int:

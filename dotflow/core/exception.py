@@ -24,6 +24,7 @@ they have always been, so existing `except TimeoutError` / `except TypeError` co
     ├── StepTimeoutError            an attempt ran past the step's timeout (also a TimeoutError)
     ├── StorageError                a storage service failed a request or cannot be used (names bucket, key)
     ├── WorkerError                 a child process died or could not send its result back
+    ├── ClaimHeldError              another worker holds the claim (lease) on a task or workflow
     ├── codec.UnencodableValueError a value the checkpoint encoding cannot store (also a TypeError)
     └── codec.DecodeError           stored text that is not a valid checkpoint encoding (also a ValueError)
 """
@@ -36,6 +37,7 @@ from typing import Any
 __all__ = [
     "CheckpointMismatchError",
     "CheckpointNotSaved",
+    "ClaimHeldError",
     "CorruptCheckpointError",
     "DamagedSegmentError",
     "DotFlowError",
@@ -237,6 +239,28 @@ class StorageError(DotFlowError):
 
 class WorkerError(DotFlowError):
     """A task's child process ended without reporting, or its result could not be sent back."""
+
+
+class ClaimHeldError(DotFlowError):
+    """Another worker holds the claim on a task or a workflow (`Claim(on_held="raise")`, or a wait
+    that ran out of `wait_timeout`). `owner`, `epoch`, `expires_in` (seconds left on the storage's
+    clock when last read) and `key` (the checkpoint the lease guards) say whose and until when."""
+
+    def __init__(self, what: str, key: str, owner: str, epoch: int, expires_in: float, waited: float | None = None) -> None:
+        self.what = what
+        self.key = key
+        self.owner = owner
+        self.epoch = epoch
+        self.expires_in = expires_in
+        self.waited = waited
+        after = "" if waited is None else f" after waiting {waited:.1f} s"
+        super().__init__(
+            f"{what} is claimed by worker {owner!r} (lease on {key!r}, epoch {epoch}), "
+            f"which expires in {expires_in:.1f} s unless renewed{after}"
+        )
+
+    def __reduce__(self) -> Any:  # picklable: a child process sends it to the parent
+        return type(self), (self.what, self.key, self.owner, self.epoch, self.expires_in, self.waited)
 
 
 class TaskError:

@@ -8,6 +8,13 @@ On resume, the commit is conditional on the checkpoint version the run saw befor
 (`expected_version`; None = absent). If another run committed the task meanwhile, the commit
 conflicts and this run adopts the stored checkpoint as the task's result (COMPLETED, `restored`,
 with a warning), so two runs racing on one workflow leave one consistent chain of checkpoints.
+
+With claims (`dotflow.run.claims`, scope "task"), the task's lease is taken first; then the
+checkpoint is read again (another worker may have committed it since the run looked): if it is
+there it is adopted and the step does not run. The commit is conditional on that read, and, on a
+storage whose transactions can check a lease (SQL, memory), on still holding the lease, which the
+same transaction releases. A worker whose lease changed hands before its commit waits for the new
+holder, then adopts its checkpoint (or, if it committed none, commits its own under a new lease).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
-from uow import CommitError, ConflictError, HookError, JournalError, RunPersistence, UnitOfWork
+from uow import COMMITTED, CommitError, ConflictError, HookError, JournalError, LeaseLostError, RunPersistence, UnitOfWork
 
 from dotflow.core.action import call_step, is_action, takes_instance
 from dotflow.core.context import Context
@@ -29,8 +36,9 @@ from dotflow.core.types import TypeStatus
 
 if TYPE_CHECKING:
     from dotflow.core.task import Task
+    from dotflow.run.claims import Claims, Holding
 
-__all__ = ["TaskEngine", "COMMIT_ATTEMPTS", "COMMIT_RETRY_DELAY"]
+__all__ = ["TaskEngine", "COMMIT_ATTEMPTS", "COMMIT_RETRY_DELAY", "restore_task"]
 
 COMMIT_ATTEMPTS = 3  # tries of one checkpoint commit before the task fails
 COMMIT_RETRY_DELAY = 0.2  # seconds before the 2nd try; doubles after each
@@ -60,6 +68,7 @@ class TaskEngine:
         expected_version: Any = NOT_READ,
         workflow_text: str | None = None,
         run: RunPersistence | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.task = task
         self.config = task.config
@@ -76,6 +85,10 @@ class TaskEngine:
         # Persistence goes through the run (a workflow passes its own; a task run alone gets one).
         self._run = run if run is not None else RunPersistence(workflow_text)
         self.persistence = self._run.persistence(self.config.storage, self.config.journal)
+        self._claims = claims
+        self._held: Holding | None = None  # the task's lease while it runs (scope "task")
+        self._guarded = False  # the commit checks the lease in its transaction
+        self.skipped = False  # another worker held the task's claim, and on_held was "skip"
 
     def start(self) -> _TaskRun:
         """`with engine.start():` marks the task IN_PROGRESS, then COMPLETED, or FAILED with the
@@ -88,6 +101,13 @@ class TaskEngine:
         An `Exception` ends the task FAILED and does not propagate; anything else (KeyboardInterrupt)
         still records when the task finished, then propagates.
         """
+        claims = self._claims
+        if claims is not None and claims.workflow is None:
+            self._run_claimed(claims)
+            return
+        self._run_task()
+
+    def _run_task(self) -> None:
         self._begin()
         try:
             self.execute_with_retry()
@@ -96,6 +116,39 @@ class TaskEngine:
                 raise
             return
         self._end(None)
+
+    def _run_claimed(self, claims: Claims) -> None:
+        """The task under its own claim (see the module docstring)."""
+        task = self.task
+        persistence = self.persistence
+        held: Holding | None = None
+        try:
+            key = persistence.storage.key(task=task)
+            held = claims.acquire(persistence, key, what=self._what())
+            if held is None:
+                self.skipped = True  # another worker runs it: not started here
+                return
+            stored = persistence.read_checkpoint(key)  # someone may have committed it since the run looked
+        except Exception as error:  # ClaimHeldError, or the storage failed: the task fails, nothing ran
+            if held is not None:
+                held.release()
+            self._begin()
+            self._end(error)
+            return
+        self._held = held
+        try:
+            if stored is not None:
+                previous = self.previous_context if self.previous_context is not None else Context()
+                restore_task(task, stored.context, previous)
+                return
+            if persistence.storage_can.versions:
+                self.expected_version = None  # absent when read under the lease
+            self._run_task()
+        finally:
+            self._held.release()  # (after a lost lease, the one taken again)
+
+    def _what(self) -> str:
+        return f"task {self.task.task_id!r} of workflow {self._workflow_text!r}"
 
     def execute(self) -> Context:
         """One attempt, no retry."""
@@ -148,6 +201,8 @@ class TaskEngine:
             else:
                 with trace(task=task, key=key, storage=self.persistence.storage, context=context):
                     self._commit(unit, key, number, context)
+        except LeaseLostError as lost:
+            return self._after_lost_lease(key, number, context, lost)
         except ConflictError as conflict:
             return self._adopt(key, conflict)
         except CheckpointNotSaved:
@@ -157,14 +212,60 @@ class TaskEngine:
 
     def _commit(self, unit: UnitOfWork, key: str, number: int, context: Context) -> None:
         try:
-            unit.commit()
+            self._commit_unit(unit)
         except (CommitError, JournalError, HookError) as error:
             self._after_failed_commit(key, number, context, error)
+
+    def _commit_unit(self, unit: UnitOfWork) -> None:
+        held = self._held
+        if held is None or not self._guarded:
+            unit.commit()
+            return
+        try:
+            with held.lock:  # no renewal while the commit checks and releases the lease
+                unit.commit()
+        finally:
+            if unit.state == COMMITTED:
+                held.forget()  # the commit's transaction released it
 
     def _stage(self, unit: UnitOfWork, key: str, context: Context) -> None:
         unit.put(key, context, fingerprint=self.fingerprint)
         if self.expected_version is not NOT_READ:
             unit.expect_version(key, self.expected_version)
+        claims = self._claims
+        if claims is not None:
+            held = self._held if self._held is not None else claims.workflow
+            if held is not None:  # on SQL and memory: checked (a task's released) in the commit's transaction
+                self._guarded = unit.guard_lease(held.key, owner=held.owner, epoch=held.epoch, release=held is self._held)
+
+    def _after_lost_lease(self, key: str, number: int, context: Context, lost: LeaseLostError) -> Context:
+        """The lease changed hands before the commit, which wrote nothing: wait for the new holder,
+        then adopt its checkpoint, or commit this one under a lease taken again."""
+        task = self.task
+        held, claims = self._held, self._claims
+        if held is None or claims is None:  # the workflow's lease: whoever holds it now runs the rest
+            return self._adopt(key, lost)
+        held.forget()
+        logger.warning("task %s: its claim on %r was taken over before its commit; waiting for the new holder",
+                       task.task_id, key)  # fmt: skip
+        while True:
+            try:
+                self._held = held = cast("Holding", claims.acquire(self.persistence, key, what=self._what(), on_held="wait"))
+                stored = self.persistence.read_checkpoint(key)
+            except Exception as error:  # never a reason to run the step again
+                task.current_context = None
+                raise CheckpointNotSaved(task.task_id, key, error) from error
+            if stored is not None:
+                return self._adopt(key, lost)
+            self.expected_version = None
+            unit = self._unit(number)
+            self._stage(unit, key, context)
+            try:
+                self._commit(unit, key, number, context)
+            except LeaseLostError:
+                held.forget()
+                continue
+            return context
 
     def _adopt(self, key: str, conflict: ConflictError) -> Context:
         """Another run committed this task first: take its checkpoint as this task's result."""
@@ -210,7 +311,7 @@ class TaskEngine:
             unit = self._unit(attempt)  # the failed unit is closed; stage the same checkpoint afresh
             self._stage(unit, key, context)
             try:
-                unit.commit()
+                self._commit_unit(unit)
                 return
             except (CommitError, JournalError, HookError) as again:
                 error = again
@@ -338,6 +439,14 @@ class _TaskRun:
 
     def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
         return self.engine._end(error)
+
+
+def restore_task(task: Any, context: Context, previous: Context) -> None:
+    """Mark a task done from its checkpoint: no step, no callback, no storage write."""
+    task.previous_context = previous
+    task.current_context = context
+    task.restored = True
+    task.status = TypeStatus.COMPLETED
 
 
 def action_methods(cls: type) -> list[tuple[str, Any]]:

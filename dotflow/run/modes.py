@@ -20,7 +20,8 @@ from uow.outcomes import TASK_ADOPTED, TASK_COMPLETED, TASK_COUNTS, TASK_FAILED,
 
 from dotflow.abc.flow import Flow
 from dotflow.core.context import Context, canonical_workflow_id, workflow_uuid
-from dotflow.run.engine import TaskEngine
+from dotflow.run.claims import Claim, Claims, workflow_claim_key
+from dotflow.run.engine import TaskEngine, restore_task
 from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
 from dotflow.values.fingerprint import input_fingerprint
 from dotflow.run.processes import run_in_processes
@@ -29,10 +30,21 @@ from dotflow.run.storage_description import describe_storage
 from dotflow.core.task import basic_callback
 from dotflow.core.types import VALID_POLICIES, TypeInputChange, TypeStatus, WorkflowStatus
 
-__all__ = ["Background", "Manager", "Parallel", "Sequential", "SequentialGroup", "grouper"]
+__all__ = ["Background", "Manager", "Parallel", "Sequential", "SequentialGroup", "grouper", "restore_task"]
 
 MODES = ("sequential", "sequential_group", "background", "parallel")
 logger = logging.getLogger("dotflow")
+
+
+def _claims(claim: Any, resume: bool) -> Claims:
+    if not isinstance(claim, Claim):
+        raise TypeError(f"claim must be a dotflow.Claim, not {type(claim).__name__}")
+    if not resume:
+        raise ValueError(
+            "claim= needs resume=True: a claim lets several workers resume one workflow so that each step "
+            "runs once, and a run without resume runs (and replaces) every step whatever is stored"
+        )
+    return Claims(claim)
 
 
 def grouper(tasks: list[Any]) -> dict[str, list[Any]]:
@@ -58,7 +70,7 @@ def run_sequence(
         if restored and task.task_id in restored:
             restore_task(task, restored[task.task_id], previous)
         else:
-            TaskEngine(
+            engine = TaskEngine(
                 task=task,
                 workflow_id=workflow_id,
                 previous_context=previous,
@@ -66,7 +78,11 @@ def run_sequence(
                 expected_version=versions.get(task.task_id, NOT_READ) if versions else NOT_READ,
                 workflow_text=workflow_text,
                 run=run,
-            ).run()
+                claims=plan.claims,
+            )
+            engine.run()
+            if engine.skipped:  # another worker holds its claim: what follows needs its result
+                break
             callback = task.callback
             if callback is not basic_callback:  # the default does nothing
                 callback(task=task)
@@ -74,14 +90,6 @@ def run_sequence(
         previous = task.current_context
         if task._status == TypeStatus.FAILED and not ignore:
             break
-
-
-def restore_task(task: Any, context: Context, previous: Context) -> None:
-    """Mark a task done from its checkpoint: no step, no callback, no storage write."""
-    task.previous_context = previous
-    task.current_context = context
-    task.restored = True
-    task.status = TypeStatus.COMPLETED
 
 
 def task_counts(tasks: list[Any], restored: dict[str, Any]) -> dict[str, int]:
@@ -198,6 +206,7 @@ class Manager:
         fingerprint: Any = None,
         config: Any = None,
         verify_resume: bool = True,
+        claim: Claim | None = None,
     ) -> None:
         # None means a random id; anything else must be a valid id ("" and 0 are refused), canonical.
         self.workflow_id = uuid4() if workflow_id is None else canonical_workflow_id(workflow_id)
@@ -210,7 +219,10 @@ class Manager:
         if mode not in MODES:
             raise ExecutionModeNotExist()
         self.config = config
+        self.verify_resume = verify_resume
         self.thread: threading.Thread | None = None  # the worker of a background run
+        self.skipped = False  # claim scope "workflow", on_held "skip": another worker runs it; nothing ran
+        self.claims = None if claim is None else _claims(claim, resume)
         by_config: dict[int, tuple[Any, list[Any]]] = {}  # the tasks of each Config, for the run's bindings
         for task in tasks:
             task.workflow_id = self.workflow_id  # before any key is computed: resume looks keys up
@@ -226,11 +238,24 @@ class Manager:
         )
         if config is not None:
             run.persistence(config.storage, config.journal)
+        if self.claims is not None and not self._claim_workflow([each for each, _ in by_config.values()] or [config]):
+            self.tasks: list[Any] = []
+            return
+        try:
+            self._start(tasks, mode, keep_going, resume, on_input_change, groups, by_config)
+        except BaseException:
+            self._release_claim()
+            raise
+
+    def _start(self, tasks: list[Any], mode: str, keep_going: bool, resume: bool, on_input_change: str,
+               groups: dict[str, list[Any]], by_config: dict[int, tuple[Any, list[Any]]]) -> None:  # fmt: skip
+        config, run = self.config, self.persistence
         plan = RunPlan(self.fingerprint, run=run)
         if resume and tasks:
             sequences = [[task] for task in tasks] if mode == "parallel" else self._sequences(mode, tasks, groups)
-            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run, verify=verify_resume)
+            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run, verify=self.verify_resume)
         self.plan = plan  # (its `restored`: the counts of the run's end)
+        plan.claims = self.claims
         restored = plan.restored
         run.begin(
             (run.persistence(each.storage, each.journal), ((t.task_id, t) for t in group if t.task_id not in restored))
@@ -251,6 +276,34 @@ class Manager:
         self.tasks = flow.get_tasks()
         self._finish()
 
+    def _claim_workflow(self, configs: list[Any]) -> bool:
+        """Check that every storage of the run can hold leases; with scope "workflow", take the
+        workflow's lease (before anything is read: what the run restores is read under it). False:
+        another worker holds it and on_held is "skip"."""
+        claims = self.claims
+        assert claims is not None
+        bindings = [self.persistence.persistence(each.storage, each.journal) for each in configs if each is not None]
+        for binding in bindings:
+            if not binding.storage_can.leases:
+                raise TypeError(
+                    f"claim= needs a storage that can hold leases (uow.SupportsLeases); "
+                    f"{type(binding.storage).__name__} cannot"
+                )
+        if claims.claim.scope != "workflow" or not bindings:
+            return True
+        what = f"workflow {str(self.workflow_id)!r}"
+        holding = claims.acquire(bindings[0], workflow_claim_key(self.workflow_id), what=what)
+        if holding is None:
+            self.skipped = True
+            return False
+        claims.workflow = holding
+        return True
+
+    def _release_claim(self) -> None:
+        claims = self.claims
+        if claims is not None and claims.workflow is not None:
+            claims.workflow.release()
+
     @staticmethod
     def _sequences(mode: str, tasks: list[Any], groups: dict[str, list[Any]]) -> list[list[Any]]:
         if mode == "background" or len(groups) == 1:
@@ -262,7 +315,10 @@ class Manager:
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
         # Buffered checkpoints durable, then the journals' outcomes: before the workflow's callbacks.
-        self.persistence.end(failed=failed, counts=task_counts(self.tasks, self.plan.restored))
+        try:
+            self.persistence.end(failed=failed, counts=task_counts(self.tasks, self.plan.restored))
+        finally:
+            self._release_claim()  # after the commits are durable
         if config is not None:
             config.tracer.end_workflow(workflow_id=self.workflow_id, duration=duration, failed=failed)
             if failed:

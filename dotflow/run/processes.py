@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
 
-from uow import Binding, RunPersistence, StorageCapabilities, UnitOfWork, UnitSnapshot
+from uow import Binding, Lease, RunPersistence, StorageCapabilities, UnitOfWork, UnitSnapshot
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
 from dotflow.core.exception import TaskError, WorkerError
 from dotflow.core.types import TypeStatus
 
-__all__ = ["JournalRelay", "StorageRelay", "VersionedStorageRelay", "run_in_processes"]
+__all__ = ["JournalRelay", "LeasingStorageRelay", "StorageRelay", "VersionedStorageRelay", "run_in_processes"]
 
 # Task attributes a child sends back to the parent once the task is over.
 STATE_FIELDS = (
@@ -60,6 +60,10 @@ RELAYED: dict[str, dict[str, Callable[[Binding, dict[str, Any]], Any]]] = {
         "post_if": lambda p, kw: p.post_if(**kw),
         "delete_if": lambda p, kw: p.delete_if(**kw),
         "flush": lambda p, kw: p.flush(),
+        "create_lease": lambda p, kw: p.create_lease(**kw),
+        "read_lease": lambda p, kw: p.read_lease(**kw),
+        "replace_lease": lambda p, kw: p.replace_lease(**kw),
+        "delete_lease": lambda p, kw: p.delete_lease(**kw),
     },
     "journal": {
         "prepare": lambda p, kw: p.prepare(**kw),  # a journal without intents: nothing to do
@@ -156,6 +160,23 @@ class VersionedStorageRelay(StorageRelay):
         return bool(self._call("delete_if", key=key, version=version))
 
 
+class LeasingStorageRelay(VersionedStorageRelay):
+    """The relay of a storage with leases (claims): lease calls run in the parent too."""
+
+    def create_lease(self, key: str, *, owner: str, ttl: float) -> Lease | None:
+        return cast("Lease | None", self._call("create_lease", key=key, owner=owner, ttl=ttl))
+
+    def read_lease(self, key: str) -> Lease | None:
+        return cast("Lease | None", self._call("read_lease", key=key))
+
+    def replace_lease(self, key: str, *, version: str, owner: str, epoch: int, ttl: float) -> Lease | None:
+        found = self._call("replace_lease", key=key, version=version, owner=owner, epoch=epoch, ttl=ttl)
+        return cast("Lease | None", found)
+
+    def delete_lease(self, key: str, *, version: str) -> bool:
+        return bool(self._call("delete_lease", key=key, version=version))
+
+
 class JournalRelay:
     """Stands in for the journal inside a child: each unit is sent to the parent as a `UnitSnapshot`."""
 
@@ -171,8 +192,10 @@ class JournalRelay:
 
 
 def _relay_storage(storage: Storage, pipe: _Pipe, index: int) -> StorageRelay:
-    versioned = StorageCapabilities.of(storage).versions
-    return (VersionedStorageRelay if versioned else StorageRelay)(storage, pipe, index)
+    can = StorageCapabilities.of(storage)
+    if can.versions and can.leases:
+        return LeasingStorageRelay(storage, pipe, index)
+    return (VersionedStorageRelay if can.versions else StorageRelay)(storage, pipe, index)
 
 
 def task_state(task: Any) -> dict[str, Any]:

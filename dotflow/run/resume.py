@@ -58,6 +58,7 @@ class RunPlan:
     restored: dict[str, Context] = field(default_factory=dict)  # task_id -> restored checkpoint
     versions: dict[str, str | None] = field(default_factory=dict)  # task_id -> version seen (None: absent)
     run: RunPersistence = field(default_factory=RunPersistence)  # the run's persistence (reservations too)
+    claims: Any = None  # the run's `dotflow.run.claims.Claims`, when it claims its work
 
 
 def plan_restore(

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from uow.leases import LEASE_SUFFIX
+
 from dotflow.core.context import Context
 from dotflow.core.exception import CorruptCheckpointError
 from dotflow.values.checkpoint_format import (
@@ -37,6 +39,7 @@ from dotflow.values.checkpoint_format import (
 
 __all__ = [
     "BATCH_MARKER",
+    "LEASE_SUFFIX",
     "META_SUFFIX",
     "Folder",
     "RawFile",
@@ -109,6 +112,8 @@ def bad_key_reason(key: Any, name_max: int = _MAX_NAME_BYTES) -> str | None:
         return "it starts with '.' (reserved for temporary files)"
     if key.endswith(META_SUFFIX):
         return "it ends with '.meta' (reserved for dotflow 1.0.1 metadata files)"
+    if key.endswith(LEASE_SUFFIX):
+        return "it ends with '.lease' (reserved for the lease records of claims)"
     if len(key.encode("utf-8", "surrogatepass")) > name_max:
         return f"it is longer than {name_max} bytes, the longest file name this folder takes"
     return None
@@ -258,14 +263,16 @@ def _read_legacy_meta(path: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- writes
 
 
-def write_temp(folder: Folder, target: str, data: bytes) -> str:
+def write_temp(folder: Folder, target: str, data: bytes, *, durable: bool = True) -> str:
     """A durable temp file ``.<name>.<random>.tmp`` holding `data`, in the folder of `target` (so a
-    rename is atomic), private to the owner as `tempfile.mkstemp` makes one."""
+    rename is atomic), private to the owner as `tempfile.mkstemp` makes one. `durable=False` skips
+    the fsync (a lease record: one torn by a power cut reads as expired)."""
     fd, tmp = _open_temp(folder, os.path.basename(target))
     try:
         try:  # raw writes: a buffered file object would add an fstat, an ioctl and an lseek
             write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
     except BaseException:

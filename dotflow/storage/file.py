@@ -58,6 +58,10 @@ Versions and concurrency
     between threads and processes of one machine. The lock is held for a read and a rename only:
     encoding, writing and fsyncing the temp file happen before it is taken. (On a platform without
     `fcntl` only threads of one process are serialised.)
+
+Leases (claims)
+    ``<key>.lease`` beside the checkpoint: created with `os.link`, replaced and deleted under the
+    same lock, timed by `clock`; never listed as a checkpoint (see `file_leases`).
 """
 
 from __future__ import annotations
@@ -70,10 +74,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from uow.leases import Lease
+
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
 from dotflow.storage import checkpoint_files as files
 from dotflow.storage.checkpoint_files import BATCH_MARKER, Folder, RawFile
+from dotflow.storage.file_leases import FileLeases
 from dotflow.values.checkpoint_format import encode_document, legacy_failure
 from dotflow.settings import Settings
 
@@ -155,6 +162,7 @@ class StorageFile(VersionedStorage):
         self.folder = Folder.open(self.path)
         self._exclusive = _FolderLock(self.folder.path_of(_LOCK_NAME))  # `with self._exclusive:` around a change
         self._checked = False  # the folder was checked for BatchStorage segments (once, on first use)
+        self._leases = FileLeases(self.folder, self._exclusive, lambda: self.clock())
 
     def key(self, task: Any) -> str:
         return f"{task.workflow_id}-{task.task_id}.json"
@@ -259,6 +267,21 @@ class StorageFile(VersionedStorage):
                 continue
             keys.append(name)
         return sorted(keys)
+
+    # ------------------------------------------------------------------------------------------ leases
+
+    def create_lease(self, key: str, *, owner: str, ttl: float) -> Lease | None:
+        self._check_folder()
+        return self._leases.create(key, owner, ttl)
+
+    def read_lease(self, key: str) -> Lease | None:
+        return self._leases.read(key)
+
+    def replace_lease(self, key: str, *, version: str, owner: str, epoch: int, ttl: float) -> Lease | None:
+        return self._leases.replace(key, version, owner, epoch, ttl)
+
+    def delete_lease(self, key: str, *, version: str) -> bool:
+        return self._leases.delete(key, version)
 
     # ------------------------------------------------------------------------------------------- reads
 

@@ -26,6 +26,11 @@ enforces that atomically; the read first keeps the answer right on emulators tha
 preconditions on DELETE (fake-gcs-server does). Listings are paginated
 (`page_size` per request) and carry the metadata, so TTLs cost no extra request there. See
 `object_store` for keys, versions (the generation) and TTL.
+
+Leases (claims, `object_leases`): create one upload with ``ifGenerationMatch=0``, read one metadata
+GET (the generation and `updated`), renew one upload with ``ifGenerationMatch``, release one DELETE
+with it (after the generation check described above). GCS's clock is learned from the `updated`
+time of this worker's own lease writes and from the Date of a refused create.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dotflow.core.exception import ModuleNotFound, StorageError
+from dotflow.storage.object_leases import LeaseObject, http_date
 from dotflow.storage.object_store import UNCONDITIONAL, Downloaded, Listed, ObjectStorage
 
 __all__ = ["StorageGCS"]
@@ -111,6 +117,36 @@ class StorageGCS(ObjectStorage):
             except self._exceptions.PreconditionFailed:
                 return False
         return True
+
+    def _lease_put(self, name: str, key: str, body: bytes, metadata: dict[str, str], if_version: str | None) -> str | None:
+        blob = self._bucket.blob(name)
+        blob.metadata = metadata
+        if if_version is None:
+            generation = 0
+        else:
+            found = _generation(if_version)
+            if found is None:
+                return None
+            generation = found
+        with self._translate("write the lease of", key):
+            try:
+                blob.upload_from_string(body, content_type="text/plain", retry=self._retry,
+                                        if_generation_match=generation)  # fmt: skip
+            except self._exceptions.PreconditionFailed as exc:
+                response = getattr(exc, "response", None)
+                self._observe(http_date(None if response is None else response.headers.get("Date")), resolution=1.0)
+                return None
+        if blob.updated is not None:
+            self._observe(blob.updated.timestamp())
+        return str(blob.generation)
+
+    def _lease_head(self, name: str, key: str) -> LeaseObject | None:
+        with self._translate("read the lease of", key):
+            blob = self._bucket.get_blob(name, retry=self._retry)
+        if blob is None:
+            return None
+        written_at = None if blob.updated is None else blob.updated.timestamp()
+        return LeaseObject(metadata=blob.metadata or {}, version=str(blob.generation), written_at=written_at)
 
     def _remove(self, name: str, key: str, if_version: Any) -> bool:
         condition: dict[str, int] = {}

@@ -15,6 +15,10 @@ multi-key commits).
 
 Versions: every write stamps the entry with the next value of a per-instance counter ("1", "2", ...),
 so `post_if` / `delete_if` compare-and-set under the same lock.
+
+Leases (`uow.leases`): kept beside the checkpoints, never listed as one, changed under the same lock
+and timed by the same clock. `lease_transaction()` is `transaction()`: a commit there can check or
+release a lease with `holds_lease` / `release_lease`, all or nothing with its writes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, NamedTuple
 from uuid import UUID
+
+from uow.leases import LEASE_SUFFIX, Lease, check_lease_request
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage, check_post_metadata
 from dotflow.core.context import Context
@@ -95,6 +101,7 @@ class StorageDefault(VersionedStorage):
         self._values: dict[str, Any] = {}  # key -> the value's copy (same keys as _entries, always)
         self._lock = threading.RLock()
         self._versions = itertools.count(1)
+        self._leases: dict[str, tuple[str, int, float, str]] = {}  # key -> (owner, epoch, expires_at, version)
 
     def key(self, task: Any) -> str:
         return f"{task.workflow_id}-{task.task_id}"
@@ -185,19 +192,78 @@ class StorageDefault(VersionedStorage):
     def transaction(self) -> Iterator[StorageDefault]:
         """Writes made through the yielded storage inside the block are all kept, or all undone if it raises."""
         with self._lock:
-            saved = dict(self._entries), dict(self._values)  # replaced by writes, never changed in place
+            saved = dict(self._entries), dict(self._values), dict(self._leases)  # never changed in place
             try:
                 yield self
             except BaseException:
-                self._entries, self._values = saved
+                self._entries, self._values, self._leases = saved
                 raise
+
+    lease_transaction = transaction
+
+    # ------------------------------------------------------------------------------------------ leases
+
+    def create_lease(self, key: str, *, owner: str, ttl: float) -> Lease | None:
+        check_lease_request(key, owner, ttl)
+        with self._lock:
+            if key in self._leases:
+                return None
+            return self._write_lease(key, owner, 1, ttl)
+
+    def read_lease(self, key: str) -> Lease | None:
+        _check_key(key, "key")
+        with self._lock:
+            found = self._leases.get(key)
+            if found is None:
+                return None
+            owner, epoch, expires_at, version = found
+            return Lease(key, owner, epoch, expires_at, self._clock(), version)
+
+    def replace_lease(self, key: str, *, version: str, owner: str, epoch: int, ttl: float) -> Lease | None:
+        check_lease_request(key, owner, ttl, epoch)
+        with self._lock:
+            found = self._leases.get(key)
+            if found is None or found[3] != version:
+                return None
+            return self._write_lease(key, owner, epoch, ttl)
+
+    def delete_lease(self, key: str, *, version: str) -> bool:
+        _check_key(key, "key")
+        with self._lock:
+            found = self._leases.get(key)
+            if found is None or found[3] != version:
+                return False
+            del self._leases[key]
+            return True
+
+    def holds_lease(self, key: str, *, owner: str, epoch: int) -> bool:
+        """Whether `owner` holds `key`'s lease in `epoch` (inside `lease_transaction()`)."""
+        with self._lock:
+            found = self._leases.get(key)
+            return found is not None and found[0] == owner and found[1] == epoch
+
+    def release_lease(self, key: str, *, owner: str, epoch: int) -> bool:
+        """Delete `key`'s lease if `owner` holds it in `epoch` (inside `lease_transaction()`)."""
+        with self._lock:
+            if not self.holds_lease(key, owner=owner, epoch=epoch):
+                return False
+            del self._leases[key]
+            return True
+
+    def _write_lease(self, key: str, owner: str, epoch: int, ttl: float) -> Lease:
+        """Store a lease under a fresh version. Hold the lock."""
+        now = self._clock()
+        version = str(next(self._versions))
+        self._leases[key] = (owner, epoch, now + ttl, version)
+        return Lease(key, owner, epoch, now + ttl, now, version)
 
     # ----------------------------------------------------------------------------------------- helpers
 
     def _new_entry(self, key: str, value: Any, ttl: float | None, fingerprint: str | None) -> tuple[Any, _Row]:
         """The value's copy, and the row without its version, which `_put` adds."""
-        if type(key) is not str:
+        if type(key) is not str or key.endswith(LEASE_SUFFIX):
             _check_key(key, "key")
+            raise ValueError(f"invalid storage key {key!r}: it ends with {LEASE_SUFFIX!r} (reserved for the leases of claims)")
         if ttl is not None or (fingerprint is not None and type(fingerprint) is not str):
             check_post_metadata(ttl, fingerprint)
         context = value if isinstance(value, Context) else Context(storage=value)

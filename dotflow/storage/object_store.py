@@ -41,9 +41,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from uow.leases import LEASE_SUFFIX
+
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
 from dotflow.core.exception import CorruptCheckpointError
+from dotflow.storage.object_leases import ObjectLeases
 from dotflow.values.checkpoint_format import (
     decode_document,
     document_expires_at,
@@ -97,8 +100,11 @@ class _Loaded:
 UPLOAD_THREADS = 8  # concurrent uploads of one post_many (BatchStorage's flush); the SDK clients are thread-safe
 
 
-class ObjectStorage(VersionedStorage):
-    """Checkpoints as objects `prefix + key` in one bucket; see the module docstring."""
+class ObjectStorage(ObjectLeases, VersionedStorage):
+    """Checkpoints as objects `prefix + key` in one bucket; see the module docstring.
+
+    Leases (claims) are empty objects `prefix + key + ".lease"` (see `object_leases`), never listed
+    or deleted as checkpoints."""
 
     service = "object store"  # "S3" / "GCS", used in error messages
 
@@ -118,6 +124,7 @@ class ObjectStorage(VersionedStorage):
         self.prefix = prefix
         self.page_size = page_size
         self._clock = time.time if clock is None else clock
+        self._lease_clock = clock  # None: leases are timed by the service's clock
 
     # --------------------------------------------------------------- primitives of each backend
 
@@ -288,6 +295,8 @@ class ObjectStorage(VersionedStorage):
         reason = _bad_name_reason(key, what="key")
         if reason is None and key.endswith(LEGACY_FINGERPRINT_SUFFIX):
             reason = "it ends with '.fingerprint' (reserved for dotflow 1.0.1 side objects)"
+        if reason is None and key.endswith(LEASE_SUFFIX):
+            reason = "it ends with '.lease' (reserved for the lease records of claims)"
         name = self.prefix + key
         if reason is None and len(name.encode("utf-8", "surrogatepass")) > MAX_OBJECT_NAME_BYTES:
             reason = f"prefix + key is longer than {MAX_OBJECT_NAME_BYTES} bytes"
@@ -365,6 +374,8 @@ class ObjectStorage(VersionedStorage):
             raise ValueError(f"invalid prefix {prefix!r}: it contains a NUL character")
         for listed in self._list(self.prefix + prefix):
             key = listed.name[len(self.prefix) :]
+            if key.endswith(LEASE_SUFFIX):
+                continue  # a claim's lease: not a checkpoint, and its holder's to delete
             if key.endswith(LEGACY_FINGERPRINT_SUFFIX) or _bad_name_reason(key, what="key") is not None:
                 yield listed, False
                 continue

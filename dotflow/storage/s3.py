@@ -17,6 +17,10 @@ supported conditional deletes since 2024-2025; an S3-compatible service that ign
 DELETE would delete unconditionally). Listings are paginated (`page_size` keys per request), and since
 S3 listings carry no metadata, `list_keys` and `delete_prefix` send one HeadObject per key to honour
 TTLs. See `object_store` for keys, versions (the ETag) and TTL.
+
+Leases (claims, `object_leases`): create one conditional PutObject (If-None-Match: *), read one
+HeadObject (LastModified and the response's Date give the service's clock), renew one PutObject
+with If-Match, release one DeleteObject with If-Match.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dotflow.core.exception import ModuleNotFound, StorageError
+from dotflow.storage.object_leases import LeaseObject, http_date
 from dotflow.storage.object_store import UNCONDITIONAL, Downloaded, Listed, ObjectStorage
 
 __all__ = ["StorageS3"]
@@ -107,6 +112,41 @@ class StorageS3(ObjectStorage):
                     return False
                 raise
         return True
+
+    def _lease_put(self, name: str, key: str, body: bytes, metadata: dict[str, str], if_version: str | None) -> str | None:
+        request: dict[str, Any] = {"Bucket": self.bucket, "Key": name, "Body": body, "Metadata": metadata}
+        if if_version is None:
+            request["IfNoneMatch"] = "*"
+        else:
+            request["IfMatch"] = if_version
+        with self._translate("write the lease of", key):
+            try:
+                response = self._client.put_object(**request)
+            except self._errors.ClientError as exc:
+                self._observe_response(exc.response)
+                if _code(exc) in _PRECONDITION_FAILED | _NOT_FOUND:
+                    return None
+                raise
+        self._observe_response(response)
+        return str(response["ETag"])
+
+    def _lease_head(self, name: str, key: str) -> LeaseObject | None:
+        with self._translate("read the lease of", key):
+            try:
+                head = self._client.head_object(Bucket=self.bucket, Key=name)
+            except self._errors.ClientError as exc:
+                if _code(exc) in _NOT_FOUND:
+                    return None
+                raise
+        self._observe_response(head)
+        modified = head.get("LastModified")
+        written_at = None if modified is None else modified.timestamp()
+        return LeaseObject(metadata=head.get("Metadata", {}), version=str(head["ETag"]), written_at=written_at)
+
+    def _observe_response(self, response: Any) -> None:
+        """Note S3's clock from a response's Date header (one-second resolution)."""
+        headers = (response or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        self._observe(http_date(headers.get("date")), resolution=1.0)
 
     def _remove(self, name: str, key: str, if_version: Any) -> bool:
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": name}

@@ -15,6 +15,11 @@ atomic against every other writer of the database, in any process or machine.
 
 `transaction()` runs several writes in one database transaction (all or nothing); the unit of work
 uses it for multi-key commits, and a `uow.Journal` on the same database writes its entry in it.
+
+Leases (claims) are rows of the same table keyed ``<key>.lease``, timed by the database's clock
+(`sql_leases`); `lease_transaction()` is `transaction()`, where a commit can check and release a
+lease (`holds_lease`, `release_lease`) so a worker whose lease changed hands cannot commit. They are
+never listed, counted or deleted as checkpoints.
 A SQLite file that does not exist yet is created at the current schema revision.
 """
 
@@ -25,10 +30,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 try:
-    from sqlalchemy import MetaData, Table, func, inspect, or_, select
+    from sqlalchemy import MetaData, Table, and_, func, inspect, or_, select
     from sqlalchemy.engine import Connection
 
     from uow.checkpoint_schema import DEFAULT_TABLE, MAX_KEY, checkpoint_table, metadata
@@ -39,6 +44,8 @@ from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
 from dotflow.core.exception import StorageError
 from dotflow.values.checkpoint_format import encode_document, parse_document
+from dotflow.storage.sql_leases import SQLLeases
+from uow.leases import LEASE_SUFFIX, Lease
 from uow.sql_engine import BUSY_TIMEOUT, database_errors, make_engine, read_only
 
 __all__ = ["DEFAULT_TABLE", "SQLTransaction", "StorageSQL", "checkpoint_table", "metadata"]
@@ -53,15 +60,17 @@ class StorageSQL(VersionedStorage):
         table: str = DEFAULT_TABLE,
         *,
         synchronous: str = "NORMAL",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
-        """`clock` returns the unix time used for ttl (wall time shared by every process and machine).
+        """`clock` returns the unix time used for ttl (wall time shared by every process and machine;
+        default `time.time`) and, when given, for leases too (else the database's clock times them).
 
         A database that cannot be reached or opened is a `StorageError` naming it (password masked).
         """
         super().__init__()
-        self._clock = clock
+        self._clock = time.time if clock is None else clock
+        self._lease_clock = clock
         from uow.journal_migrate import ensure_schema
 
         if not isinstance(table, str) or not table:
@@ -138,7 +147,7 @@ class StorageSQL(VersionedStorage):
     def list_keys(self, prefix: str = "") -> list[str]:
         _check_prefix(prefix)
         table = self.table
-        query = select(table.c.key).where(_live(table, self._clock()), table.c.key.startswith(prefix, autoescape=True))
+        query = select(table.c.key).where(_live(table, self._clock()), _checkpoints(table, prefix))
         with read_only(self.engine) as connection:
             return sorted(connection.execute(query).scalars())
 
@@ -156,13 +165,30 @@ class StorageSQL(VersionedStorage):
 
         return bool(self._run(swap))
 
+    # -- leases ----------------------------------------------------------------------------------
+
+    def create_lease(self, key: str, *, owner: str, ttl: float) -> Lease | None:
+        return cast("Lease | None", self._run(lambda ops: ops.leases.create(key, owner, ttl)))
+
+    def read_lease(self, key: str) -> Lease | None:
+        with read_only(self.engine) as connection:
+            return SQLLeases(self.table, connection, self._lease_clock).read(key)
+
+    def replace_lease(self, key: str, *, version: str, owner: str, epoch: int, ttl: float) -> Lease | None:
+        return cast("Lease | None", self._run(lambda ops: ops.leases.replace(key, version, owner, epoch, ttl)))
+
+    def delete_lease(self, key: str, *, version: str) -> bool:
+        return bool(self._run(lambda ops: ops.leases.delete(key, version)))
+
     # -- several writes, all or nothing ------------------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[SQLTransaction]:
         """One database transaction: commits when the block ends normally, rolls back on an exception."""
         with self.engine.begin() as connection:
-            yield SQLTransaction(self.table, connection, self._clock)
+            yield SQLTransaction(self.table, connection, self._clock, self._lease_clock)
+
+    lease_transaction = transaction
 
     def _run(self, operation: Any) -> Any:
         from uow.sql_engine import retry_locked
@@ -177,10 +203,26 @@ class StorageSQL(VersionedStorage):
 class SQLTransaction:
     """The storage writes of one open database transaction (`connection`); see `StorageSQL.transaction`."""
 
-    def __init__(self, table: Table, connection: Connection, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        table: Table,
+        connection: Connection,
+        clock: Callable[[], float] = time.time,
+        lease_clock: Callable[[], float] | None = None,
+    ) -> None:
         self.table = table
         self.connection = connection
         self._clock = clock
+        self.leases = SQLLeases(table, connection, lease_clock)  # lease clock None: the database's
+
+    def holds_lease(self, key: str, *, owner: str, epoch: int) -> bool:
+        """Whether `owner` holds `key`'s lease in `epoch`; its row stays locked until the transaction ends."""
+        return self.leases.holds(key, owner, epoch) is not None
+
+    def release_lease(self, key: str, *, owner: str, epoch: int) -> bool:
+        """Delete `key`'s lease if `owner` holds it in `epoch`, in this transaction."""
+        held = self.leases.holds(key, owner, epoch)
+        return held is not None and self.leases.delete(key, held.version)
 
     def read_checkpoint(self, key: str, *, for_update: bool = False) -> Checkpoint | None:
         _check_key(key)
@@ -250,7 +292,7 @@ class SQLTransaction:
     def delete_prefix(self, prefix: str) -> int:
         _check_prefix(prefix)
         table = self.table
-        matching = table.c.key.startswith(prefix, autoescape=True)
+        matching = _checkpoints(table, prefix)
         live = self.connection.execute(select(func.count()).where(matching, _live(table, self._clock()))).scalar_one()
         self.connection.execute(table.delete().where(matching))
         return int(live)
@@ -274,16 +316,27 @@ def _replacement(statement: Any) -> dict[str, Any]:
     return {name: excluded[name] for name in ("document", "expires_at", "version", "updated_at")}
 
 
+def _checkpoints(table: Table, prefix: str) -> Any:
+    """The checkpoint rows whose key starts with `prefix` (lease rows are not checkpoints)."""
+    return and_(table.c.key.startswith(prefix, autoescape=True), ~table.c.key.endswith(LEASE_SUFFIX, autoescape=True))
+
+
 def _live(table: Table, now: float) -> Any:
     """The rows whose time has not passed at `now`."""
     return or_(table.c.expires_at.is_(None), table.c.expires_at > now)
 
 
-def _check_key(key: Any) -> None:
+def check_key(key: Any, *, room: int = 0) -> None:
+    """Refuse a key that is not a str of 1 to MAX_KEY - `room` characters, or that names a lease."""
     if not isinstance(key, str):
         raise TypeError(f"key must be a str, not {type(key).__name__}")
-    if not key or len(key) > MAX_KEY:
-        raise ValueError(f"key must be 1 to {MAX_KEY} characters long, not {len(key)}: {key[:80]!r}")
+    if not key or len(key) > MAX_KEY - room:
+        raise ValueError(f"key must be 1 to {MAX_KEY - room} characters long, not {len(key)}: {key[:80]!r}")
+    if key.endswith(LEASE_SUFFIX):
+        raise ValueError(f"invalid storage key {key!r}: it ends with {LEASE_SUFFIX!r} (reserved for the leases of claims)")
+
+
+_check_key = check_key
 
 
 def _check_prefix(prefix: Any) -> None:

@@ -14,7 +14,9 @@ Class flags switch off what a backend cannot do:
 - `exact_values = False` skips the round-trip of rich values (tuples, sets, bytes, datetimes, ...);
 - `supports_delete = False` skips `delete`, `delete_prefix` and `clear`;
 - `supports_versions = False` skips versions and conditional writes (`post_if`, `delete_if`); they
-  are also skipped for a storage that has no `post_if` / `delete_if` (a 1.0.1-style storage).
+  are also skipped for a storage that has no `post_if` / `delete_if` (a 1.0.1-style storage);
+- `supports_leases = False` skips the lease tests (`LeaseContract`); they are also skipped for a
+  storage that does not declare `uow.SupportsLeases`.
 
 `race_threads` / `race_rounds` size the race test (threads that read then conditionally write one
 key, round after round).
@@ -33,6 +35,7 @@ from uow import StorageCapabilities
 
 from dotflow.abc.storage import Storage
 from dotflow.core.context import Context
+from dotflow.testing.lease_contract import LeaseContract
 
 __all__ = ["ManualClock", "StorageContract"]
 
@@ -58,7 +61,7 @@ class ManualClock:
             self.now += seconds
 
 
-class StorageContract(_Base):
+class StorageContract(LeaseContract, _Base):
     supports_ttl: bool = True
     exact_values: bool = True
     supports_delete: bool = True

@@ -15,7 +15,7 @@ from dotflow.core.exception import MissingActionDecorator, NotCallableObject
 
 def test_top_level_names():
     assert dotflow.__version__ == "1.0.1"
-    assert sorted(dotflow.__all__) == sorted(["DotFlow", "action", "Context", "Config", "Task"])
+    assert sorted(dotflow.__all__) == sorted(["DotFlow", "action", "Context", "Config", "Task", "Claim"])
     from dotflow.core.action import Action
 
     assert action is Action

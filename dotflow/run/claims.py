@@ -1,0 +1,302 @@
+"""Claims: leases on the storage a workflow already uses, so that several workers resuming the same
+workflow run each step once.
+
+`Claim` is what a user passes (`flow.start(resume=True, claim=Claim(...))`); `Claims` is a run's
+side of it: the worker's owner id (a fresh one per process), taking a lease (`acquire`), keeping it
+alive (one heartbeat thread per process), releasing it. The lease itself is the storage's
+(`uow.contracts.SupportsLeases`, records described in `uow.leases`).
+
+Taking a lease: create it if there is none; if there is one and it has expired (on the storage's
+clock), take it over with a conditional replace (the next epoch), so two takers cannot both win; if
+it is alive, `on_held` decides: "wait" polls with backoff (from `POLL_FIRST` seconds, doubling, at
+most `POLL_MOST` or the heartbeat interval) until the lease is gone or expired, or `wait_timeout`
+has passed (then `ClaimHeldError`); "skip" gives up; "raise" raises `ClaimHeldError` at once.
+
+A held lease is renewed every `heartbeat` seconds (a conditional replace), only while it is held
+that long: a step shorter than the interval costs no renewal. A renewal that finds the lease
+changed hands marks it lost (the worker's commit is then refused on SQL and memory, and stays
+conditional on the version seen elsewhere); one made after the lease had expired is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Final
+
+from uow import Binding, Lease
+
+from dotflow.core.exception import ClaimHeldError
+
+__all__ = ["Claim", "Claims", "Holding", "SCOPES", "ON_HELD", "workflow_claim_key"]
+
+SCOPES: Final = ("task", "workflow")
+ON_HELD: Final = ("wait", "skip", "raise")
+POLL_FIRST: Final = 0.05  # seconds before the first poll of a held lease; doubles after each
+POLL_MOST: Final = 1.0  # the longest pause between two polls (or the heartbeat interval, if shorter)
+
+logger = logging.getLogger("dotflow")
+
+
+def _seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"Claim({name}=...) must be a finite number of seconds, not {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"Claim({name}=...) must be {'at least 0' if allow_zero else 'more than 0'} seconds, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """How a run claims its work: `flow.start(resume=True, claim=Claim(...))`.
+
+    - `scope`: "task" (a lease per task, taken before it runs) or "workflow" (one lease for the run);
+    - `ttl`: seconds a lease lives unless renewed;
+    - `heartbeat`: seconds between renewals while a lease is held (None: ttl / 3); less than ttl;
+    - `on_held`: what a worker does when another holds the lease: "wait", "skip" or "raise";
+    - `wait_timeout`: the longest wait for "wait", in seconds (None: as long as it takes, which is
+      bounded: a holder that dies stops renewing, and its lease expires after ttl).
+
+    `clock` (monotonic seconds) and `sleep` time the waits and the heartbeat; tests pass fakes.
+    """
+
+    scope: str = "task"
+    ttl: float = 30.0
+    heartbeat: float | None = None
+    on_held: str = "wait"
+    wait_timeout: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"Claim(scope=...) must be one of {', '.join(map(repr, SCOPES))}, not {self.scope!r}")
+        if self.on_held not in ON_HELD:
+            raise ValueError(f"Claim(on_held=...) must be one of {', '.join(map(repr, ON_HELD))}, not {self.on_held!r}")
+        object.__setattr__(self, "ttl", _seconds(self.ttl, "ttl"))
+        if self.heartbeat is not None:
+            beat = _seconds(self.heartbeat, "heartbeat")
+            if beat >= self.ttl:
+                raise ValueError(f"Claim(heartbeat={beat!r}) must be shorter than ttl ({self.ttl!r}): the lease would lapse between renewals")
+            object.__setattr__(self, "heartbeat", beat)
+        if self.wait_timeout is not None:
+            object.__setattr__(self, "wait_timeout", _seconds(self.wait_timeout, "wait_timeout", allow_zero=True))
+        if not callable(self.clock) or not callable(self.sleep):
+            raise TypeError("Claim(clock=..., sleep=...) must be callables")
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two renewals of a held lease."""
+        return self.heartbeat if self.heartbeat is not None else self.ttl / 3
+
+
+def workflow_claim_key(workflow_id: object) -> str:
+    """The key a workflow-scoped lease is named after: the workflow id (no task's key is that)."""
+    return str(workflow_id)
+
+
+class Holding:
+    """A lease this worker holds; `release()` once the guarded work is committed (or has failed)."""
+
+    def __init__(self, claims: Claims, persistence: Binding, lease: Lease) -> None:
+        self.claims = claims
+        self.persistence = persistence
+        self.lease = lease
+        self.lock = threading.Lock()  # held by a renewal, and by a commit that checks the lease
+        self.done = False  # released (or forgotten): no renewal any more
+        self.lost = False  # a renewal found it in another worker's hands
+        self.next_beat = claims.claim.clock() + claims.claim.interval
+
+    @property
+    def key(self) -> str:
+        return self.lease.key
+
+    @property
+    def owner(self) -> str:
+        return self.lease.owner
+
+    @property
+    def epoch(self) -> int:
+        return self.lease.epoch
+
+    def renew(self) -> bool:
+        """Extend the lease (a conditional replace); False if it changed hands (now `lost`)."""
+        with self.lock:
+            if self.done or self.lost:
+                return False
+            old = self.lease
+            claim = self.claims.claim
+            renewed = self.persistence.replace_lease(
+                old.key, version=old.version, owner=old.owner, epoch=old.epoch, ttl=claim.ttl
+            )
+            if renewed is None:
+                self.lost = True
+                logger.warning("claim on %r (epoch %d) was lost: another worker took it over", old.key, old.epoch)
+                return False
+            if renewed.now >= old.expires_at:
+                logger.warning("claim on %r (epoch %d) was renewed %.1f s after it had expired",
+                               old.key, old.epoch, renewed.now - old.expires_at)  # fmt: skip
+            self.lease = renewed
+            self.next_beat = claim.clock() + claim.interval
+            return True
+
+    def forget(self) -> None:
+        """Stop renewing, without deleting (the commit's transaction released it, or it was lost)."""
+        with self.lock:
+            self.done = True
+        self.claims._unregister(self)
+
+    def release(self) -> None:
+        """Stop renewing and delete the lease if it is still this worker's (errors are logged: a
+        lease left behind only expires)."""
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+            lease = self.lease
+            lost = self.lost
+        self.claims._unregister(self)
+        if lost:
+            return
+        try:
+            self.persistence.delete_lease(lease.key, version=lease.version)
+        except Exception as error:
+            logger.warning("claim on %r could not be released (it expires in %.1f s): %s", lease.key,
+                           lease.remaining, error)  # fmt: skip
+
+
+class Claims:
+    """A run's claims: its `Claim`, the worker's owner id, the leases held and their heartbeat.
+
+    Made once per run; a child process (fork) gets a fresh owner id and its own heartbeat thread.
+    `heartbeat_thread = False` (tests that pause a worker by moving a fake clock) leaves renewals to
+    explicit `beat()` calls.
+    """
+
+    heartbeat_thread = True
+
+    def __init__(self, claim: Claim) -> None:
+        if not isinstance(claim, Claim):
+            raise TypeError(f"claim must be a dotflow.Claim, not {type(claim).__name__}")
+        self.claim = claim
+        self.workflow: Holding | None = None  # the run's lease, for scope="workflow"
+        self._pid = -1
+        self._owner = ""
+        self._held: set[Holding] = set()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def owner(self) -> str:
+        """This worker's owner id: host, process id and a random part, fresh in each process."""
+        pid = os.getpid()
+        if pid != self._pid:
+            self._pid = pid
+            self._owner = f"{_hostname()}:{pid}:{uuid.uuid4().hex[:12]}"
+            self._held = set()  # a forked child holds none of its parent's leases
+            self._wake = threading.Condition()
+            self._thread = None
+        return self._owner
+
+    # -- taking a lease ------------------------------------------------------------------------
+
+    def acquire(self, persistence: Binding, key: str, *, what: str, on_held: str | None = None) -> Holding | None:
+        """Take `key`'s lease (see the module docstring); None when `on_held` is "skip" and it is held."""
+        claim = self.claim
+        policy = claim.on_held if on_held is None else on_held
+        owner = self.owner
+        started = claim.clock()
+        pause = POLL_FIRST
+        most = min(POLL_MOST, claim.interval)
+        while True:
+            lease = persistence.create_lease(key, owner=owner, ttl=claim.ttl)
+            if lease is None:
+                current = persistence.read_lease(key)
+                if current is None:
+                    continue  # released meanwhile: create again
+                if current.expired:
+                    lease = persistence.replace_lease(
+                        key, version=current.version, owner=owner, epoch=current.epoch + 1, ttl=claim.ttl
+                    )
+                    if lease is None:
+                        continue  # another worker took it over first, or it was renewed: look again
+                    logger.warning("%s: took over the expired claim of worker %r (epoch %d)", what, current.owner,
+                                   lease.epoch)  # fmt: skip
+                else:
+                    waited = claim.clock() - started
+                    if policy == "skip":
+                        logger.info("%s: skipped, claimed by worker %r", what, current.owner)
+                        return None
+                    timeout = claim.wait_timeout
+                    if policy == "raise" or (timeout is not None and waited >= timeout):
+                        raise ClaimHeldError(what, key, current.owner, current.epoch, current.remaining,
+                                             None if policy == "raise" else waited)  # fmt: skip
+                    sleep = min(pause, current.remaining + POLL_FIRST)
+                    if timeout is not None:
+                        sleep = min(sleep, max(0.0, timeout - waited))
+                    claim.sleep(max(sleep, 0.001))
+                    pause = min(pause * 2, most)
+                    continue
+            holding = Holding(self, persistence, lease)
+            self._register(holding)
+            return holding
+
+    # -- the heartbeat ---------------------------------------------------------------------------
+
+    def beat(self) -> int:
+        """Renew every held lease whose renewal is due by `claim.clock()`; the number renewed."""
+        now = self.claim.clock()
+        with self._wake:
+            due = [holding for holding in self._held if holding.next_beat <= now]
+        renewed = 0
+        for holding in due:
+            try:
+                if holding.renew():
+                    renewed += 1
+                else:
+                    self._unregister(holding)  # released or lost: nothing more to renew
+            except Exception as error:  # the storage failed: try again a little later
+                holding.next_beat = self.claim.clock() + self.claim.interval / 4
+                logger.warning("claim on %r could not be renewed: %s", holding.key, error)
+        return renewed
+
+    def _register(self, holding: Holding) -> None:
+        self.owner  # (a fork resets the registry before a holding of this process is added)
+        with self._wake:
+            self._held.add(holding)
+            if self._thread is None and self.heartbeat_thread:
+                self._thread = threading.Thread(target=self._heartbeat, name="dotflow-claims", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _unregister(self, holding: Holding) -> None:
+        with self._wake:
+            self._held.discard(holding)
+
+    def _heartbeat(self) -> None:
+        """The heartbeat thread: sleeps until the next renewal is due, renews, repeats."""
+        clock = self.claim.clock
+        wake = self._wake
+        while True:
+            with wake:
+                if not self._held:
+                    wake.wait()
+                    continue
+                wait = min(holding.next_beat for holding in self._held) - clock()
+                if wait > 0:
+                    wake.wait(min(wait, self.claim.interval))
+                    continue
+            self.beat()
+
+
+def _hostname() -> str:
+    try:
+        return socket.gethostname() or "local"
+    except OSError:
+        return "local"
