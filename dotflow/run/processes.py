@@ -338,7 +338,7 @@ class _WorkerPool:
 
     def _fork(self) -> None:
         parent_end, child_end = self._context.Pipe()
-        inherited = list(self.workers) + [parent_end]
+        inherited = list(self.workers) + [worker.connection for worker in self.ended] + [parent_end]
         process = self._context.Process(
             target=_child_main,
             args=(child_end, self.batches, self.configs, self.work, inherited, self.parent_pid),
