@@ -2,9 +2,11 @@
 
 - sequential: tasks in order in the calling thread, each fed its predecessor's context from
   memory. With several groups it runs as sequential_group.
-- sequential_group: one child process per group, all groups at once; sequential inside a group.
+- sequential_group: each group in a child process, at most `Config.max_workers` at once; sequential
+  inside a group.
 - background: the sequential loop in a daemon thread; `Manager` returns at once.
-- parallel: one child process per task; every task starts from an empty previous context.
+- parallel: each task in a child process, at most `Config.max_workers` at once, each child taking
+  the next task as it finishes one; every task starts from an empty previous context.
 """
 
 from __future__ import annotations
