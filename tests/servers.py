@@ -100,7 +100,8 @@ def free_port() -> int:
 def start_moto(*, authenticate: bool = False) -> LocalServer:
     """moto's S3 server; with `authenticate`, it checks every request's credentials (and knows none)."""
     port = free_port()
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    serialized = Path(__file__).with_name("moto_serialized.py")  # moto, one request at a time (see there)
+    command = [sys.executable, str(serialized), "127.0.0.1", str(port)]
     env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if authenticate else None
     return LocalServer("moto-s3", command, port, "/moto-api/", env)
 

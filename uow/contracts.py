@@ -54,6 +54,9 @@ May:
                                 written inside the storage's own transaction
 `SupportsInputFingerprints`     ``fingerprint(workflow_id)``: a workflow's recorded input fingerprint
 `SupportsChecksums`             ``encode``: the bytes a checksum is taken of (None: not set yet)
+`SupportsRuns`                  ``begin_run(run)`` / ``end_run(run)`` / ``last_writes(keys)``: runs
+                                recorded (`RunFacts`), their units' ``run_id``, and the checksum of each
+                                key's last committed write (verified resume)
 `SupportsClose`                 ``close()``
 ==============================  =================================================================
 """
@@ -78,6 +81,8 @@ __all__ = [
     "ROLLED_BACK",
     "CheckpointStorage",
     "JournalCapabilities",
+    "LastWrite",
+    "RunFacts",
     "Lease",
     "LeaseTransaction",
     "StorageCapabilities",
@@ -98,6 +103,7 @@ __all__ = [
     "SupportsPrepare",
     "SupportsReadCheckpoint",
     "SupportsRecord",
+    "SupportsRuns",
     "SupportsReservations",
     "SupportsSharedTransaction",
     "SupportsStorage",
@@ -400,6 +406,76 @@ class SupportsChecksums(Protocol):
     encode: Callable[[Any], bytes] | None
 
 
+class RunFacts(Protocol):
+    """What a journal reads of a run (`uow.RunPersistence` is one): ids, mode, times, status, task counts,
+    where it ran, and its storage described without credentials (a JSON-ready dict, or None)."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def workflow_id(self) -> str | None: ...
+
+    @property
+    def mode(self) -> str | None: ...
+
+    @property
+    def started_at(self) -> float: ...
+
+    @property
+    def ended_at(self) -> float | None: ...
+
+    @property
+    def status(self) -> str | None: ...
+
+    @property
+    def counts(self) -> Mapping[str, int] | None: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def storage(self) -> Mapping[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class LastWrite:
+    """A key's newest committed write in a journal: its checksum (None for a delete, or when no entry
+    was ever committed), the unit and run that wrote it; `pending`: checksums written by newer units
+    whose outcome never reached the journal (a crash window; None: reserved ahead, value unknown)."""
+
+    key: str
+    checksum: str | None
+    unit_id: str | None
+    run_id: str | None
+    pending: tuple[str | None, ...] = ()
+    deleted: bool = False
+
+
+@runtime_checkable
+class SupportsRuns(Protocol):
+    """A journal that records runs.
+
+    It also reserves (`SupportsReservations`), taking the run's id.
+    `begin_run(run)` records a run that begins (its row is written with the run's first journal
+    transaction: its reservations, or a flush); `end_run(run)` records how it ended (written with
+    the run's last transaction). Its `reserve(entries, run_id=...)` stamps the reserved units with
+    the run. `last_writes(keys)` gives each key's last committed write (keys never written are left
+    out), which a resume compares with what it restores.
+    """
+
+    def begin_run(self, run: RunFacts) -> None: ...
+
+    def end_run(self, run: RunFacts) -> None: ...
+
+    def reserve(self, entries: Iterable[tuple[str | None, Any, str]], run_id: str | None = None) -> list[str]: ...
+
+    def last_writes(self, keys: Iterable[str]) -> dict[str, LastWrite]: ...
+
+
 # -- what an object declares, worked out once per class -------------------------------------------
 
 
@@ -452,6 +528,7 @@ class JournalCapabilities:
     shared_transaction: bool
     input_fingerprints: bool
     close: bool
+    runs: bool = False
 
     @classmethod
     def of(cls, journal: SupportsRecord) -> JournalCapabilities:
@@ -468,6 +545,7 @@ class JournalCapabilities:
                 shared_transaction=isinstance(journal, SupportsSharedTransaction),
                 input_fingerprints=isinstance(journal, SupportsInputFingerprints),
                 close=isinstance(journal, SupportsClose),
+                runs=isinstance(journal, SupportsRuns),
             )
             _JOURNAL_CAPABILITIES[kind] = found
         return found

@@ -34,6 +34,7 @@ sets `encode` to its checkpoint encoding, and `verify` re-encodes what the stora
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import uuid
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from uow.contracts import SupportsListKeys, SupportsReadCheckpoint, UnitFacts
+from uow.contracts import LastWrite, RunFacts, SupportsListKeys, SupportsReadCheckpoint, UnitFacts
 from uow.journal_writer import Batch
 from uow.errors import JournalError
 from uow.outcomes import (
@@ -58,6 +59,12 @@ from uow.outcomes import (
     PREPARED,
     PROBLEMS,
     PUT_OPERATION,
+    ROLLED_BACK,
+    RUN_UNFINISHED,
+    TASK_ADOPTED,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_RESTORED,
     UNBACKED,
     UNCONFIRMED,
 )
@@ -73,6 +80,7 @@ __all__ = [
     "BACKED",
     "CHANGED",
     "Journal",
+    "JournalRun",
     "JournalUnit",
     "JournalWrite",
     "MISSING",
@@ -86,6 +94,9 @@ __all__ = [
 # (the verify statuses BACKED ... UNBACKED and PROBLEMS are defined in `uow.outcomes`, re-exported here)
 
 Encoder = Callable[[Any], bytes]
+
+# What `verify` says of a key written by a unit still "prepared": only a crash leaves one behind.
+CRASH_WINDOW = "written by a unit whose outcome was never recorded: the crash window between its write and its outcome"
 
 logger = logging.getLogger("uow")
 
@@ -110,6 +121,30 @@ class JournalUnit:
     finished_at: datetime | None
     error: str | None
     writes: tuple[JournalWrite, ...] = ()
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JournalRun:
+    """A run as the journal recorded it; `status` is RUN_UNFINISHED for a run that never ended."""
+
+    id: str
+    workflow_id: str | None
+    mode: str | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    completed: int | None
+    restored: int | None
+    failed: int | None
+    adopted: int | None
+    host: str | None
+    pid: int | None
+    storage: dict[str, Any] | None  # the storage described without credentials, as recorded
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.finished_at is None else (self.finished_at - self.started_at).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -125,11 +160,23 @@ class _KeyHistory:
     committed: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)
     unconfirmed: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)
     reserved: list[tuple[datetime, str, JournalWrite]] = field(default_factory=list)  # intents with no checksum yet
+    runs: dict[str, str | None] = field(default_factory=dict)  # unit id -> its run id
+
+
+_KEYS_PER_QUERY = 500  # keys per `IN (...)` (SQLite allows 32766 parameters; PostgreSQL more)
 
 
 def outcome_of(unit: UnitFacts) -> str:
-    """The journal outcome of a settled unit: committed, rolled_back, failed or conflict."""
-    return str(unit.state)
+    """The journal outcome of a settled unit: committed, rolled_back, failed or conflict.
+
+    A unit rolled back because of an error (a step that raised, a `with` block left by an
+    exception) is recorded FAILED with that error, so `--outcome failed` finds it; a rollback with
+    no error in flight (`unit.rollback()`, asked for) stays ROLLED_BACK.
+    """
+    state = str(unit.state)
+    if state == ROLLED_BACK and unit.error_text is not None:
+        return FAILED
+    return state
 
 
 class Journal:
@@ -139,6 +186,8 @@ class Journal:
     existing database must be at the current schema revision (`dotflow journal upgrade`).
     `synchronous` is SQLite's durability level (NORMAL by default: see `uow.sql_engine`) and
     `busy_timeout` the seconds a write waits for another process's lock on a SQLite file.
+    `read_only=True` (for audits): nothing is created or changed, not even SQLite's journal mode; a
+    missing file, or a database without the journal's tables, is an error, and writing is refused.
     A database that cannot be reached, opened, read or written raises `JournalError`, one line that
     names the database (its password masked) and the cause (see `uow.sql_engine.database_errors`).
     One journal serves any number of threads: its writes run one at a time on one connection.
@@ -152,16 +201,22 @@ class Journal:
         synchronous: str = "NORMAL",
         batch_outcomes: int = 64,
         busy_timeout: float = BUSY_TIMEOUT,
+        read_only: bool = False,
     ) -> None:
         if batch_outcomes < 1:
             raise ValueError(f"batch_outcomes must be at least 1, not {batch_outcomes!r}")
         from uow import journal_migrate
 
-        self.engine: Engine = make_engine(url_or_engine, synchronous=synchronous, busy_timeout=busy_timeout)
+        if read_only and isinstance(url_or_engine, str):
+            _require_existing_sqlite(url_or_engine)
+        self.engine: Engine = make_engine(
+            url_or_engine, synchronous=synchronous, busy_timeout=busy_timeout, wal=not read_only
+        )
         self.encode = encode
+        self.read_only = read_only
         try:
             with self._database_errors():
-                journal_migrate.ensure_schema(self.engine)
+                journal_migrate.ensure_schema(self.engine, create=not read_only)
         except BaseException:
             if self.engine is not url_or_engine:
                 self.engine.dispose()
@@ -183,6 +238,7 @@ class Journal:
         self._used: set[str] = set()  # the reserved ids whose unit took the fast `prepare`
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"Journal({self.url!r})"
@@ -209,6 +265,7 @@ class Journal:
         try:
             self.release()
         finally:
+            self._closed = True
             self._release_connections()
 
     # -- recording -----------------------------------------------------------------------------
@@ -236,7 +293,7 @@ class Journal:
         with self._lock:
             self._prepared[unit_id] = unit_row
 
-    def reserve(self, entries: Iterable[tuple[str | None, Any, str]]) -> list[str]:
+    def reserve(self, entries: Iterable[tuple[str | None, Any, str]], run_id: str | None = None) -> list[str]:
         """Record ahead, in ONE transaction, the intents of units that will each put one key.
 
         `entries` are (workflow id, task id, key). Each gets a unit row (a fresh id, outcome
@@ -245,7 +302,8 @@ class Journal:
         exactly that key then needs no transaction of its own in `prepare`; `record` completes its
         rows (times, outcome, checksum) in the next batch of outcomes. Until then, and after a
         crash, the entry reads "prepared" with no checksum: `verify` calls the key unconfirmed if
-        present, and nothing if absent. `release` deletes the reservations never used.
+        present, and nothing if absent. `release` deletes the reservations never used. `run_id`:
+        the run the units belong to (see `begin_run`).
         """
         started = _now()
         reserved: list[tuple[str, str]] = []  # (unit id, key)
@@ -261,6 +319,7 @@ class Journal:
                 "started_at": started,
                 "finished_at": None,
                 "error": None,
+                "run_id": run_id,
             }
             write = {"unit_id": unit_id, "key": str(key), "operation": PUT_OPERATION, "fingerprint": None, "checksum": None, "size": None}
             batch_entries.append(_Entry(unit_row, [write], None))
@@ -307,14 +366,14 @@ class Journal:
         entry = self._outcome(unit)
         if entry is None:
             return
-        if entry.queued:
+        if entry.queued and unit.run_id is not None:
             with self._lock:
                 self._pending.append(entry)
                 full = len(self._pending) >= self._batch_outcomes
             if full:
                 self._write()
             return
-        self._write(entry)
+        self._write(entry)  # outside a run: in the journal when `commit()` (or the `with` block) returns
 
     def record_later(self, unit: UnitFacts) -> Callable[[], None]:
         """The outcome of `unit`, to be queued only when the returned callback is called.
@@ -335,6 +394,7 @@ class Journal:
         if full:  # outcomes confirmed by the storage since: written here, not in its callback
             self._write()
         called = False
+        alone = unit.run_id is None  # no run will write the queue at its end: the callback does
 
         def now_durable() -> None:
             nonlocal called
@@ -344,8 +404,37 @@ class Journal:
                 called = True
                 self._awaiting -= 1
                 self._pending.append(entry)
+            if alone:
+                self._write_after_durable()
 
         return now_durable
+
+    def _write_after_durable(self) -> None:
+        """Write the queue from a storage's durable callback (a unit outside a run); errors are logged,
+        never raised into the storage (the next journal transaction retries the queue). A closed
+        journal writes nothing: the outcome stays "prepared" (see `close`)."""
+        if self._closed:
+            return
+        try:
+            self._write()
+        except Exception as error:
+            logger.warning("journal %s: a confirmed outcome could not be written yet: %s", self.url, error)
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def begin_run(self, run: RunFacts) -> None:
+        """Queue the row of a run that begins (status NULL: read as "unfinished" until it ends).
+
+        Written by the journal's next transaction: a run's reservations, or the `flush` the run
+        makes when it reserves nothing, so a run that never ends (a crash) still has its row.
+        """
+        with self._lock:
+            self._pending.append(_Entry(None, [], None, run_row=_run_row(run)))
+
+    def end_run(self, run: RunFacts) -> None:
+        """Queue the final row of a run (status, end, counts), written with the run's last transaction."""
+        with self._lock:
+            self._pending.append(_Entry(None, [], None, run_row=_run_row(run)))
 
     def flush(self) -> None:
         """Write the outcomes queued so far, now."""
@@ -387,6 +476,8 @@ class Journal:
 
     def _write(self, *entries: _Entry) -> None:
         """One transaction: the queued outcomes first, then `entries`; the queue empties only if it commits."""
+        if self.read_only:
+            raise JournalError(f"journal {self.url} was opened read-only: it records nothing")
         with self._write_lock:  # the queue must not be written twice, nor overtaken, by two threads
 
             def run() -> None:
@@ -445,6 +536,7 @@ class Journal:
             "started_at": _aware(unit.started_at) or _now(),
             "finished_at": None,
             "error": None,
+            "run_id": unit.run_id,
         }
 
     def _write_rows(self, unit_id: str, unit: UnitFacts) -> list[dict[str, Any]]:
@@ -517,13 +609,55 @@ class Journal:
         outcome: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        run_id: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
         oldest_first: bool = False,
     ) -> list[JournalUnit]:
         """Entries matching every given filter, newest first (by start time) unless `oldest_first`."""
         self.flush()
         table = self._schema.unit_table
-        query = table.select()
+        query = self._filtered(table.select(), workflow_id, task_id, outcome, since, until, run_id)
+        order = (table.c.started_at, table.c.id) if oldest_first else (table.c.started_at.desc(), table.c.id.desc())
+        query = query.order_by(*order)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+        return [_unit_from_row(row) for row in rows]
+
+    def count_units(
+        self,
+        *,
+        workflow_id: str | None = None,
+        task_id: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        run_id: str | None = None,
+    ) -> int:
+        """How many entries `units` would give with these filters and no limit."""
+        from sqlalchemy import func
+
+        self.flush()
+        table = self._schema.unit_table
+        query = self._filtered(table.select().with_only_columns(func.count()), workflow_id, task_id, outcome, since, until, run_id)
+        with self._reading() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def _filtered(self, query: Any, workflow_id: str | None, task_id: str | None, outcome: str | None,
+                  since: datetime | None, until: datetime | None, run_id: str | None) -> Any:  # fmt: skip
+        table = self._schema.unit_table
+        if run_id is not None:
+            query = query.where(table.c.run_id == run_id)
+            if workflow_id is None:  # the run's workflow: the workflow index finds its units
+                run = self.run(run_id)
+                if run is not None:
+                    workflow_id = run.workflow_id
+                    query = query.where(table.c.workflow_id.is_(None) if workflow_id is None else table.c.workflow_id == workflow_id)
+                    workflow_id = None
         if workflow_id is not None:
             query = query.where(table.c.workflow_id == workflow_id)
         if task_id is not None:
@@ -534,13 +668,93 @@ class Journal:
             query = query.where(table.c.started_at >= _aware(since))
         if until is not None:
             query = query.where(table.c.started_at < _aware(until))
-        order = (table.c.started_at, table.c.id) if oldest_first else (table.c.started_at.desc(), table.c.id.desc())
-        query = query.order_by(*order)
+        return query
+
+    def runs(self, *, workflow_id: str | None = None, limit: int | None = None, offset: int = 0) -> list[JournalRun]:
+        """Recorded runs, newest first; a run that never ended reads RUN_UNFINISHED."""
+        self.flush()
+        table = self._schema.run_table
+        query = table.select()
+        if workflow_id is not None:
+            query = query.where(table.c.workflow_id == workflow_id)
+        query = query.order_by(table.c.started_at.desc(), table.c.id.desc())
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self._reading() as connection:
             rows = connection.execute(query).all()
-        return [_unit_from_row(row) for row in rows]
+        return [_run_from_row(row) for row in rows]
+
+    def count_runs(self, *, workflow_id: str | None = None) -> int:
+        """How many runs `runs` would give with this filter and no limit."""
+        from sqlalchemy import func
+
+        self.flush()
+        table = self._schema.run_table
+        query = table.select().with_only_columns(func.count())
+        if workflow_id is not None:
+            query = query.where(table.c.workflow_id == workflow_id)
+        with self._reading() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def run(self, run_id: str) -> JournalRun | None:
+        """One recorded run, or None."""
+        self.flush()
+        table = self._schema.run_table
+        with self._reading() as connection:
+            row = connection.execute(table.select().where(table.c.id == run_id)).one_or_none()
+        return None if row is None else _run_from_row(row)
+
+    def run_ids(self, prefix: str) -> list[str]:
+        """Ids of recorded runs that start with `prefix` (at most 2: enough to tell one from many)."""
+        table = self._schema.run_table
+        query = table.select().with_only_columns(table.c.id).where(table.c.id.startswith(prefix, autoescape=True))
+        with self._reading() as connection:
+            return [str(r) for r in connection.execute(query.limit(2)).scalars()]
+
+    def unit_ids(self, prefix: str) -> list[str]:
+        """Ids of units that start with `prefix` (at most 2)."""
+        table = self._schema.unit_table
+        query = table.select().with_only_columns(table.c.id).where(table.c.id.startswith(prefix, autoescape=True))
+        self.flush()
+        with self._reading() as connection:
+            return [str(r) for r in connection.execute(query.limit(2)).scalars()]
+
+    def knows_workflow(self, workflow_id: str) -> bool:
+        """True if any unit or run of `workflow_id` is recorded."""
+        self.flush()
+        units, runs = self._schema.unit_table, self._schema.run_table
+        with self._reading() as connection:
+            for table in (runs, units):
+                found = connection.execute(
+                    table.select().with_only_columns(table.c.id).where(table.c.workflow_id == workflow_id).limit(1)
+                ).first()
+                if found is not None:
+                    return True
+        return False
+
+    def last_writes(self, keys: Iterable[str]) -> dict[str, LastWrite]:
+        """Each key's newest committed write, with the checksums of newer writes never confirmed
+        (`LastWrite.pending`; None: reserved ahead, value unknown). Keys no entry wrote are left out."""
+        self.flush()
+        history = self._history("", keys=list(keys))
+        found: dict[str, LastWrite] = {}
+        for key, keyed in history.items():
+            latest = max(keyed.committed, key=lambda entry: entry[:2], default=None)
+            newer = [e for e in (*keyed.unconfirmed, *keyed.reserved) if latest is None or e[:2] > latest[:2]]
+            pending = tuple(None if e[2].checksum is None and e[2].operation == PUT_OPERATION else e[2].checksum
+                            for e in newer)  # fmt: skip
+            if latest is None:
+                if not pending:
+                    continue
+                found[key] = LastWrite(key, None, None, None, pending=pending)
+                continue
+            _, unit_id, write = latest
+            checksum = None if write.operation == DELETE_OPERATION else write.checksum
+            found[key] = LastWrite(key, checksum, unit_id, keyed.runs.get(unit_id), pending=pending,
+                                   deleted=write.operation == DELETE_OPERATION)  # fmt: skip
+        return found
 
     def unit(self, unit_id: str) -> JournalUnit | None:
         """One entry with its writes, or None."""
@@ -557,38 +771,68 @@ class Journal:
 
     # -- audit -----------------------------------------------------------------------------------
 
-    def verify(self, storage: SupportsReadCheckpoint, *, prefix: str = "", encode: Encoder | None = None) -> list[VerifyFinding]:
+    def verify(
+        self,
+        storage: SupportsReadCheckpoint,
+        *,
+        prefix: str = "",
+        encode: Encoder | None = None,
+        run_id: str | None = None,
+    ) -> list[VerifyFinding]:
         """Compare every key the journal wrote (and every key the storage holds) with the storage.
 
         Reads each key once through `storage.read_checkpoint`; keys the journal never mentions
-        come from `storage.list_keys(prefix)` when the storage has it. Findings come sorted by key.
+        come from `storage.list_keys(prefix)` when the storage has it. `run_id`: only the keys
+        that run's units wrote (each compared with its newest committed entry, whatever its run;
+        the storage's other keys are not listed). Findings come sorted by key.
         """
         encode = encode or self.encode
         self.flush()
         if encode is None:
             raise ValueError("verify needs an encoder for stored values (Journal(encode=...))")
-        history = self._history(prefix)
+        keys = None if run_id is None else self._keys_of_run(run_id)
+        history = self._history(prefix, keys=keys)
         findings = [self._classify(key, history[key], storage, encode) for key in sorted(history)]
-        for key in sorted(set(_storage_keys(storage, prefix)) - set(history)):
-            findings.append(VerifyFinding(key, UNBACKED, detail="no journal entry wrote this key"))
+        if keys is None:
+            for key in sorted(set(_storage_keys(storage, prefix)) - set(history)):
+                findings.append(VerifyFinding(key, UNBACKED, detail="no journal entry wrote this key"))
         return sorted(findings, key=lambda finding: finding.key)
 
-    def _history(self, prefix: str) -> dict[str, _KeyHistory]:
+    def _keys_of_run(self, run_id: str) -> list[str]:
         units, writes = self._schema.unit_table, self._schema.write_table
         query = (
             writes.join(units, writes.c.unit_id == units.c.id)
             .select()
-            .with_only_columns(units.c.id, units.c.outcome, units.c.started_at, *writes.c)
+            .with_only_columns(writes.c.key)
+            .where(units.c.run_id == run_id)
+            .distinct()
+        )
+        with self._reading() as connection:
+            return [str(key) for key in connection.execute(query).scalars()]
+
+    def _history(self, prefix: str, keys: list[str] | None = None) -> dict[str, _KeyHistory]:
+        units, writes = self._schema.unit_table, self._schema.write_table
+        query = (
+            writes.join(units, writes.c.unit_id == units.c.id)
+            .select()
+            .with_only_columns(units.c.id, units.c.outcome, units.c.started_at, units.c.run_id, *writes.c)
             .where(units.c.outcome.in_((COMMITTED, PREPARED, FAILED, CONFLICT)))
         )
         if prefix:
             query = query.where(writes.c.key.startswith(prefix, autoescape=True))
         with self._reading() as connection:
-            rows = connection.execute(query).all()
+            if keys is None:
+                rows = list(connection.execute(query).all())
+            else:
+                rows = []
+                for start in range(0, len(keys), _KEYS_PER_QUERY):
+                    chunk = keys[start : start + _KEYS_PER_QUERY]
+                    rows.extend(connection.execute(query.where(writes.c.key.in_(chunk))).all())
         history: dict[str, _KeyHistory] = {}
         for row in rows:
             entry = (_utc(row.started_at), str(row.id), _write_from_row(row))
             keyed = history.setdefault(row.key, _KeyHistory())
+            keyed.runs[str(row.id)] = row.run_id
             if row.outcome == COMMITTED:
                 keyed.committed.append(entry)
             elif row.outcome == PREPARED and row.operation == PUT_OPERATION and row.checksum is None:
@@ -612,7 +856,7 @@ class Journal:
                 return VerifyFinding(key, BACKED, unit_id)
         for _, pending_id, pending in sorted(newer, key=lambda entry: entry[:2], reverse=True):
             if stored == (None if pending.operation == DELETE_OPERATION else pending.checksum):
-                return VerifyFinding(key, UNCONFIRMED, pending_id, "written by a unit whose outcome was never confirmed")
+                return VerifyFinding(key, UNCONFIRMED, pending_id, CRASH_WINDOW)
         reserved = [e for e in history.reserved if latest is None or e[:2] > latest[:2]]
         if reserved and stored is not None:
             # An intent recorded ahead whose outcome never came: the value it put is not known.
@@ -620,7 +864,7 @@ class Journal:
                 key,
                 UNCONFIRMED,
                 max(reserved, key=lambda entry: entry[:2])[1],
-                "written by a unit whose outcome was never confirmed; reserved ahead, so its value is not compared",
+                f"{CRASH_WINDOW}; reserved ahead, so its value is not compared",
             )
         if latest is None:
             if stored is None:
@@ -633,6 +877,22 @@ class Journal:
             return VerifyFinding(key, UNBACKED, unit_id, "deleted by the newest committed entry, but present")
         return VerifyFinding(key, CHANGED, unit_id, "the stored value differs from the committed one")
 
+
+
+def _require_existing_sqlite(url: str) -> None:
+    """A read-only journal on a SQLite file that does not exist is an error (opening would create it)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return  # make_engine says what is wrong with it
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:"):
+        import os
+
+        if not os.path.isfile(database):
+            raise JournalError(f"no journal at {database!r} (the file does not exist)")
 
 
 def _puts_only(unit: UnitFacts, key: str) -> bool:
@@ -677,8 +937,11 @@ class _Entry:
     queued: bool = False  # the outcome of a prepared unit, or one waiting for its storage
     released: str | None = None  # a reserved unit whose reserved write row goes first
     dropped: list[str] = field(default_factory=list)  # reserved units never used: both rows go
+    run_row: dict[str, Any] | None = None  # a run that begins or ends
 
     def add_to(self, batch: Batch) -> None:
+        if self.run_row is not None:
+            batch.runs[self.run_row["id"]] = self.run_row
         if self.released is not None:
             batch.released.append({"unit_id": self.released})
         for unit_id in self.dropped:
@@ -710,6 +973,53 @@ def _unit_from_row(row: Any, writes: tuple[JournalWrite, ...] = ()) -> JournalUn
         finished_at=_aware(row.finished_at),
         error=row.error,
         writes=writes,
+        run_id=row.run_id,
+    )
+
+
+def _run_row(run: RunFacts) -> dict[str, Any]:
+    counts = run.counts or {}
+    ended = run.ended_at
+    storage = run.storage
+    return {
+        "id": run.run_id,
+        "workflow_id": run.workflow_id,
+        "mode": run.mode,
+        "status": run.status if ended is not None else None,
+        "started_at": datetime.fromtimestamp(run.started_at, timezone.utc),
+        "finished_at": None if ended is None else datetime.fromtimestamp(ended, timezone.utc),
+        "tasks_completed": counts.get(TASK_COMPLETED),
+        "tasks_restored": counts.get(TASK_RESTORED),
+        "tasks_failed": counts.get(TASK_FAILED),
+        "tasks_adopted": counts.get(TASK_ADOPTED),
+        "host": run.host,
+        "pid": run.pid,
+        "storage": None if storage is None else json.dumps(dict(storage), sort_keys=True),
+    }
+
+
+def _run_from_row(row: Any) -> JournalRun:
+    storage = None
+    if row.storage:
+        try:
+            loaded = json.loads(row.storage)
+        except ValueError:
+            loaded = None
+        storage = loaded if isinstance(loaded, dict) else None
+    return JournalRun(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        mode=row.mode,
+        status=row.status if row.finished_at is not None and row.status else RUN_UNFINISHED,
+        started_at=_utc(row.started_at),
+        finished_at=_aware(row.finished_at),
+        completed=row.tasks_completed,
+        restored=row.tasks_restored,
+        failed=row.tasks_failed,
+        adopted=row.tasks_adopted,
+        host=row.host,
+        pid=row.pid,
+        storage=storage,
     )
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "ensure_schema",
     "head_revision",
     "is_new_sqlite",
+    "known_revisions",
+    "mismatch",
     "upgrade",
 ]
 
@@ -104,22 +106,44 @@ def is_new_sqlite(engine: Engine) -> bool:
     return tables == 0
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create a new (or empty) SQLite database at head, or check that an existing database is at head."""
+def ensure_schema(engine: Engine, *, create: bool = True) -> None:
+    """Create a new (or empty) SQLite database at head, or check that an existing database is at head.
+
+    `create=False` (for reading only): nothing is ever created; a database without the tables is refused.
+    """
     with _lock:
-        if is_new_sqlite(engine):
+        if create and is_new_sqlite(engine):
             upgrade(engine)
         else:
             found = current_revision(engine)
             wanted = head_revision()
             if found != wanted:
-                raise SchemaError(_mismatch(engine, found, wanted))
+                raise SchemaError(mismatch(engine, found, wanted))
 
 
-def _mismatch(engine: Engine, found: str | None, wanted: str) -> str:
+def known_revisions() -> list[str]:
+    """Every revision this version's migrations know, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    return [script.revision for script in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))]
+
+
+def mismatch(engine: Engine, found: str | None, wanted: str) -> str:
+    """Why the database is not usable as it is, and (when it can be) the command that upgrades it.
+
+    The command can be pasted as printed: it names the URL when it holds no password, else it
+    refers to $DOTFLOW_JOURNAL_URL (a masked password could not be pasted).
+    """
     url = engine.url.render_as_string(hide_password=True)
+    if found is not None and found not in known_revisions():
+        return (
+            f"database {url} is at revision {found!r}, which this version of dotflow does not know: it was "
+            f"written by a newer (or another) version of dotflow; use that version, this one knows revisions "
+            f"up to {wanted!r}"
+        )
     state = "has no dotflow tables" if found is None else f"is at revision {found!r}"
-    return (
-        f"database {url} {state}; this dotflow needs revision {wanted!r}: "
-        f"run `dotflow journal upgrade --url '{url}'` (or `alembic -x url='{url}' upgrade head`)"
-    )
+    if engine.url.password:
+        command = "set DOTFLOW_JOURNAL_URL to its URL, then run `dotflow journal upgrade`"
+    else:
+        command = f"run `dotflow journal upgrade --journal '{url}'`"
+    return f"database {url} {state}; this dotflow needs revision {wanted!r}: {command}"

@@ -1,6 +1,7 @@
 """The journal's tables, as SQLAlchemy Core `Table`s on one `MetaData` (Alembic owns their DDL).
 
-dotflow_journal_unit      one row per top-level unit of work
+dotflow_journal_run       one row per run of a workflow (`DotFlow.start()`): recorded when it begins, completed when it ends
+dotflow_journal_unit      one row per top-level unit of work (with the id of its run, if any)
 dotflow_journal_write     one row per key a unit writes or deletes (what was stored: checksum, size)
 dotflow_workflow_input    one row per workflow: its current input fingerprint
 
@@ -27,12 +28,32 @@ from sqlalchemy import (
 
 __all__ = [
     "metadata",
+    "run_table",
     "unit_table",
     "workflow_input_table",
     "write_table",
 ]
 
 metadata = MetaData()
+
+run_table = Table(
+    "dotflow_journal_run",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workflow_id", String(255), nullable=True),
+    Column("mode", String(32), nullable=True),
+    Column("status", String(16), nullable=True),  # completed or failed; NULL until the run ends (unfinished)
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("tasks_completed", Integer, nullable=True),
+    Column("tasks_restored", Integer, nullable=True),
+    Column("tasks_failed", Integer, nullable=True),
+    Column("tasks_adopted", Integer, nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("storage", Text, nullable=True),  # JSON: the storage described without credentials
+    Index("ix_dotflow_journal_run_workflow", "workflow_id", "started_at"),
+)
 
 unit_table = Table(
     "dotflow_journal_unit",
@@ -45,6 +66,8 @@ unit_table = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("error", Text, nullable=True),
+    # no index of its own: a run's units are found through the workflow index (one page write less per unit)
+    Column("run_id", String(32), nullable=True),
     Index("ix_dotflow_journal_unit_workflow", "workflow_id", "started_at"),
     sqlite_with_rowid=False,  # the id is the key: one B-tree, not a table plus an index
 )

@@ -1,6 +1,6 @@
 """How the journal writes: at most five statements per transaction, on one connection per thread.
 
-A transaction carries a `Batch`: unit rows (new units, and the final outcome of units recorded
+A transaction carries a `Batch`: run rows (a run that begins, or ends: one upsert), unit rows (new units, and the final outcome of units recorded
 earlier as "prepared": one upsert keyed by the unit id), write rows (one upsert: a new row, or the
 checksum of a row reserved ahead) and workflow input fingerprints (one upsert); and, for units
 reserved ahead (`Journal.reserve`), the deletes of reserved rows left unused. Each gets one
@@ -37,8 +37,13 @@ __all__ = ["Batch", "JournalWriter", "build_statements"]
 
 Row = dict[str, Any]
 
+_RUN_COLUMNS = (
+    "id", "workflow_id", "mode", "status", "started_at", "finished_at", "tasks_completed", "tasks_restored",
+    "tasks_failed", "tasks_adopted", "host", "pid", "storage",
+)  # fmt: skip
 _COLUMNS = {
-    "upsert_unit": ("id", "workflow_id", "task_id", "attempt", "outcome", "started_at", "finished_at", "error"),
+    "upsert_run": _RUN_COLUMNS,
+    "upsert_unit": ("id", "workflow_id", "task_id", "attempt", "outcome", "started_at", "finished_at", "error", "run_id"),
     "release_writes": ("unit_id",),
     "drop_unit": ("id",),
     "insert_write": ("unit_id", "key", "operation", "fingerprint", "checksum", "size"),
@@ -59,9 +64,11 @@ class Batch:
     units: list[Row] = field(default_factory=list)
     writes: list[Row] = field(default_factory=list)
     fingerprints: dict[str, Row] = field(default_factory=dict)  # workflow id -> its newest row
+    runs: dict[str, Row] = field(default_factory=dict)  # run id -> its newest row (its end replaces its start)
 
     def statements(self) -> list[tuple[str, Sequence[Row]]]:
-        named = [("release_writes", self.released), ("drop_unit", self.dropped)]
+        named: list[tuple[str, Sequence[Row]]] = [("upsert_run", list(self.runs.values()))]
+        named += [("release_writes", self.released), ("drop_unit", self.dropped)]
         named += [("upsert_unit", self.units), ("insert_write", self.writes)]
         named.append(("upsert_fingerprint", list(self.fingerprints.values())))
         return [(name, rows) for name, rows in named if rows]
@@ -75,17 +82,24 @@ def build_statements(engine: Engine, schema: Any) -> dict[str, Any]:
 
     insert = dialect_insert(engine)
     units, writes, fingerprints = schema.unit_table, schema.write_table, schema.workflow_input_table
+    runs = schema.run_table
+    run_upsert = insert(runs)
     unit_upsert = insert(units)
     write_upsert = insert(writes)
     fingerprint_upsert = insert(fingerprints)
     return {
+        # a run is inserted when it begins; its end fills in the status, the end time and the counts
+        "upsert_run": run_upsert.on_conflict_do_update(
+            index_elements=[runs.c.id],
+            set_={name: run_upsert.excluded[name] for name in _RUN_COLUMNS if name not in ("id", "started_at")},
+        ),
         "release_writes": writes.delete().where(writes.c.unit_id == bindparam("unit_id")),
         "drop_unit": units.delete().where(units.c.id == bindparam("id")),
         # a new unit is inserted; a unit already recorded as "prepared" gets its final outcome
         # (and its real start time: a unit reserved ahead was stamped when reserved)
         "upsert_unit": unit_upsert.on_conflict_do_update(
             index_elements=[units.c.id],
-            set_={name: unit_upsert.excluded[name] for name in ("outcome", "started_at", "finished_at", "error")},
+            set_={name: unit_upsert.excluded[name] for name in ("outcome", "started_at", "finished_at", "error", "run_id")},
         ),
         # a new write row is inserted; the reserved write row of a unit reserved ahead gets its checksum
         "insert_write": write_upsert.on_conflict_do_update(

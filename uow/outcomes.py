@@ -28,6 +28,13 @@ __all__ = [
     "ROLLED_BACK",
     "RUN_COMPLETED",
     "RUN_FAILED",
+    "RUN_STATUSES",
+    "RUN_UNFINISHED",
+    "TASK_ADOPTED",
+    "TASK_COMPLETED",
+    "TASK_COUNTS",
+    "TASK_FAILED",
+    "TASK_RESTORED",
     "UNBACKED",
     "UNCONFIRMED",
     "VERIFY_STATUSES",
@@ -59,6 +66,15 @@ VERIFY_STATUSES: Final = (BACKED, UNCONFIRMED, *PROBLEMS)
 # -- how a run ended (`RunPersistence.end`) --------------------------------------------------------
 RUN_COMPLETED: Final = "completed"
 RUN_FAILED: Final = FAILED
+RUN_UNFINISHED: Final = "unfinished"  # a run the journal saw begin and never end (running, or stopped by a crash)
+RUN_STATUSES: Final = (RUN_COMPLETED, RUN_FAILED, RUN_UNFINISHED)
+
+# -- a run's tasks, counted by how they ended (`RunPersistence.end(counts=...)`) --------------------
+TASK_COMPLETED: Final = RUN_COMPLETED  # ran, and its checkpoint was committed
+TASK_RESTORED: Final = "restored"  # restored from its checkpoint, not run
+TASK_FAILED: Final = FAILED
+TASK_ADOPTED: Final = "adopted"  # ran, but another run committed first: its checkpoint was taken
+TASK_COUNTS: Final = (TASK_COMPLETED, TASK_RESTORED, TASK_FAILED, TASK_ADOPTED)
 
 PUT_OPERATION: Final = "put"
 DELETE_OPERATION: Final = "delete"

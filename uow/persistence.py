@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar, cast
 from uow.contracts import (
     COMMITTED,
     JournalCapabilities,
+    LastWrite,
+    RunFacts,
     StorageCapabilities,
     StorageTransaction,
     Lease,
@@ -34,6 +36,7 @@ from uow.contracts import (
     SupportsReadCheckpoint,
     SupportsRecord,
     SupportsReservations,
+    SupportsRuns,
     SupportsSharedTransaction,
     SupportsStorage,
     SupportsTransaction,
@@ -157,7 +160,10 @@ class Persistence(Generic[S]):
         """Write `unit`'s committed entry inside the storage's `transaction` (only when `shared`)."""
         cast(SupportsSharedTransaction, self.journal).record_in(transaction, unit)
 
-    def reserve(self, entries: Iterable[tuple[str | None, Any, str]]) -> list[str]:
+    def reserve(self, entries: Iterable[tuple[str | None, Any, str]], run_id: str | None = None) -> list[str]:
+        """The journal's reservations (`SupportsReservations`); a journal that records runs stamps them with `run_id`."""
+        if run_id is not None and self.records_runs:
+            return cast(SupportsRuns, self.journal).reserve(entries, run_id=run_id)
         return cast(SupportsReservations, self.journal).reserve(entries)
 
     def release(self, unit_ids: Iterable[str]) -> None:
@@ -167,6 +173,21 @@ class Persistence(Generic[S]):
         """Write what the journal has queued (nothing to do for a journal that queues nothing)."""
         if self.journal_can is not None and self.journal_can.flush:
             cast(SupportsFlush, self.journal).flush()
+
+    @property
+    def records_runs(self) -> bool:
+        """The journal records runs and each key's last committed write (`SupportsRuns`)."""
+        return self.journal_can is not None and self.journal_can.runs
+
+    def begin_run(self, run: RunFacts) -> None:
+        cast(SupportsRuns, self.journal).begin_run(run)
+
+    def end_run(self, run: RunFacts) -> None:
+        cast(SupportsRuns, self.journal).end_run(run)
+
+    def last_writes(self, keys: Iterable[str]) -> dict[str, LastWrite]:
+        """Each key's last committed write in the journal (`SupportsRuns`; keys never written are left out)."""
+        return cast(SupportsRuns, self.journal).last_writes(keys)
 
     @property
     def keeps_input_fingerprints(self) -> bool:

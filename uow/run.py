@@ -13,24 +13,30 @@ Storages before journals: a journal confirms a unit on a buffering storage only 
 durable (`SupportsDurableNotice`), so a confirmed outcome never precedes its durable write.
 
 A run has an id (`run_id`, carried by each of its units), a start and an end (`started_at`,
-`ended_at`, `status`). The objects it binds are opaque here: a "task" is whatever the storage's
-`key(task)` takes.
+`ended_at`, `status`), the mode it ran in, the host and process it ran in, the counts of its tasks
+(`counts`: completed, restored, failed, adopted, given to `end`) and a description of its storage
+without credentials (`storage`, given by the caller). A journal that records runs (`SupportsRuns`)
+gets the run when it begins (written with the run's first journal transaction: its reservations)
+and when it ends (with its last), so a run that never ended reads "unfinished". The objects it
+binds are opaque here: a "task" is whatever the storage's `key(task)` takes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from uow.contracts import CheckpointStorage, SupportsRecord
-from uow.outcomes import RUN_COMPLETED, RUN_FAILED
+from uow.outcomes import RUN_COMPLETED, RUN_FAILED, TASK_COUNTS
 from uow.persistence import Persistence
 from uow.unit_of_work import UnitOfWork
 
-__all__ = ["RUN_COMPLETED", "RUN_FAILED", "Binding", "RunPersistence"]
+__all__ = ["RUN_COMPLETED", "RUN_FAILED", "TASK_COUNTS", "Binding", "RunPersistence"]
 
 
 logger = logging.getLogger("uow")
@@ -46,12 +52,24 @@ class RunPersistence:
     only the parent ends the run.
     """
 
-    def __init__(self, workflow_id: str | None = None, *, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        workflow_id: str | None = None,
+        *,
+        run_id: str | None = None,
+        mode: str | None = None,
+        storage: Mapping[str, Any] | None = None,
+    ) -> None:
         self.workflow_id = workflow_id
         self.run_id = run_id if run_id is not None else uuid.uuid4().hex
+        self.mode = mode
+        self.storage = storage  # the run's storage described without credentials (JSON-ready), if known
         self.started_at = time.time()
         self.ended_at: float | None = None
         self.status: str | None = None  # RUN_COMPLETED or RUN_FAILED once ended
+        self.counts: Mapping[str, int] | None = None  # TASK_COUNTS, once ended
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
         self._bindings: dict[tuple[int, int], Binding] = {}
         self._last: Binding | None = None  # the binding asked for last: tasks usually share one
         self._reserved: dict[Any, str] = {}  # task id -> unit id its journal reserved (its first unit's)
@@ -88,18 +106,33 @@ class RunPersistence:
         cannot reserve is logged and skipped: each unit records its own intent, as without
         reservations. The tasks of a binding whose journal does not reserve are never looked at.
         """
+        recording = self._run_journals()
+        for journal_binding in recording:
+            try:
+                journal_binding.begin_run(self)  # queued: written with the reservations below, or flushed
+            except Exception as error:
+                logger.warning("workflow %s: the journal could not record the run: %s", self.workflow_id, error)
+        written: set[int] = set()
         for persistence, bound in tasks:
             if not persistence.reserves:
                 continue
             chosen = list(bound)
             try:
                 entries = [(self.workflow_id, task_id, persistence.storage.key(task=task)) for task_id, task in chosen]
-                unit_ids = persistence.reserve(entries)
+                unit_ids = persistence.reserve(entries, run_id=self.run_id)
             except Exception as error:
                 logger.warning("workflow %s: the journal could not record intents ahead: %s", self.workflow_id, error)
                 continue
+            if unit_ids:  # (no entry: nothing written)
+                written.add(id(persistence.journal))
             self._reserved.update((task_id, unit_id) for (task_id, _), unit_id in zip(chosen, unit_ids))
             self._reservations.append((persistence, list(unit_ids)))
+        for journal_binding in recording:
+            if id(journal_binding.journal) not in written:  # nothing reserved: the run's row alone
+                try:
+                    journal_binding.flush_journal()
+                except Exception as error:
+                    logger.warning("workflow %s: the journal could not record the run: %s", self.workflow_id, error)
 
     def unit(self, persistence: Binding, *, task_id: Any, attempt: int) -> UnitOfWork:
         """A unit of work of this run for one attempt of a task; a task's first unit takes the id
@@ -130,19 +163,25 @@ class RunPersistence:
         if errors:
             raise errors[0]
 
-    def end(self, *, failed: bool) -> None:
-        """End the run: storages flushed, then reservations released and journals flushed (see the
-        module docstring). A storage that cannot flush raises, after the journals were written;
-        a journal error is logged (the run's outcome stands; its next write retries the queue)."""
+    def end(self, *, failed: bool, counts: Mapping[str, int] | None = None) -> None:
+        """End the run: storages flushed, then the run's end recorded, reservations released and
+        journals flushed (see the module docstring). `counts`: its tasks by TASK_COUNTS. A storage
+        that cannot flush raises, after the journals were written (the run then reads failed); a
+        journal error is logged (the run's outcome stands; its next write retries the queue)."""
         if self.ended_at is not None:
             return
         self.status = RUN_FAILED if failed else RUN_COMPLETED
+        self.counts = counts
         try:
             self.flush()
+        except BaseException:
+            self.status = RUN_FAILED
+            raise
         finally:
+            self.ended_at = time.time()
+            self._record_end()
             self._release_reservations()
             self._flush_journals()
-            self.ended_at = time.time()
 
     def close(self) -> None:
         """Close every storage of the run, then every journal (see `Persistence.close`)."""
@@ -154,6 +193,17 @@ class RunPersistence:
                 binding.close_journal()
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _run_journals(self) -> list[Binding]:
+        """One binding per distinct journal that records runs."""
+        return [b for b in self._distinct(lambda p: p.journal) if b.records_runs]
+
+    def _record_end(self) -> None:
+        for journal_binding in self._run_journals():
+            try:
+                journal_binding.end_run(self)
+            except Exception as error:
+                logger.warning("workflow %s: the journal could not record the end of the run: %s", self.workflow_id, error)
 
     def _release_reservations(self) -> None:
         reservations, self._reservations = self._reservations, []

@@ -63,10 +63,13 @@ def import_sqlalchemy() -> Any:
     return sqlalchemy
 
 
-def make_engine(url_or_engine: Any, *, synchronous: str = "NORMAL", busy_timeout: float = BUSY_TIMEOUT) -> Engine:
+def make_engine(
+    url_or_engine: Any, *, synchronous: str = "NORMAL", busy_timeout: float = BUSY_TIMEOUT, wal: bool = True
+) -> Engine:
     """An Engine for a URL string (an Engine is returned as it is).
 
     `busy_timeout`: seconds a SQLite writer waits for another process's write lock before it fails.
+    `wal=False` (for reading only): a SQLite file is left in the journal mode it has, never switched.
     """
     sqlalchemy = import_sqlalchemy()
     if isinstance(url_or_engine, sqlalchemy.engine.Engine):
@@ -90,7 +93,7 @@ def make_engine(url_or_engine: Any, *, synchronous: str = "NORMAL", busy_timeout
     if url.get_backend_name() != "sqlite":
         raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite:/// or postgresql://")
     engine = cast("Engine", sqlalchemy.create_engine(url, connect_args={"timeout": busy_timeout}))
-    _configure_sqlite(engine, synchronous.upper(), busy_timeout)
+    _configure_sqlite(engine, synchronous.upper(), busy_timeout, wal)
     return engine
 
 
@@ -151,7 +154,7 @@ def _require_psycopg(drivername: str) -> None:
         ) from exc
 
 
-def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout: float) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout: float, wal: bool = True) -> None:
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
@@ -159,7 +162,7 @@ def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout: float) -> 
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
         cursor = dbapi_connection.cursor()
         try:
-            if engine.url.database not in (None, "", ":memory:"):
+            if wal and engine.url.database not in (None, "", ":memory:"):
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.execute(f"PRAGMA synchronous={synchronous}")

@@ -28,7 +28,7 @@ def schedule(args: Any) -> int:
         scheduler = SchedulerCron(cron=args.cron, overlap=args.overlap, **SCHEDULER_OPTIONS)
     except ValueError as error:
         raise CommandError(str(error), 2) from None
-    config = Config(storage=build_storage(args), scheduler=scheduler)
+    config = Config(storage=build_storage(args), scheduler=scheduler, journal=args.journal)
     flow = DotFlow(config=config, workflow_id=args.workflow_id)
     add: dict[str, Any] = {"step": args.step, "initial_context": args.initial_context}
     if args.callback:
@@ -42,7 +42,7 @@ def logs(args: Any) -> int:
     """Print the log file as it is (no markup is interpreted), or say that there is none."""
     path = Path(args.path)
     if not path.is_file():
-        raise CommandError(f"no log file at {str(path)!r} (LogDefault(output='file') writes one)", 1)
+        raise CommandError(f"no log file at {str(path)!r} (LogDefault(output='file') writes one)", 2)
     sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
     sys.stdout.flush()
     return 0

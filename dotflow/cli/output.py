@@ -1,4 +1,11 @@
-"""Table or JSON, decided in one place for every command."""
+"""Table or JSON, decided in one place for every command; user text is always shown as it is.
+
+Every value that reaches a table (errors, keys, ids, workflow names, values) is put in a cell as a
+rich `Text`, never parsed as markup: `[bold red]x`, `[/etc/app.ini]` and `rows[i]` print verbatim.
+JSON names an id after what it identifies, in every command: `unit_id`, `run_id`, `task_id`,
+`workflow_id`. Tables show ids shortened to `SHORT_ID` characters (`--json` and `show` give them whole)
+and durations as `45 ms`; outcomes are told apart by a mark as well as by colour.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +15,43 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from uow.outcomes import COMMITTED, CONFLICT, FAILED, PREPARED, ROLLED_BACK
+from uow.outcomes import COMMITTED, CONFLICT, FAILED, PREPARED, ROLLED_BACK, RUN_COMPLETED, RUN_UNFINISHED
 
-__all__ = ["OUTCOME_COLOURS", "OutcomeColour", "console", "emit", "iso", "outcome_colour", "outcome_style", "styled_outcome"]
+__all__ = [
+    "OUTCOME_COLOURS",
+    "SHORT_ID",
+    "OutcomeColour",
+    "console",
+    "duration",
+    "emit",
+    "iso",
+    "outcome_colour",
+    "outcome_style",
+    "say",
+    "short",
+    "styled_outcome",
+    "text",
+]
+
+SHORT_ID = 12  # characters of an id shown in tables
 
 
 class OutcomeColour(NamedTuple):
     terminal: str  # a rich style
     html: str  # a CSS colour
+    mark: str  # the timeline's block for it: outcomes differ without colour too
 
 
 # The one colour map: every view of a journal outcome (tables, the timeline, its HTML page, `start`).
 OUTCOME_COLOURS: dict[str, OutcomeColour] = {
-    COMMITTED: OutcomeColour("green", "#2e9d4f"),
-    ROLLED_BACK: OutcomeColour("yellow", "#d9a400"),
-    FAILED: OutcomeColour("red", "#d33c3c"),
-    CONFLICT: OutcomeColour("magenta", "#a347c2"),
-    PREPARED: OutcomeColour("cyan", "#2aa1b3"),
+    COMMITTED: OutcomeColour("green", "#2e9d4f", "█"),
+    ROLLED_BACK: OutcomeColour("yellow", "#d9a400", "░"),
+    FAILED: OutcomeColour("red", "#d33c3c", "X"),
+    CONFLICT: OutcomeColour("magenta", "#a347c2", "≠"),
+    PREPARED: OutcomeColour("cyan", "#2aa1b3", "?"),
 }
-_NO_COLOUR = OutcomeColour("", "#888888")
+_NO_COLOUR = OutcomeColour("", "#888888", "·")
+_RUN_STYLES = {RUN_COMPLETED: "green", FAILED: "red", RUN_UNFINISHED: "cyan"}
 
 
 def outcome_colour(outcome: str) -> OutcomeColour:
@@ -38,13 +63,24 @@ def outcome_style(outcome: str) -> str:
     return outcome_colour(outcome).terminal
 
 
-def console() -> Any:
-    """A rich Console on the current stdout (wide enough for tables when it is not a terminal)."""
-    try:
-        from rich.console import Console
-    except ModuleNotFoundError as exc:
-        raise ImportError("the dotflow command needs rich: pip install 'dotflow-uow[sql]'") from exc
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160, highlight=False)
+def console(stream: Any = None) -> Any:
+    """A rich Console on stdout (or `stream`), wide enough for tables when it is not a terminal."""
+    from rich.console import Console
+
+    out = sys.stdout if stream is None else stream
+    return Console(file=out, width=None if out.isatty() else 200, highlight=False, emoji=False, markup=False)
+
+
+def text(value: Any, style: str = "") -> Any:
+    """`value` as a rich Text shown verbatim (never read as markup)."""
+    from rich.text import Text
+
+    return Text("" if value is None else str(value), style=style)
+
+
+def say(message: str, stream: Any = None) -> None:
+    """Print one plain line (user text in it is shown as it is)."""
+    console(stream).print(text(message), soft_wrap=True)
 
 
 def emit(
@@ -60,18 +96,17 @@ def emit(
     if getattr(args, "json", False):
         print(json.dumps(data, indent=2, default=_json_default))
         return
-    out = console()
     if not rows:
-        out.print(empty)
+        say(empty)
         return
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=None if title is None else text(title), title_justify="left", show_header=any(columns))
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(text(column), overflow="fold")
     for row in rows:
         table.add_row(*(_cell(value) for value in row))
-    out.print(table)
+    console().print(table)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -79,19 +114,42 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def styled_outcome(outcome: str) -> Any:
-    from rich.text import Text
+    return text(outcome, outcome_style(outcome))
 
-    return Text(outcome, style=outcome_style(outcome))
+
+def styled_run_status(status: str) -> Any:
+    return text(status, _RUN_STYLES.get(status, ""))
+
+
+def short(identifier: Any) -> str:
+    """An id as tables show it: its first SHORT_ID characters (a unique prefix in practice)."""
+    value = "" if identifier is None else str(identifier)
+    return value if len(value) <= SHORT_ID else value[:SHORT_ID]
+
+
+def duration(seconds: float | None) -> str:
+    """`45 ms`, `1.2 s`, `3 min 4 s`, `2 h 5 min` (empty for None)."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.001 else f"{seconds * 1000:.2f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def _cell(value: Any) -> Any:
     if value is None:
-        return ""
+        return text("")
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return text(value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
     if isinstance(value, (str, int, float)):
-        return str(value)
-    return value  # a rich renderable
+        return text(value)
+    return value  # already a rich renderable (a styled Text)
 
 
 def _json_default(value: Any) -> Any:

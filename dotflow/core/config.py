@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import AbstractContextManager
 from typing import Any, Callable
 
@@ -17,7 +18,25 @@ from dotflow.core.exception import NotCallableObject
 from dotflow.run.journal_config import open_journal
 from dotflow.core.types import TypeStatus
 
-__all__ = ["Config", "TaskHooks"]
+__all__ = ["Config", "TaskHooks", "default_max_workers"]
+
+
+def default_max_workers() -> int:
+    """The CPU count this process may use (its affinity where the platform tells it), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _checked_max_workers(value: Any) -> int:
+    if value is None:
+        return default_max_workers()
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Config(max_workers=...) must be a whole number of processes or None, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"Config(max_workers=...) must be at least 1, got {value}")
+    return value
 
 
 class TaskHooks:
@@ -63,6 +82,10 @@ class Config:
     `journal` is a `uow.Journal`, a journal URL string (``sqlite:///journal.db``,
     ``postgresql://...``; opened as a `uow.Journal`), or any object with a `record(unit)` method;
     each unit of work reports its outcome to it. None (the default) keeps no journal.
+
+    `max_workers` bounds the child processes of the modes that use them (`parallel`,
+    `sequential_group`): at most that many run at once, each taking the next task (or group) as it
+    finishes one. None (the default) is the number of CPUs this process may use.
     """
 
     def __init__(
@@ -75,6 +98,7 @@ class Config:
         tracer: Tracer | None = None,
         metrics: Metrics | None = None,
         journal: Any = None,
+        max_workers: int | None = None,
     ) -> None:
         from dotflow.providers import (
             LogDefault,
@@ -93,9 +117,18 @@ class Config:
         self.scheduler = scheduler if scheduler is not None else SchedulerDefault()
         self._tracer = tracer if tracer is not None else TracerDefault()
         self._metrics = metrics if metrics is not None else MetricsDefault()
+        self.max_workers = max_workers  # validated (None: the CPU count)
         self.journal = open_journal(journal)
         self._validate()
         self._refresh_task_hooks()
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    @max_workers.setter
+    def max_workers(self, value: int | None) -> None:
+        self._max_workers = _checked_max_workers(value)
 
     # notify, log, server, tracer and metrics are properties: assigning one refreshes `task_hooks`.
 

@@ -54,9 +54,10 @@ class DotFlow:
     def start(self, **kwargs: Any) -> Manager:
         """Run the queued tasks and return the run's `Manager`.
 
-        Accepts on_success, on_failure, mode, keep_going, resume, on_input_change, fingerprint and
-        claim (a `dotflow.Claim`, with resume=True: workers sharing the storage run each step once;
-        see docs/claims.md).
+        Accepts on_success, on_failure, mode, keep_going, resume, on_input_change and fingerprint;
+        verify_resume (default True: with a journal, each restored checkpoint is compared with the
+        checksum the journal committed for it; see docs/journal.md); and claim (a `dotflow.Claim`, with
+        resume=True: workers sharing the storage run each step once; see docs/claims.md).
         Every call runs its tasks afresh (an earlier run's status, errors and results are cleared
         first); with `resume=True` the tasks whose checkpoints exist are restored instead of run.
         Raises `WorkflowStillRunning` while an earlier background run of this workflow is not done.

@@ -18,6 +18,7 @@ they have always been, so existing `except TimeoutError` / `except TypeError` co
     ├── InvalidOnInputChange        on_input_change is not a known policy
     ├── WorkflowStillRunning        start() while this workflow still runs in the background
     ├── CheckpointNotSaved          a step succeeded but its checkpoint could not be committed
+    ├── CheckpointMismatchError     resume found a checkpoint that differs from what the journal committed
     ├── CorruptCheckpointError      a stored checkpoint is unreadable (also a ValueError)
     │   └── DamagedSegmentError     a BatchStorage segment is damaged: the folder is not opened
     ├── StepTimeoutError            an attempt ran past the step's timeout (also a TimeoutError)
@@ -34,6 +35,7 @@ import traceback as _traceback
 from typing import Any
 
 __all__ = [
+    "CheckpointMismatchError",
     "CheckpointNotSaved",
     "ClaimHeldError",
     "CorruptCheckpointError",
@@ -173,6 +175,28 @@ class CorruptCheckpointError(DotFlowError, ValueError):
         self.path = path
         super().__init__(
             f"corrupt checkpoint for key {key!r}: {reason}. Restore it, or delete it to run its task again"
+        )
+
+
+class CheckpointMismatchError(DotFlowError):
+    """A resume found a checkpoint that is not what the journal says was committed (edited, replaced,
+    truncated, swapped with another key's file): the run stops before any step executes.
+
+    `key` is the checkpoint, `run_id` the run that committed it, `expected` and `found` the SHA-256
+    of the committed encoding and of what the storage holds now.
+    """
+
+    def __init__(self, key: str, run_id: str | None, expected: str | None, found: str) -> None:
+        self.key = key
+        self.run_id = run_id
+        self.expected = expected
+        self.found = found
+        committed = f"run {run_id}" if run_id else "a unit outside any run"
+        what = "deleted it" if expected is None else f"committed sha256 {expected}"
+        super().__init__(
+            f"checkpoint {key!r} does not match the journal: {committed} {what}, the storage holds sha256 "
+            f"{found}; nothing was run. Restore the checkpoint, delete it to run its task again, or resume "
+            "with verify_resume=False to take it as it is"
         )
 
 

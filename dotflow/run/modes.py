@@ -2,9 +2,11 @@
 
 - sequential: tasks in order in the calling thread, each fed its predecessor's context from
   memory. With several groups it runs as sequential_group.
-- sequential_group: one child process per group, all groups at once; sequential inside a group.
+- sequential_group: each group in a child process, at most `Config.max_workers` at once; sequential
+  inside a group.
 - background: the sequential loop in a daemon thread; `Manager` returns at once.
-- parallel: one child process per task; every task starts from an empty previous context.
+- parallel: each task in a child process, at most `Config.max_workers` at once, each child taking
+  the next task as it finishes one; every task starts from an empty previous context.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Callable
 from uuid import uuid4
 
 from uow import RunPersistence
+from uow.outcomes import TASK_ADOPTED, TASK_COMPLETED, TASK_COUNTS, TASK_FAILED, TASK_RESTORED
 
 from dotflow.abc.flow import Flow
 from dotflow.core.context import Context, canonical_workflow_id, workflow_uuid
@@ -25,6 +28,7 @@ from dotflow.core.exception import ExecutionModeNotExist, InvalidOnInputChange
 from dotflow.values.fingerprint import input_fingerprint
 from dotflow.run.processes import run_in_processes
 from dotflow.run.resume import NOT_READ, RunPlan, plan_restore
+from dotflow.run.storage_description import describe_storage
 from dotflow.core.task import basic_callback
 from dotflow.core.types import VALID_POLICIES, TypeInputChange, TypeStatus, WorkflowStatus
 
@@ -88,6 +92,22 @@ def run_sequence(
         previous = task.current_context
         if task._status == TypeStatus.FAILED and not ignore:
             break
+
+
+def task_counts(tasks: list[Any], restored: dict[str, Any]) -> dict[str, int]:
+    """A run's tasks by how they ended: completed (ran), restored (from a checkpoint), failed, and
+    adopted (ran, but another run committed first: its checkpoint was taken)."""
+    counts = dict.fromkeys(TASK_COUNTS, 0)
+    for task in tasks:
+        if task._status == TypeStatus.FAILED:
+            counts[TASK_FAILED] += 1
+        elif task.task_id in restored:
+            counts[TASK_RESTORED] += 1
+        elif task.restored:
+            counts[TASK_ADOPTED] += 1
+        elif task._status == TypeStatus.COMPLETED:
+            counts[TASK_COMPLETED] += 1
+    return counts
 
 
 class Sequential(Flow):
@@ -187,6 +207,7 @@ class Manager:
         on_input_change: str = "reuse",
         fingerprint: Any = None,
         config: Any = None,
+        verify_resume: bool = True,
         claim: Claim | None = None,
     ) -> None:
         # None means a random id; anything else must be a valid id ("" and 0 are refused), canonical.
@@ -200,6 +221,7 @@ class Manager:
         if mode not in MODES:
             raise ExecutionModeNotExist()
         self.config = config
+        self.verify_resume = verify_resume
         self.thread: threading.Thread | None = None  # the worker of a background run
         self.skipped = False  # claim scope "workflow", on_held "skip": another worker runs it; nothing ran
         self.claims = None if claim is None else _claims(claim, resume)
@@ -213,7 +235,9 @@ class Manager:
         self.fingerprint = input_fingerprint(tasks, fingerprint, required=needed)
         groups = grouper(tasks)
         # Everything this run persists goes through `persistence`: bindings, reservations, the end.
-        self.persistence = run = RunPersistence(str(self.workflow_id))
+        self.persistence = run = RunPersistence(
+            str(self.workflow_id), mode=mode, storage=None if config is None else describe_storage(config.storage)
+        )
         if config is not None:
             run.persistence(config.storage, config.journal)
         if self.claims is not None and not self._claim_workflow([each for each, _ in by_config.values()] or [config]):
@@ -231,7 +255,8 @@ class Manager:
         plan = RunPlan(self.fingerprint, run=run)
         if resume and tasks:
             sequences = [[task] for task in tasks] if mode == "parallel" else self._sequences(mode, tasks, groups)
-            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run)
+            plan = plan_restore(sequences, self.workflow_id, self.fingerprint, on_input_change, run, verify=self.verify_resume)
+        self.plan = plan  # (its `restored`: the counts of the run's end)
         plan.claims = self.claims
         restored = plan.restored
         run.begin(
@@ -293,7 +318,7 @@ class Manager:
         config = self.config
         # Buffered checkpoints durable, then the journals' outcomes: before the workflow's callbacks.
         try:
-            self.persistence.end(failed=failed)
+            self.persistence.end(failed=failed, counts=task_counts(self.tasks, self.plan.restored))
         finally:
             self._release_claim()  # after the commits are durable
         if config is not None:

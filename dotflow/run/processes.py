@@ -1,5 +1,12 @@
 """Run tasks in child processes (modes sequential_group and parallel).
 
+At most `Config.max_workers` children run at once (the CPU count by default; 1.0.1 forked one per
+task). They are forked before the parent starts serving, and each asks the parent for the next batch
+(one task in parallel mode, one group in sequential_group) whenever it has finished one, so a slow
+task never holds up the others. A child that dies in the middle of a batch fails that batch's
+unreported tasks and is replaced by a new child for the batches left. Tasks that run in the same
+child share its memory (module globals, caches) one after the other, as in any process pool.
+
 A child does no storage or journal I/O of its own: its storage is a `StorageRelay` and its journal a
 `JournalRelay`, which forward each call over the child's pipe to the parent. The parent performs the
 call on the real object and answers. So every storage (in memory too) sees each checkpoint written
@@ -22,6 +29,7 @@ import pickle
 import sys
 import threading
 import traceback
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -97,6 +105,13 @@ class _Pipe:
         if outcome == "error":
             raise payload
         return payload
+
+    def next_batch(self) -> int | None:
+        """Ask the parent which batch to run next (None: none is left)."""
+        with self._lock:
+            self._connection.send(("next",))
+            outcome, index = self._connection.recv()
+        return cast("int | None", index)
 
 
 class StorageRelay(Storage):
@@ -220,80 +235,163 @@ def distinct_configs(batch: list[Any]) -> list[Any]:
 class _Worker:
     process: Any
     connection: Connection
-    batch: list[Any]
-    configs: list[Any]
+    configs: list[Any]  # every Config of the run's tasks, in the same order in the parent and the children
     run: RunPersistence
-    done: bool = False  # the child said it finished its batch
+    batch: list[Any] | None = None  # the batch it is running (None: between batches)
+    taken: int = 0  # how many batches it took
 
 
 def run_in_processes(
     batches: list[list[Any]],
     work: Callable[[list[Any], Callable[[Any], None]], None],
     run: RunPersistence,
+    max_workers: int | None = None,
 ) -> list[Any]:
-    """Run `work(batch, report)` in one child process per batch; return the tasks that reported.
+    """Run `work(batch, report)` for each batch in at most `max_workers` child processes; return the
+    tasks that reported.
 
-    Relayed storage and journal calls are served through `run`, the parent's persistence of the run.
+    `max_workers` None takes the smallest `Config.max_workers` of the batches' tasks. Each child
+    asks the parent for the next batch when it has finished one, until none is left. Relayed
+    storage and journal calls are served through `run`, the parent's persistence of the run.
 
     `work` runs the batch's tasks; it calls `report(task)` after each task it ran or restored.
-    If a child ends without finishing its batch (whatever its exit code), every task it did not
-    report ends FAILED with a `WorkerError`.
+    If a child ends in the middle of a batch (whatever its exit code), every task of that batch it
+    did not report ends FAILED with a `WorkerError`; a new child takes its place for the batches
+    left.
     """
-    context = multiprocessing.get_context("fork")
-    workers: list[_Worker] = []
-    parent_pid = os.getpid()
-    for batch in batches:
-        configs = distinct_configs(batch)  # a task without config creates its own now, before the fork
-        parent_end, child_end = context.Pipe()
-        inherited = [worker.connection for worker in workers] + [parent_end]
-        process = context.Process(
-            target=_child_main, args=(child_end, batch, work, inherited, parent_pid), daemon=True
+    tasks = [task for batch in batches for task in batch]
+    configs = distinct_configs(tasks)  # a task without config creates its own now, before any fork
+    if max_workers is None:
+        max_workers = min((config.max_workers for config in configs), default=1)
+    pool = _WorkerPool(batches, work, run, configs, max_workers)
+    pool.serve()
+    return [task for task in tasks if task.task_id in pool.reported]
+
+
+class _WorkerPool:
+    """The parent's side: at most `limit` children, the batches not taken yet, the serving threads.
+
+    Every child is forked while no serving thread of the pool runs: the first ones before serving
+    starts, a replacement after the serving threads were stopped (see `_replace`).
+    """
+
+    def __init__(
+        self,
+        batches: list[list[Any]],
+        work: Callable[[list[Any], Callable[[Any], None]], None],
+        run: RunPersistence,
+        configs: list[Any],
+        limit: int,
+    ) -> None:
+        self.batches = batches
+        self.work = work
+        self.run = run
+        self.configs = configs
+        self.limit = max(1, limit)
+        self.pending = deque(range(len(batches)))  # batches no child has taken yet
+        self.workers: dict[Connection, _Worker] = {}  # the children whose pipe is open
+        self.ended: list[_Worker] = []
+        self.reported: set[str] = set()
+        self.parent_pid = os.getpid()
+        self._context = multiprocessing.get_context("fork")
+        self._pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
+
+    def serve(self) -> None:
+        """Start the children, then read every child's messages until all pipes close; calls run on
+        the serving threads, batch hand-outs and state updates here."""
+        for _ in range(min(self.limit, len(self.batches))):
+            self._fork()
+        try:
+            while self.workers:
+                for ready in wait(list(self.workers)):
+                    self._receive(cast(Connection, ready))
+        finally:  # (children still running only if serving failed: closing their pipe ends them)
+            self._stop_serving_threads()
+            for worker in list(self.workers.values()) + self.ended:
+                worker.connection.close()
+                worker.process.join()
+
+    def _receive(self, connection: Connection) -> None:
+        worker = self.workers[connection]
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            self._ended(worker)
+            return
+        kind = message[0]
+        if kind == "next":  # the child finished its batch (or just started): hand it the next one
+            worker.batch = None
+            index = self.pending.popleft() if self.pending else None
+            if index is not None:
+                worker.batch = self.batches[index]
+                worker.taken += 1
+            self._send(worker, index)
+        elif kind == "call":
+            storage_pool, journal_pool = self._serving_threads()
+            (journal_pool if message[1] == "journal" else storage_pool).submit(_answer, worker, *message[1:])
+        elif kind == "task":
+            _, task_id, state = message
+            for task in worker.batch or ():
+                if task.task_id == task_id:
+                    apply_state(task, state)
+                    self.reported.add(task_id)
+
+    def _ended(self, worker: _Worker) -> None:
+        """A child's pipe closed: fail what it left unfinished, and replace it if batches are left."""
+        del self.workers[worker.connection]
+        self.ended.append(worker)
+        if worker.batch is not None:  # it died in the middle of a batch
+            worker.process.join(timeout=5)  # it is exiting: its exit code goes into the error
+            _fail_unreported(worker.batch, self.reported, worker.process.exitcode)
+        if not self.pending:
+            return
+        if worker.taken:
+            self._replace()
+        elif not self.workers:  # the children died before taking anything: another would die the same way
+            worker.process.join(timeout=5)
+            why = f"no worker process was left to run it (the last one ended with exit code {worker.process.exitcode})"
+            while self.pending:
+                _fail_unreported(self.batches[self.pending.popleft()], self.reported, None, why)
+
+    def _replace(self) -> None:
+        """Fork a child in place of one that ended. The serving threads are stopped first (each
+        finishes the call it serves), so no lock one of them holds is copied into the child held."""
+        self._stop_serving_threads()
+        self._fork()
+
+    def _fork(self) -> None:
+        parent_end, child_end = self._context.Pipe()
+        inherited = list(self.workers) + [worker.connection for worker in self.ended] + [parent_end]
+        process = self._context.Process(
+            target=_child_main,
+            args=(child_end, self.batches, self.configs, self.work, inherited, self.parent_pid),
+            daemon=True,
         )
         process.start()
         child_end.close()
-        workers.append(_Worker(process, parent_end, batch, configs, run))
+        self.workers[parent_end] = _Worker(process, parent_end, self.configs, self.run)
 
-    reported: set[str] = set()
-    _serve(workers, reported)
+    def _serving_threads(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        # Journal calls get one thread of their own: a journal keeps a database connection per thread that
+        # uses it, and its writes are serialised anyway; on the storage's pool they could hold more
+        # connections than the journal's connection pool has, and wait for one until it times out.
+        if self._pools is None:
+            self._pools = (
+                ThreadPoolExecutor(max_workers=min(MAX_SERVING_THREADS, self.limit), thread_name_prefix="dotflow-relay"),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotflow-journal"),
+            )
+        return self._pools
 
-    for worker in workers:
-        worker.process.join()
-        worker.connection.close()
-        if not worker.done:
-            _fail_unreported(worker.batch, reported, worker.process.exitcode)
-    tasks = [task for batch in batches for task in batch]
-    return [task for task in tasks if task.task_id in reported]
+    def _stop_serving_threads(self) -> None:
+        pools, self._pools = self._pools, None
+        for pool in pools or ():
+            pool.shutdown(wait=True)
 
-
-def _serve(workers: list[_Worker], reported: set[str]) -> None:
-    """Read every child's messages until all pipes close; calls run on a pool, state updates here."""
-    by_connection = {worker.connection: worker for worker in workers}
-    open_connections = set(by_connection)
-    # Journal calls get one thread of their own: a journal keeps a database connection per thread that
-    # uses it, and its writes are serialised anyway; on the storage's pool they could hold more
-    # connections than the journal's connection pool has, and wait for one until it times out.
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_SERVING_THREADS, len(workers)))) as pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotflow-journal") as journal_pool:  # fmt: skip
-        while open_connections:
-            for ready in wait(list(open_connections)):
-                connection = cast(Connection, ready)
-                worker = by_connection[connection]
-                try:
-                    message = connection.recv()
-                except (EOFError, OSError):
-                    open_connections.discard(connection)
-                    continue
-                kind = message[0]
-                if kind == "call":
-                    (journal_pool if message[1] == "journal" else pool).submit(_answer, worker, *message[1:])
-                elif kind == "task":
-                    _, task_id, state = message
-                    for task in worker.batch:
-                        if task.task_id == task_id:
-                            apply_state(task, state)
-                            reported.add(task_id)
-                elif kind == "done":
-                    worker.done = True
+    def _send(self, worker: _Worker, payload: Any) -> None:
+        try:
+            worker.connection.send(("ok", payload))
+        except OSError:
+            pass  # the child is gone; its pipe's end is seen next
 
 
 def _answer(worker: _Worker, target: str, index: int, method: str, kwargs: dict[str, Any]) -> None:
@@ -328,12 +426,13 @@ def _portable(exc: Exception) -> Exception:
         return WorkerError(f"{type(exc).__name__}: {exc}")
 
 
-def _fail_unreported(batch: list[Any], reported: set[str], exitcode: int | None) -> None:
+def _fail_unreported(batch: list[Any], reported: set[str], exitcode: int | None, why: str | None = None) -> None:
     for task in batch:
         if task.task_id in reported:
             continue
         error = WorkerError(
             f"worker process of task {task.task_id!r} ended (exit code {exitcode}) without reporting a result"
+            if why is None else f"task {task.task_id!r} did not run: {why}"
         )
         task.errors = TaskError(error)
         task.status = TypeStatus.FAILED
@@ -368,16 +467,19 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _child_main(
     connection: Connection,
-    batch: list[Any],
+    batches: list[list[Any]],
+    configs: list[Any],
     work: Callable[..., None],
     inherited: list[Connection],
     parent_pid: int,
 ) -> None:
+    """A child: relays in place of every storage and journal, then batch after batch as the parent
+    hands them out, until it has none left."""
     for end in inherited:  # parent ends of every pipe: holding them would hide the parent's death
         end.close()
     _die_with_parent(parent_pid)
     pipe = _Pipe(connection)
-    for index, config in enumerate(distinct_configs(batch)):
+    for index, config in enumerate(configs):
         config.storage = _relay_storage(config.storage, pipe, index)
         if config.journal is not None:
             config.journal = JournalRelay(pipe, index)
@@ -395,9 +497,9 @@ def _child_main(
             connection.send(("task", task.task_id, state))
 
     try:
-        work(batch, report)
-        flush_providers(distinct_configs(batch))
-        connection.send(("done",))
+        while (chosen := pipe.next_batch()) is not None:
+            work(batches[chosen], report)
+        flush_providers(configs)
     except BaseException:
         traceback.print_exc()
         raise

@@ -13,18 +13,33 @@ fingerprint; otherwise each restored checkpoint's own fingerprint is.
 On a storage with versions, the tasks that run are also looked up, so that each commit can be
 conditional on the version this run saw ("absent" included): if another run committed that task
 first, the commit conflicts and the engine adopts the stored checkpoint instead (see TaskEngine).
+
+Verified resume: when the journal records runs and checksums (`uow.SupportsRuns`, as `uow.Journal`
+does), every checkpoint about to be restored is compared with the SHA-256 of its key's newest
+committed write, all keys of a journal in one query. A mismatch (edited, replaced, truncated, swapped
+with another key's file) raises `CheckpointMismatchError` before any step runs, naming the key, the
+run that committed it and both checksums. A value written by a unit whose outcome never reached the
+journal (a crash window) is restored if it is that unit's value, or with a warning when its value
+was reserved ahead and so is not known; a key the journal never recorded (written before it existed,
+or by dotflow 1.0.1) is restored with a warning. `verify=False` (`start(verify_resume=False)`)
+skips the check. Nothing of this runs when nothing is restored.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from uow import RunPersistence, VersionedCheckpoint
+from uow import Binding, RunPersistence, VersionedCheckpoint
+from uow.contracts import SupportsChecksums
 
 from dotflow.core.context import Context
-from dotflow.core.exception import InputChangedError
+from dotflow.core.exception import CheckpointMismatchError, InputChangedError
 from dotflow.core.types import TypeInputChange
+
+logger = logging.getLogger("dotflow")
 
 __all__ = ["NOT_READ", "RunPlan", "plan_restore"]
 
@@ -52,10 +67,13 @@ def plan_restore(
     fingerprint: str | None,
     policy: str,
     run: RunPersistence,
+    verify: bool = True,
 ) -> RunPlan:
-    """Read each task's checkpoint once and plan the run. With policy "reset", deletes this run's checkpoints."""
+    """Read each task's checkpoint once and plan the run. With policy "reset", deletes this run's
+    checkpoints. `verify`: compare what is restored with the journal (module docstring)."""
     plan = RunPlan(fingerprint, run=run)
     recorded = _journal_fingerprint(sequences, workflow_id, run)
+    to_verify: dict[int, tuple[Binding, list[tuple[str, Context]]]] = {}
     for tasks in sequences:
         restoring = True
         for task in tasks:
@@ -63,7 +81,8 @@ def plan_restore(
             versioned = persistence.storage_can.versions
             if not (restoring or versioned):
                 break
-            checkpoint = persistence.read_checkpoint(persistence.storage.key(task=task))
+            key = persistence.storage.key(task=task)
+            checkpoint = persistence.read_checkpoint(key)
             if versioned:
                 plan.versions[task.task_id] = None if checkpoint is None else cast(VersionedCheckpoint, checkpoint).version
             if checkpoint is None or not restoring:
@@ -79,7 +98,50 @@ def plan_restore(
                 _delete_checkpoints(sequences, run)
                 return RunPlan(fingerprint, versions={task.task_id: None for seq in sequences for task in seq}, run=run)
             plan.restored[task.task_id] = checkpoint.context
+            if verify and persistence.records_runs:
+                to_verify.setdefault(id(persistence), (persistence, []))[1].append((key, checkpoint.context))
+    for persistence, restoring_keys in to_verify.values():
+        _verify_restored(persistence, restoring_keys)
     return plan
+
+
+def _verify_restored(persistence: Binding, restoring: list[tuple[str, Context]]) -> None:
+    """Compare each checkpoint about to be restored with its key's newest committed write (one query)."""
+    last = persistence.last_writes([key for key, _ in restoring])
+    encode = _encoder(persistence.journal)
+    unjournaled: list[str] = []
+    for key, context in restoring:
+        found = last.get(key)
+        if found is None:
+            unjournaled.append(key)
+            continue
+        stored = hashlib.sha256(encode(context)).hexdigest()
+        if not found.deleted and stored == found.checksum:
+            continue
+        if stored in found.pending:
+            logger.warning("checkpoint %r: restored; it was written by a unit whose outcome never reached the "
+                           "journal (a crash window), and matches what that unit wrote", key)  # fmt: skip
+            continue
+        if None in found.pending:
+            logger.warning("checkpoint %r: restored without a check; it was written by a unit whose outcome "
+                           "never reached the journal (a crash window) and whose value was not recorded", key)  # fmt: skip
+            continue
+        raise CheckpointMismatchError(key, found.run_id, None if found.deleted else found.checksum, stored)
+    if unjournaled:
+        shown = ", ".join(repr(key) for key in unjournaled[:5]) + (", ..." if len(unjournaled) > 5 else "")
+        logger.warning(
+            "%d checkpoint(s) restored without a check: the journal never recorded them (written before it "
+            "existed, or by dotflow 1.0.1): %s", len(unjournaled), shown,
+        )  # fmt: skip
+
+
+def _encoder(journal: Any) -> Any:
+    """The bytes the journal checksums: its `encode`, or dotflow's checkpoint encoding."""
+    if isinstance(journal, SupportsChecksums) and journal.encode is not None:
+        return journal.encode
+    from dotflow.run.journal_config import checkpoint_bytes
+
+    return checkpoint_bytes
 
 
 _NO_JOURNAL: Any = object()

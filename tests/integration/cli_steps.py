@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dotflow import action
 
-__all__ = ["always_fails", "greet", "not_a_workflow"]
+__all__ = ["always_fails", "greet", "not_a_workflow", "raises_the_given_error"]
 
 
 @action
@@ -19,3 +19,10 @@ def always_fails():  # type: ignore[no-untyped-def]
 
 def not_a_workflow() -> str:
     return "a string, not a DotFlow"
+
+
+@action
+def raises_the_given_error():  # type: ignore[no-untyped-def]
+    import os
+
+    raise ValueError(os.environ["CLI_STEP_ERROR"])

@@ -44,7 +44,7 @@ def test_verify_refuses_a_damaged_segment_and_changes_nothing(batched, capsys):
     segment.write_bytes(bytes(data))
     before = snapshot(path)
     status, _, err = verify(url, path, capsys)
-    assert status == 1
+    assert status == 2
     assert segment.name in err and "is damaged at byte" in err and "BatchStorage.repair" in err
     assert snapshot(path) == before
 

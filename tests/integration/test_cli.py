@@ -35,11 +35,12 @@ def workflow(schema_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "--path", str(tmp_path / "out"), "--journal", schema_url, "--workflow-id", "greetings",
     )  # fmt: skip
     assert status == 0, out
-    assert out == {  # type: ignore[comparison-overlap]
-        "workflow_id": "greetings",
-        "tasks": [{"task_id": "0-greet", "status": "Completed", "duration": out["tasks"][0]["duration"],  # type: ignore[index]
-                   "restored": False, "error": None}],
-    }
+    assert out["workflow_id"] == "greetings" and len(out["run_id"]) == 32  # type: ignore[index]
+    assert out["summary"] == {"completed": 1, "restored": 0, "failed": 0, "adopted": 0}  # type: ignore[index]
+    assert out["tasks"] == [  # type: ignore[index]
+        {"task_id": "0-greet", "status": "Completed", "duration": out["tasks"][0]["duration"],  # type: ignore[index]
+         "restored": False, "error": None, "result": {"greeting": "hello world"}},
+    ]
     return schema_url, tmp_path / "out"
 
 
@@ -75,7 +76,7 @@ def test_verify_reports_a_deleted_and_an_unjournalled_checkpoint(workflow: tuple
     [checkpoint] = (path / "tasks").glob("*.json")
     (path / "tasks" / "greetings-9-stray.json").write_bytes(checkpoint.read_bytes())
     checkpoint.unlink()
-    status, report = run_json(capsys, "journal", "verify", "--url", url, "--path", str(path), "--workflow", "greetings")
+    status, report = run_json(capsys, "journal", "verify", "--url", url, "--path", str(path), "--workflow-id", "greetings")
     assert status == 1
     found = {f["key"]: f["status"] for f in report["findings"]}  # type: ignore[index]
     assert found == {"greetings-0-greet.json": "missing", "greetings-9-stray.json": "unbacked"}
@@ -86,13 +87,13 @@ def test_failed_attempts_are_listed_with_their_errors(schema_url: str, tmp_path:
         capsys, "start", "--step", f"{STEPS}:always_fails", "--journal", schema_url, "--workflow-id", "broken",
     )  # fmt: skip
     assert status == 1 and "the upstream API answered 503" in out
-    status, units = run_json(capsys, "journal", "list", "--url", schema_url, "--outcome", "rolled_back")
+    status, units = run_json(capsys, "journal", "list", "--journal", schema_url, "--outcome", "failed")
     assert [(u["attempt"], u["error"]) for u in units] == [  # type: ignore[union-attr, index]
         (2, "RuntimeError: the upstream API answered 503"),
         (1, "RuntimeError: the upstream API answered 503"),
     ]
     assert run_json(capsys, "journal", "list", "--url", schema_url, "--outcome", "committed")[1] == []
-    assert run_json(capsys, "journal", "list", "--url", schema_url, "--workflow", "other")[1] == []
+    assert run_json(capsys, "journal", "list", "--url", schema_url, "--task", "other")[1] == []
     assert len(run_json(capsys, "journal", "list", "--url", schema_url, "--limit", "1")[1]) == 1  # type: ignore[arg-type]
     assert run_json(capsys, "journal", "list", "--url", schema_url, "--since", "2999-01-01")[1] == []
 
@@ -100,11 +101,11 @@ def test_failed_attempts_are_listed_with_their_errors(schema_url: str, tmp_path:
 def test_show_fingerprints_and_timeline(workflow: tuple[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     url, _ = workflow
     [unit] = run_json(capsys, "journal", "list", "--url", url)[1]  # type: ignore[misc]
-    status, shown = run_json(capsys, "journal", "show", unit["id"][:8], "--url", url)
-    assert status == 0 and shown["id"] == unit["id"]  # type: ignore[index]
+    status, shown = run_json(capsys, "journal", "show", unit["unit_id"][:8], "--url", url)
+    assert status == 0 and shown["unit_id"] == unit["unit_id"]  # type: ignore[index]
     [write] = shown["writes"]  # type: ignore[index]
     assert write["key"] == "greetings-0-greet.json" and write["operation"] == "put" and len(write["checksum"]) == 64
-    status, out, _ = run(capsys, "journal", "show", unit["id"], "--url", url)
+    status, out, _ = run(capsys, "journal", "show", unit["unit_id"], "--url", url)
     assert status == 0 and "greetings-0-greet.json" in out and "committed" in out
     [printed] = run_json(capsys, "journal", "fingerprints", "--url", url)[1]  # type: ignore[misc]
     assert printed["workflow_id"] == "greetings" and printed["fingerprint"] == write["fingerprint"]
@@ -128,24 +129,25 @@ def test_start_and_verify_with_the_sql_storage(schema_url: str, capsys: pytest.C
 
 def test_upgrade_creates_the_schema(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "journal", "upgrade", "--url", database_url)
-    assert status == 0 and "revision 0001" in out
+    assert status == 0 and "to revision 0002" in out
     status, out, _ = run(capsys, "journal", "upgrade", "--url", database_url)
-    assert status == 0 and "already at revision 0001" in out
+    assert status == 0 and "already at revision 0002" in out
     assert run_json(capsys, "journal", "list", "--url", database_url) == (0, [])
 
 
 @pytest.mark.parametrize(
     ("argv", "status", "message"),
     [
-        (["journal", "list"], 2, "no journal URL: pass --url or set DOTFLOW_JOURNAL_URL"),
-        (["journal", "list", "--url", "sqlite:///{tmp}/missing.db"], 1, "no journal at"),
+        (["journal", "list"], 2, "no journal: pass --journal URL or set DOTFLOW_JOURNAL_URL"),
+        (["journal", "list", "--url", "sqlite:///{tmp}/missing.db"], 2, "no journal at"),
         (["journal", "list", "--url", "sqlite:///{tmp}/j.db", "--since", "yesterday"], 2, "--since: not an ISO 8601 time"),
-        (["journal", "show", "nope", "--url", "sqlite:///{tmp}/j.db"], 1, "no unit of work with id 'nope'"),
-        (["journal", "timeline", "nobody", "--url", "sqlite:///{tmp}/j.db"], 1, "no unit of work recorded for workflow"),
-        (["journal", "list", "--url", "mysql://x/y"], 1, "unsupported database 'mysql'"),
-        (["start", "--step", "no.such.module:step"], 1, "no.such.module:step"),
+        (["journal", "show", "nope", "--url", "sqlite:///{tmp}/j.db"], 2, "no unit of work with id 'nope'"),
+        (["journal", "timeline", "nobody", "--url", "sqlite:///{tmp}/j.db"], 2, "the journal has no workflow 'nobody'"),
+        (["journal", "list", "--url", "mysql://x/y"], 2, "unsupported database 'mysql'"),
+        (["start", "--step", "no.such.module:step"], 2, "no.such.module:step"),
         (["start", "--workflow", f"{STEPS}:not_a_workflow"], 2, "did not return a DotFlow"),
-        (["start", "--workflow", f"{STEPS}:not_a_workflow", "--journal", "sqlite:///x.db"], 2, "--journal cannot be used"),
+        (["start", "--workflow", f"{STEPS}:not_a_workflow", "--storage", "file"], 2, "--storage cannot be used"),
+        (["start", "--step", f"{STEPS}:greet", "--step", f"{STEPS}:greet"], 2, "given more than once"),
         (["start", "--step", f"{STEPS}:greet", "--storage", "sql"], 2, "--storage sql needs --storage-url"),
         (["start", "--step", f"{STEPS}:greet", "--storage", "s3"], 2, "--storage s3 needs --bucket"),
     ],
@@ -179,7 +181,7 @@ def test_the_console_script(tmp_path: Path) -> None:
     assert [u["outcome"] for u in json.loads(listed.stdout)] == ["committed"]
     broken = subprocess.run([str(script), "journal", "list", "--url", "sqlite:///" + str(tmp_path / "none.db")],
                             capture_output=True, text=True, env=env)  # fmt: skip
-    assert broken.returncode == 1 and broken.stderr.startswith("dotflow: error: no journal at")
+    assert broken.returncode == 2 and broken.stderr.startswith("dotflow: error: no journal at")
 
 
 @pytest.mark.slow

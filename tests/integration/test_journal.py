@@ -45,13 +45,13 @@ def test_a_committed_unit_is_recorded_with_its_writes(journal: Journal) -> None:
     assert journal.fingerprint("wf") == "fp-1"
 
 
-def test_a_rolled_back_unit_keeps_its_error_text(journal: Journal) -> None:
+def test_a_unit_left_by_an_exception_is_failed_with_its_error_text(journal: Journal) -> None:
     unit = UnitOfWork(StorageDefault(), journal=journal, workflow_id="wf", task_id="0-a", attempt=2)
     with pytest.raises(RuntimeError):
         with unit:
             raise RuntimeError("the API answered 503")
     entry = journal.unit(unit.id)
-    assert entry is not None and entry.outcome == "rolled_back"
+    assert entry is not None and entry.outcome == "failed"
     assert entry.error == "RuntimeError: the API answered 503"
     assert journal.fingerprint("wf") is None  # only committed units move the fingerprint
 
@@ -84,13 +84,13 @@ def test_the_intent_is_recorded_before_the_storage_write_then_confirmed(journal:
     assert [(u.id, u.outcome) for u in journal.units()] == [(unit.id, "committed")]
 
 
-def test_outcomes_are_confirmed_with_the_next_write_or_on_close(journal: Journal, schema_url: str) -> None:
+def test_in_a_run_outcomes_are_confirmed_with_the_next_write_or_on_close(journal: Journal, schema_url: str) -> None:
     storage = StorageDefault()
-    first = committed_unit(storage, journal, "wf-0-a", 1)
+    first = committed_unit(storage, journal, "wf-0-a", 1, run_id="r1")
     reader = Journal(schema_url)
     try:
-        assert [u.outcome for u in reader.units()] == ["prepared"]  # queued in the writing journal
-        second = committed_unit(storage, journal, "wf-1-b", 2)  # its intent record confirms the first
+        assert [u.outcome for u in reader.units()] == ["prepared"]  # queued in the writing journal (the run's end writes it)
+        second = committed_unit(storage, journal, "wf-1-b", 2, run_id="r1")  # its intent record confirms the first
         assert {u.id: u.outcome for u in reader.units()} == {first.id: "committed", second.id: "prepared"}
         journal.close()
         assert {u.outcome for u in reader.units()} == {"committed"}

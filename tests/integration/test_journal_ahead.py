@@ -99,7 +99,7 @@ def test_a_run_stopped_by_a_failure_leaves_no_prepared_rows(journal: Journal, tm
     reader = Journal(journal.url, encode=checkpoint_bytes)
     try:
         units = reader.units(workflow_id="stopped", oldest_first=True)
-        assert [(u.task_id, u.outcome) for u in units] == [("0-extract", "committed"), ("1-broken", "rolled_back")]
+        assert [(u.task_id, u.outcome) for u in units] == [("0-extract", "committed"), ("1-broken", "failed")]
         failed = reader.unit(units[1].id)
         assert failed is not None and failed.writes == () and failed.error == "ValueError: bad input row 7"
         assert [f.status for f in reader.verify(storage)] == [BACKED]
@@ -116,7 +116,7 @@ def test_retries_after_the_first_attempt_are_journalled_as_before(
     flow.task.add(step=flaky)
     flow.start()
     units = journal.units(workflow_id="retried", oldest_first=True)
-    assert [(u.attempt, u.outcome) for u in units] == [(1, "rolled_back"), (2, "committed")]
+    assert [(u.attempt, u.outcome) for u in units] == [(1, "failed"), (2, "committed")]
     first, second = (journal.unit(u.id) for u in units)
     assert first is not None and first.writes == ()
     assert second is not None and [w.key for w in second.writes] == ["retried-0-flaky.json"]
@@ -145,7 +145,7 @@ def test_a_reserved_unit_prepares_without_a_transaction(journal: Journal, tmp_pa
     storage = StorageFile(path=tmp_path / "out")
     [unit_id] = journal.reserve([("wf", "t1", "wf-t1.json")])
     transactions = count_transactions(journal)
-    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="t1", attempt=1, unit_id=unit_id)
+    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="t1", attempt=1, unit_id=unit_id, run_id="r1")
     assert unit.id == unit_id
     unit.put("wf-t1.json", Context(storage="v1"), fingerprint="fp")
     unit.commit()
@@ -161,7 +161,7 @@ def test_a_reserved_unit_that_writes_another_key_is_prepared_as_before(journal: 
     storage = StorageFile(path=tmp_path / "out")
     [unit_id] = journal.reserve([("wf", "t1", "wf-t1.json")])
     transactions = count_transactions(journal)
-    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="t1", attempt=1, unit_id=unit_id)
+    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="t1", attempt=1, unit_id=unit_id, run_id="r1")
     unit.put("wf-other.json", Context(storage="v1"))
     unit.commit()
     assert transactions[0] == 1  # its own intent transaction, dropping the reserved write row

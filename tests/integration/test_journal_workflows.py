@@ -82,12 +82,12 @@ def test_every_mode_records_each_unit_once_and_verify_is_clean(
     entries = Counter((u.task_id, u.attempt, u.outcome) for u in units)
     assert entries == Counter({
         ("0-extract", 1, "committed"): 1,
-        ("1-flaky", 1, "rolled_back"): 1,
+        ("1-flaky", 1, "failed"): 1,
         ("1-flaky", 2, "committed"): 1,
-        ("2-broken", 1, "rolled_back"): 1,
-        ("2-broken", 2, "rolled_back"): 1,
+        ("2-broken", 1, "failed"): 1,
+        ("2-broken", 2, "failed"): 1,
     })  # fmt: skip
-    errors = {(u.task_id, u.attempt): u.error for u in units if u.outcome == "rolled_back"}
+    errors = {(u.task_id, u.attempt): u.error for u in units if u.outcome == "failed"}
     assert errors[("1-flaky", 1)] == "ConnectionError: first attempt times out"
     assert errors[("2-broken", 2)] == "ValueError: bad input row 7"
     assert all(u.finished_at is not None and u.started_at <= u.finished_at for u in units)

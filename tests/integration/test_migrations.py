@@ -19,7 +19,7 @@ from uow.journal_migrate import PROJECT_ROOT, current_revision, head_revision, u
 from uow.journal_schema import metadata as journal_metadata
 from uow.sql_engine import make_engine
 
-OWN_TABLES = {"dotflow_journal_unit", "dotflow_journal_write", "dotflow_workflow_input", "dotflow_checkpoint"}
+OWN_TABLES = {"dotflow_journal_run", "dotflow_journal_unit", "dotflow_journal_write", "dotflow_workflow_input", "dotflow_checkpoint"}
 
 
 def tables(url: str) -> set[str]:
@@ -83,15 +83,39 @@ def test_an_existing_database_without_the_tables_is_refused_and_left_alone(tmp_p
     assert tables(f"sqlite:///{path}") == {"orders"}
 
 
-def test_a_database_at_another_revision_names_the_command(tmp_path: Path) -> None:
+def test_a_database_at_an_older_revision_names_the_command_to_paste(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0001")
+    engine.dispose()
+    with pytest.raises(SchemaError, match=rf"is at revision '0001'.*run `dotflow journal upgrade --journal '{url}'`"):
+        Journal(url)
+
+
+def test_a_database_at_an_unknown_revision_says_another_version_wrote_it_and_suggests_no_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
     Journal(url).close()
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
     engine.dispose()
-    with pytest.raises(SchemaError, match=r"is at revision 'f00d'.*dotflow journal upgrade"):
+    with pytest.raises(SchemaError) as raised:
         Journal(url)
+    message = str(raised.value)
+    assert "is at revision 'f00d'" in message and "written by a newer (or another) version of dotflow" in message
+    assert "upgrade" not in message
+
+
+def test_a_suggested_command_never_shows_a_masked_password() -> None:
+    from uow.journal_migrate import mismatch
+
+    engine = make_engine("postgresql://auditor:s3cret@db.example:5432/journal")
+    try:
+        message = mismatch(engine, None, head_revision())
+    finally:
+        engine.dispose()
+    assert "s3cret" not in message and "***" in message.split(";")[0]  # the database named, masked
+    assert "set DOTFLOW_JOURNAL_URL to its URL, then run `dotflow journal upgrade`" in message
 
 
 @pytest.mark.slow

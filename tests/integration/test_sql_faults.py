@@ -48,6 +48,7 @@ def test_opening_and_reading_a_journal_takes_no_write_lock(
         journal.close()
     assert main(["journal", "list", "--url", locked_by_another_process, "--json"]) == 0
     storage = tmp_path / "out"
+    (storage / "tasks").mkdir(parents=True)  # an empty storage (verify never creates one)
     verify = ["journal", "verify", "--url", locked_by_another_process, "-o", "file", "-p", str(storage), "--json"]
     assert main(verify) == 1  # the key is missing from this empty storage: a finding, not a lock error
     assert "locked" not in capsys.readouterr().err

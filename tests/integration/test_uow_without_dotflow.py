@@ -23,7 +23,7 @@ def test_the_journal_and_its_migrations_never_import_dotflow(tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
-    assert report["outcomes"] == [["0", "committed"], ["1", "rolled_back"]]
+    assert report["outcomes"] == [["0", "committed"], ["1", "failed"]]
     assert report["writes"] == [["wf-0", "put", "fp-0"]]
     assert report["verify"] == [["wf-0", "backed"]]
     before, after, head = report["upgrade"]

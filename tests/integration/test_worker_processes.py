@@ -72,7 +72,7 @@ class BarrierStorage(StorageDefault):
 
 def test_the_parent_serves_the_commits_of_parallel_tasks_concurrently() -> None:
     storage = BarrierStorage(parties=8)
-    flow = DotFlow(config=Config(storage=storage), workflow_id=str(uuid.uuid4()))
+    flow = DotFlow(config=Config(storage=storage, max_workers=8), workflow_id=str(uuid.uuid4()))
     for position in range(8):
         flow.task.add(step=fine, task_id=f"t{position}")
     flow.start(mode="parallel")
@@ -117,13 +117,13 @@ def test_child_units_are_journaled_once_each_by_the_parent(mode: str, tmp_path: 
 
 PARENT = """
 import sys, time
-from dotflow import DotFlow, action
+from dotflow import Config, DotFlow, action
 
 @action
 def linger():
     time.sleep(60)
 
-flow = DotFlow(workflow_id="orphans")
+flow = DotFlow(config=Config(max_workers=3), workflow_id="orphans")
 for group in ("a", "b", "c"):
     flow.task.add(step=linger, group_name=group)
 flow.start(mode=sys.argv[1])

@@ -36,7 +36,7 @@ def test_logs_prints_the_file_verbatim(tmp_path: Path, capsys: pytest.CaptureFix
     log.write_text(text)
     assert main(["logs", "--path", str(log)]) == 0
     assert capsys.readouterr().out == text
-    assert main(["logs", "--path", str(tmp_path / "none.log")]) == 1
+    assert main(["logs", "--path", str(tmp_path / "none.log")]) == 2
     assert "no log file at" in capsys.readouterr().err
 
 

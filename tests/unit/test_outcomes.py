@@ -60,7 +60,8 @@ def test_the_command_line_offers_every_journal_outcome_and_colours_each_one() ->
     assert tuple(choices) == JOURNAL_OUTCOMES
     assert tuple(OUTCOME_COLOURS) == JOURNAL_OUTCOMES  # one colour map, every outcome in it, in order
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    units = [SimpleNamespace(id="u", task_id="t", attempt=1, outcome=COMMITTED, started_at=now, finished_at=now, error=None)]
+    units = [SimpleNamespace(id="u", task_id="t", attempt=1, outcome=COMMITTED, started_at=now, finished_at=now, error=None,
+                             run_id=None)]
     page = render_html("w", units)
     for outcome in JOURNAL_OUTCOMES:
         assert f'fill="{OUTCOME_COLOURS[outcome].html}"' in page and f">{outcome}<" in page

@@ -109,8 +109,8 @@ class RecordOnlyJournal:
         self.recorded.append(unit.state)
 
 
-def commit(storage: Any, journal: Any, key: str = "wf-0-a", value: object = 1) -> UnitOfWork:
-    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1)
+def commit(storage: Any, journal: Any, key: str = "wf-0-a", value: object = 1, run_id: str | None = None) -> UnitOfWork:
+    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1, run_id=run_id)
     unit.put(key, Context(storage=value), fingerprint="fp")
     unit.commit()
     return unit
@@ -261,7 +261,7 @@ def test_a_crash_after_the_flush_before_the_outcome_is_written_is_unconfirmed(
     journal: Journal, journal_url: str
 ) -> None:
     storage = BufferingStorage()
-    commit(storage, journal)
+    commit(storage, journal, run_id="r1")  # in a run: the run's end writes the queue
     storage.flush()  # durable; the outcome is queued in this process, not yet written
     after = storage.crash()
     reopened = Journal(journal_url, encode=checkpoint_bytes)

@@ -1,0 +1,124 @@
+"""Verified resume (issue 16, item 3): with a journal, `resume=True` compares every checkpoint it restores
+with the checksum of its key's newest committed write, and stops before any step runs on a mismatch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dotflow import Config, DotFlow, action
+from dotflow.core.exception import CheckpointMismatchError
+from dotflow.providers import StorageFile
+from dotflow.run.journal_config import checkpoint_bytes
+from uow import Journal
+
+RAN: list[str] = []
+
+
+@action
+def extract():  # type: ignore[no-untyped-def]
+    RAN.append("extract")
+    return {"total": "2025.00"}
+
+
+@action
+def transform(previous_context):  # type: ignore[no-untyped-def]
+    RAN.append("transform")
+    return {"doubled": previous_context.storage["total"] * 2}
+
+
+@action
+def load(previous_context):  # type: ignore[no-untyped-def]
+    RAN.append("load")
+    return previous_context.storage
+
+
+@pytest.fixture
+def journal(schema_url: str) -> Iterator[Journal]:
+    opened = Journal(schema_url, encode=checkpoint_bytes)
+    yield opened
+    opened.close()
+
+
+def pipeline(journal: Journal | None, folder: Path) -> DotFlow:
+    flow = DotFlow(config=Config(storage=StorageFile(path=folder), journal=journal), workflow_id="audited")
+    flow.task.add(step=[extract, transform, load])
+    return flow
+
+
+def first_run(journal: Journal, folder: Path) -> Path:
+    pipeline(journal, folder).start()
+    RAN.clear()
+    return folder / "tasks"
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+def test_an_untouched_checkpoint_is_restored(journal: Journal, tmp_path: Path) -> None:
+    first_run(journal, tmp_path / "out")
+    flow = pipeline(journal, tmp_path / "out")
+    flow.start(resume=True)
+    assert RAN == [] and all(task.restored for task in flow.result_task())
+
+
+@pytest.mark.parametrize("damage", ["edited", "replaced by another key's file", "truncated"])
+def test_a_checkpoint_changed_behind_the_journal_stops_the_run_before_any_step(
+    damage: str, journal: Journal, tmp_path: Path
+) -> None:
+    tasks = first_run(journal, tmp_path / "out")
+    target = tasks / "audited-0-extract.json"
+    if damage == "edited":
+        edit(target, "2025.00", "9025.00")  # still a valid checkpoint document
+    elif damage == "replaced by another key's file":
+        shutil.copy(tasks / "audited-2-load.json", target)
+    else:  # a valid document whose value lost its content
+        body = json.loads(target.read_text())
+        body["value"]["$context"]["storage"] = {}
+        target.write_text(json.dumps(body))
+    [committed] = [u for u in journal.units(workflow_id="audited") if u.task_id == "0-extract"]
+    with pytest.raises(CheckpointMismatchError) as raised:
+        pipeline(journal, tmp_path / "out").start(resume=True)
+    error = raised.value
+    assert RAN == []  # nothing ran
+    assert error.key == "audited-0-extract.json" and error.run_id == committed.run_id
+    expected = journal.unit(committed.id).writes[0].checksum  # type: ignore[union-attr]
+    assert error.expected == expected and error.found != expected and len(error.found) == 64
+    assert error.key in str(error) and expected in str(error) and error.found in str(error)  # type: ignore[operator]
+
+
+def test_the_check_can_be_turned_off(journal: Journal, tmp_path: Path) -> None:
+    tasks = first_run(journal, tmp_path / "out")
+    edit(tasks / "audited-0-extract.json", "2025.00", "9025.00")
+    flow = pipeline(journal, tmp_path / "out")
+    flow.start(resume=True, verify_resume=False)
+    assert RAN == [] and flow.result_storage()[0] == {"total": "9025.00"}
+
+
+def test_a_key_the_journal_never_recorded_is_restored_with_a_warning(
+    journal: Journal, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline(None, tmp_path / "out").start()  # before the journal existed
+    RAN.clear()
+    with caplog.at_level(logging.WARNING, logger="dotflow"):
+        flow = pipeline(journal, tmp_path / "out")
+        flow.start(resume=True)
+    assert RAN == [] and all(task.restored for task in flow.result_task())
+    assert "3 checkpoint(s) restored without a check: the journal never recorded them" in caplog.text
+
+
+def test_nothing_is_asked_of_the_journal_when_not_resuming(journal: Journal, tmp_path: Path) -> None:
+    first_run(journal, tmp_path / "out")
+    asked: list[object] = []
+    original = journal.last_writes
+    journal.last_writes = lambda keys: asked.append(keys) or original(keys)  # type: ignore[method-assign]
+    pipeline(journal, tmp_path / "out").start()
+    assert asked == []
+    pipeline(journal, tmp_path / "out").start(resume=True)
+    assert len(asked) == 1  # one query for every restored key
