@@ -25,7 +25,7 @@ What a trial counts (the table's columns):
 Backends: file (StorageFile), batch (BatchStorage(StorageFile)), sqlite and postgresql (StorageSQL, the
 journal in the same database), s3 and gcs (on local moto and fake-gcs-server; a SQLite journal). The
 servers are started here (tests/servers.py, tests/postgres_server.py). `--claims task|workflow` runs
-every worker with a claim once claims exist in the tree; `none` (the default) runs without.
+every worker with `Claim(scope=..., ttl=2)`; `none` (the default) runs without.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 usage: python -m tests.crash_worker SPEC_JSON
 
 SPEC_JSON holds: backend, where the storage and the journal are, workflow_id, tasks, mode, resume,
-claims ("none" until claims land), executions (a file each step appends "<task> <pid>" to, O_APPEND,
+claims ("none", "task" or "workflow"), executions (a file each step appends "<task> <pid>" to, O_APPEND,
 before it returns), results (where the finished run writes its results as JSON) and, optionally,
 crash_at = [n, "before" | "after"]: the worker kills itself with SIGKILL right before, or right after,
 its n-th checkpoint write (inside the commit: after the journal's intent, before its outcome).
@@ -110,6 +110,14 @@ def _crashing(storage: Any, crash_at: list[Any] | None) -> Any:
                 yield inner
 
         namespace["transaction"] = transaction
+    if hasattr(base, "lease_transaction"):  # a claimed commit checks its lease in its own transaction
+
+        @contextlib.contextmanager
+        def lease_transaction(self: Any) -> Iterator[Any]:
+            with contextlib.contextmanager(around)(), base.lease_transaction(self) as inner:
+                yield inner
+
+        namespace["lease_transaction"] = lease_transaction
     storage.__class__ = type(f"Crashing{base.__name__}", (base,), namespace)
     return storage
 
@@ -118,11 +126,10 @@ def claim_options(claims: str) -> dict[str, Any]:
     """`start()`'s claim argument for `--claims task|workflow`; nothing for "none"."""
     if claims == "none":
         return {}
-    try:
-        from dotflow import Claim  # type: ignore[attr-defined]
-    except ImportError:
-        raise SystemExit("claims are not in this tree yet: run with claims 'none'") from None
-    return {"claim": Claim(scope=claims)}
+    from dotflow import Claim
+
+    # A short ttl: the lease a killed run leaves behind must expire before its resume can take the step.
+    return {"claim": Claim(scope=claims, ttl=2.0)}
 
 
 def main(spec: dict[str, Any], started: Any = None) -> None:
@@ -137,7 +144,9 @@ def main(spec: dict[str, Any], started: Any = None) -> None:
     print("started", flush=True)
     if started is not None:
         started()
-    flow.start(resume=spec["resume"], mode=spec["mode"], **claim_options(spec.get("claims", "none")))
+    claim = claim_options(spec.get("claims", "none"))
+    # A claim needs resume=True; on a first run (nothing stored) that changes nothing but conditional commits.
+    flow.start(resume=spec["resume"] or bool(claim), mode=spec["mode"], **claim)
     failed = [task.task_id for task in flow.result_task() if task.status != "Completed"]
     with open(spec["results"], "w", encoding="utf-8") as out:
         json.dump({"values": flow.result_storage(), "failed": failed}, out)
