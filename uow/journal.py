@@ -643,7 +643,7 @@ class Journal:
 
         self.flush()
         table = self._schema.unit_table
-        query = self._filtered(table.select().with_only_columns(func.count()), workflow_id, task_id, outcome, since, until, run_id)
+        query = self._filtered(table.select().with_only_columns(func.count()).select_from(table), workflow_id, task_id, outcome, since, until, run_id)
         with self._reading() as connection:
             return int(connection.execute(query).scalar_one())
 
@@ -692,7 +692,7 @@ class Journal:
 
         self.flush()
         table = self._schema.run_table
-        query = table.select().with_only_columns(func.count())
+        query = table.select().with_only_columns(func.count()).select_from(table)
         if workflow_id is not None:
             query = query.where(table.c.workflow_id == workflow_id)
         with self._reading() as connection:
