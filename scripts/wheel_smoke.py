@@ -115,10 +115,10 @@ def command_line(folder: Path) -> None:
             check(False, f"dotflow {' '.join(args)} exits {expect}, not {done.returncode}: {done.stderr[-800:]}")
         return done.stdout
 
-    units = json.loads(run("journal", "list", "--url", url, "--workflow", WORKFLOW_ID, "--json"))
+    units = json.loads(run("journal", "list", "--journal", url, "--workflow-id", WORKFLOW_ID, "--json"))
     outcomes = sorted(unit["outcome"] for unit in units)
-    check(outcomes.count("committed") == 3 and "rolled_back" in outcomes, f"journal list shows the units ({outcomes})")
-    report = json.loads(run("journal", "verify", "--url", url, "--storage", "file",
+    check(outcomes.count("committed") == 3 and "failed" in outcomes, f"journal list shows the units ({outcomes})")
+    report = json.loads(run("journal", "verify", "--journal", url, "--storage", "file",
                             "--path", str(folder / "checkpoints"), "--json"))  # fmt: skip
     statuses = {finding["status"] for finding in report["findings"]}
     check(statuses == {"backed"} and len(report["findings"]) == 3, f"journal verify: every key backed ({statuses})")
@@ -129,10 +129,10 @@ def command_line(folder: Path) -> None:
     with sqlite3.connect(other) as connection:  # an application's database: refused until upgraded
         connection.execute("CREATE TABLE orders (id INTEGER)")
     connection.close()
-    run("journal", "list", "--url", f"sqlite:///{other}", expect=1)
-    out = run("journal", "upgrade", "--url", f"sqlite:///{other}")
+    run("journal", "list", "--journal", f"sqlite:///{other}", expect=2)
+    out = run("journal", "upgrade", "--journal", f"sqlite:///{other}")
     check("upgraded from an empty database" in out, f"journal upgrade creates the tables ({out.strip()})")
-    run("journal", "list", "--url", f"sqlite:///{other}")
+    run("journal", "list", "--journal", f"sqlite:///{other}")
 
 
 UOW_ALONE = """

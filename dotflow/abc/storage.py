@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from dotflow.core.context import Context
@@ -49,11 +49,16 @@ def check_post_metadata(ttl: Any, fingerprint: Any) -> None:
 @dataclass(frozen=True)
 class Checkpoint:
     """What one read of a stored key gives back: the value, the input fingerprint it was written with,
-    and the version of what was read (None on a backend without conditional writes)."""
+    and the version of what was read (None on a backend without conditional writes).
+
+    `document`: the stored checkpoint document's bytes, when the backend read them whole (StorageFile
+    does), so that verified resume can checksum the value's encoding as stored instead of encoding it
+    again (`dotflow.values.checkpoint_format.stored_value_encoding`). None: not given."""
 
     context: Context
     fingerprint: str | None = None
     version: str | None = None
+    document: bytes | None = field(default=None, compare=False, repr=False)
 
 
 class Storage(ABC):

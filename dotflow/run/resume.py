@@ -35,9 +35,12 @@ from typing import Any, cast
 from uow import Binding, RunPersistence, VersionedCheckpoint
 from uow.contracts import SupportsChecksums
 
+from dotflow.abc.storage import Checkpoint
 from dotflow.core.context import Context
 from dotflow.core.exception import CheckpointMismatchError, InputChangedError
 from dotflow.core.types import TypeInputChange
+from dotflow.run.journal_config import checkpoint_bytes
+from dotflow.values.checkpoint_format import stored_value_encoding
 
 logger = logging.getLogger("dotflow")
 
@@ -73,7 +76,7 @@ def plan_restore(
     checkpoints. `verify`: compare what is restored with the journal (module docstring)."""
     plan = RunPlan(fingerprint, run=run)
     recorded = _journal_fingerprint(sequences, workflow_id, run)
-    to_verify: dict[int, tuple[Binding, list[tuple[str, Context]]]] = {}
+    to_verify: dict[int, tuple[Binding, list[tuple[str, Any]]]] = {}
     for tasks in sequences:
         restoring = True
         for task in tasks:
@@ -99,23 +102,31 @@ def plan_restore(
                 return RunPlan(fingerprint, versions={task.task_id: None for seq in sequences for task in seq}, run=run)
             plan.restored[task.task_id] = checkpoint.context
             if verify and persistence.records_runs:
-                to_verify.setdefault(id(persistence), (persistence, []))[1].append((key, checkpoint.context))
+                to_verify.setdefault(id(persistence), (persistence, []))[1].append((key, checkpoint))
     for persistence, restoring_keys in to_verify.values():
         _verify_restored(persistence, restoring_keys)
     return plan
 
 
-def _verify_restored(persistence: Binding, restoring: list[tuple[str, Context]]) -> None:
-    """Compare each checkpoint about to be restored with its key's newest committed write (one query)."""
+def _verify_restored(persistence: Binding, restoring: list[tuple[str, Any]]) -> None:
+    """Compare each checkpoint about to be restored with its key's newest committed write (one query).
+
+    When the storage gave the document it read (`Checkpoint.document`) and the journal checksums
+    dotflow's encoding, the value's bytes as stored are checksummed; otherwise the value is encoded."""
     last = persistence.last_writes([key for key, _ in restoring])
     encode = _encoder(persistence.journal)
+    as_stored = encode is checkpoint_bytes
     unjournaled: list[str] = []
-    for key, context in restoring:
+    for key, checkpoint in restoring:
         found = last.get(key)
         if found is None:
             unjournaled.append(key)
             continue
-        stored = hashlib.sha256(encode(context)).hexdigest()
+        if as_stored and isinstance(checkpoint, Checkpoint) and checkpoint.document is not None and not found.deleted:
+            embedded = stored_value_encoding(checkpoint.document)
+            if embedded is not None and hashlib.sha256(embedded).hexdigest() == found.checksum:
+                continue
+        stored = hashlib.sha256(encode(checkpoint.context)).hexdigest()
         if not found.deleted and stored == found.checksum:
             continue
         if stored in found.pending:
@@ -139,8 +150,6 @@ def _encoder(journal: Any) -> Any:
     """The bytes the journal checksums: its `encode`, or dotflow's checkpoint encoding."""
     if isinstance(journal, SupportsChecksums) and journal.encode is not None:
         return journal.encode
-    from dotflow.run.journal_config import checkpoint_bytes
-
     return checkpoint_bytes
 
 

@@ -178,6 +178,7 @@ class RawFile:
     identity: tuple[int, int, int]  # (inode, mtime_ns, size): to avoid deleting a file replaced meanwhile
     version: str
     problem: str | None = None  # why the file is unreadable: neither format (reads raise; delete works)
+    document: bytes | None = None  # the file's bytes, for a checkpoint document (see Checkpoint.document)
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -206,7 +207,7 @@ def read_file(folder: Folder, target: str) -> RawFile | None:
     if is_document(body):
         revision = body.get("revision")
         version = revision if type(revision) is str else content_version(data)
-        return RawFile(body, False, document_expires_at(body), None, identity, version)
+        return RawFile(body, False, document_expires_at(body), None, identity, version, document=data)
     if not is_legacy_body(body):
         problem = f"it holds a JSON {type(body).__name__}, neither a checkpoint document nor a dotflow 1.0.1 file"
         return RawFile(None, False, None, None, identity, content_version(data), problem)

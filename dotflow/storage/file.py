@@ -293,10 +293,10 @@ class StorageFile(VersionedStorage):
         loaded = self._load(key, self._target(key)[0])
         if loaded is None:
             return None
-        context, fingerprint, legacy, version = loaded
+        context, fingerprint, legacy, version, document = loaded
         if legacy and legacy_failure(context):
             return None
-        return Checkpoint(context=context, fingerprint=fingerprint, version=version)
+        return Checkpoint(context=context, fingerprint=fingerprint, version=version, document=document)
 
     # ----------------------------------------------------------------------------------------- helpers
 
@@ -322,15 +322,15 @@ class StorageFile(VersionedStorage):
         # The revision is the file's version token: 128 random bits, 32 hex digits (as uuid4().hex, cheaper).
         return encode_document(key, value, ttl, fingerprint, revision=os.urandom(16).hex(), now=self.clock())
 
-    def _load(self, key: str, target: str) -> tuple[Context, str | None, bool, str] | None:
-        """(context, fingerprint, is_legacy, version) of a live file, or None if missing or expired."""
+    def _load(self, key: str, target: str) -> tuple[Context, str | None, bool, str, bytes | None] | None:
+        """(context, fingerprint, is_legacy, version, document bytes) of a live file, or None if missing or expired."""
         raw = files.read_file(self.folder, target)
         if raw is None:
             return None
         if raw.expired(self.clock()):
             self._remove_if_unchanged(target, raw)
             return None
-        return files.decode_file(key, target, raw)
+        return (*files.decode_file(key, target, raw), raw.document)
 
     def _create(self, tmp: str, target: str) -> bool:
         """Put `tmp` in place only if `target` does not exist (atomic, no lock). Consumes `tmp` on success."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "legacy_context",
     "legacy_failure",
     "parse_document",
+    "stored_value_encoding",
 ]
 
 FORMAT = "dotflow-checkpoint"
@@ -88,7 +90,33 @@ def encode_document(
 
 
 _HEAD = f'{{"format":"{FORMAT}","version":{FORMAT_VERSION},"value":'
+_HEAD_BYTES = _HEAD.encode("ascii")
 _json_string = json.encoder.encode_basestring_ascii  # (what json.dumps writes a str with, by default)
+
+
+# What follows the value in a document `encode_document` wrote: these three fields, once each, no more.
+_TAIL = re.compile(
+    rb',"fingerprint":(?:null|"(?:[^"\\\x00-\x1f]|\\.)*"),"expires_at":(?:null|-?[0-9][0-9.eE+-]*)'
+    rb'(?:,"revision":"(?:[^"\\\x00-\x1f]|\\.)*")?\}\n'
+)
+
+
+def stored_value_encoding(document: bytes) -> bytes | None:
+    """The value's encoding (`codec.dumps` of its Context) as embedded in a document `encode_document`
+    wrote, or None if the document is not laid out exactly so (then encode the decoded value instead).
+
+    Used for checksums only: what it returns is compared with a journal's SHA-256 of a committed
+    encoding. A match means these bytes are one complete JSON object, and the envelope around them
+    (a fixed head, and a tail of fingerprint, expiry and revision only) holds no second "value" key,
+    so the value decoded from this document is the committed one.
+    """
+    head = _HEAD_BYTES
+    if not document.startswith(head):
+        return None
+    end = document.rfind(b',"fingerprint":')
+    if end < len(head) or _TAIL.fullmatch(document, end) is None:
+        return None
+    return document[len(head) : end]
 
 
 def is_document(body: Any) -> bool:

@@ -312,3 +312,21 @@ def test_reading_the_journal_never_waits_for_a_writer(tmp_path: Path) -> None:
         writer.execute("ROLLBACK")
         writer.close()
         journal.close()
+
+
+def test_last_writes_gives_each_keys_newest_committed_write(journal: Journal) -> None:
+    import hashlib
+
+    storage = StorageDefault()
+    ids = [f"{n:032x}" for n in range(1, 4)]  # increasing: the newest wins even if two start in the same microsecond
+    committed_unit(storage, journal, "k", {"v": 1}, unit_id=ids[0], run_id="run-1")
+    committed_unit(storage, journal, "k", {"v": 2}, unit_id=ids[1], run_id="run-2")
+    committed_unit(storage, journal, "gone", {"v": 3}, unit_id=ids[2])
+    with UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-b", attempt=1) as unit:
+        unit.delete("gone")
+    found = journal.last_writes(["k", "gone", "never"])
+    assert set(found) == {"k", "gone"}
+    expected = hashlib.sha256(checkpoint_bytes(storage.read_checkpoint("k").context)).hexdigest()  # type: ignore[union-attr]
+    assert (found["k"].checksum, found["k"].unit_id, found["k"].run_id) == (expected, ids[1], "run-2")
+    assert found["k"].pending == () and not found["k"].deleted
+    assert found["gone"].deleted and found["gone"].checksum is None and found["gone"].unit_id == unit.id

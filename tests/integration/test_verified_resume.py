@@ -93,6 +93,32 @@ def test_a_checkpoint_changed_behind_the_journal_stops_the_run_before_any_step(
     assert error.key in str(error) and expected in str(error) and error.found in str(error)  # type: ignore[operator]
 
 
+def test_a_document_whose_value_is_overridden_by_a_second_value_key_stops_the_run(
+    journal: Journal, tmp_path: Path
+) -> None:
+    # The committed value's bytes stay where StorageFile wrote them, so their checksum matches; a
+    # second "value" after the envelope's fields is the one a JSON reader keeps: the check must see it.
+    tasks = first_run(journal, tmp_path / "out")
+    target = tasks / "audited-0-extract.json"
+    data = target.read_bytes()
+    head = b'{"format":"dotflow-checkpoint","version":1,"value":'
+    value = data[len(head) : data.rfind(b',"fingerprint":')]
+    target.write_bytes(data[:-2] + b',"value":' + value.replace(b"2025.00", b"9025.00") + b"}\n")
+    assert json.loads(target.read_bytes())["value"]["$context"]["storage"] == {"total": "9025.00"}
+    with pytest.raises(CheckpointMismatchError):
+        pipeline(journal, tmp_path / "out").start(resume=True)
+    assert RAN == []
+
+
+def test_a_reformatted_but_equal_checkpoint_is_restored(journal: Journal, tmp_path: Path) -> None:
+    tasks = first_run(journal, tmp_path / "out")
+    target = tasks / "audited-0-extract.json"
+    target.write_text(json.dumps(json.loads(target.read_text()), indent=2))  # same value, other layout
+    flow = pipeline(journal, tmp_path / "out")
+    flow.start(resume=True)
+    assert RAN == [] and flow.result_storage()[0] == {"total": "2025.00"}
+
+
 def test_the_check_can_be_turned_off(journal: Journal, tmp_path: Path) -> None:
     tasks = first_run(journal, tmp_path / "out")
     edit(tasks / "audited-0-extract.json", "2025.00", "9025.00")

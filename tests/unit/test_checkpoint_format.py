@@ -51,3 +51,33 @@ def test_an_expiry_that_is_not_finite_is_refused_naming_the_key() -> None:
 def test_an_unencodable_value_names_the_key() -> None:
     with pytest.raises(UnencodableValueError, match="cannot store key 'k'"):
         encode_document("k", {"x": object()}, None, None, now=0.0)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "fingerprint", "revision"),
+    [(None, None, None), (30.0, 'fp "quoted" \\ é', "0" * 32), (None, "fp", None)],
+)
+def test_stored_value_encoding_is_the_value_encoding_a_journal_checksums(
+    ttl: float | None, fingerprint: str | None, revision: str | None
+) -> None:
+    from dotflow.run.journal_config import checkpoint_bytes
+    from dotflow.values.checkpoint_format import encode_document, stored_value_encoding
+
+    value = Context(storage={"fingerprint": ',"fingerprint":null', "rows": [1, 2.5, None]})  # the field name inside
+    document = encode_document("k", value, ttl, fingerprint, revision=revision, now=1000.0)
+    assert stored_value_encoding(document) == checkpoint_bytes(value)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'{"version":1,"format":"dotflow-checkpoint","value":{},"fingerprint":null,"expires_at":null}\n',
+        b'{"format":"dotflow-checkpoint","version":1,"value":{},"fingerprint":null,"expires_at":null,"value":{}}\n',
+        b'{"format":"dotflow-checkpoint","version":1,"value":{},"fingerprint":null,"expires_at":null}',
+        b'{"format":"dotflow-checkpoint","version":1,"value":{}}\n',
+    ],
+)
+def test_stored_value_encoding_is_none_for_any_other_layout(document: bytes) -> None:
+    from dotflow.values.checkpoint_format import stored_value_encoding
+
+    assert stored_value_encoding(document) is None

@@ -203,3 +203,34 @@ def test_scheduled_runs_in_parallel_mode() -> None:
 @action
 def quick():
     return "quick"
+
+
+def test_skip_holds_between_processes_with_a_workflow_claim() -> None:
+    """overlap="skip" alone sees only this process's runs; with claim=Claim(scope="workflow", on_held="skip")
+    passed to schedule(), a run another process (or machine) holds on the same storage is skipped too."""
+    from dotflow import Claim
+    from dotflow.storage.memory import StorageDefault
+
+    storage = StorageDefault()
+
+    def scheduled_on(storage: StorageDefault, fake: FakeTime) -> tuple[DotFlow, SchedulerCron]:
+        scheduler = SchedulerCron("* * * * *", overlap="skip", clock=fake.clock, sleep=fake.sleep)
+        flow = DotFlow(config=Config(storage=storage, scheduler=scheduler), workflow_id="cron-flow")
+        flow.task.add(step=job)
+        return flow, scheduler
+
+    elsewhere = storage.create_lease("cron-flow", owner="a-worker-on-another-machine", ttl=3600)
+    assert elsewhere is not None
+    GATE.set()
+    fake = FakeTime()
+    flow, scheduler = scheduled_on(storage, fake)
+    fake.at(3.5, scheduler.stop)
+    flow.schedule(resume=True, claim=Claim(scope="workflow", on_held="skip"))
+    assert RAN == []  # 12:01, 12:02 and 12:03 all skipped: the workflow is held elsewhere
+
+    storage.delete_lease("cron-flow", version=elsewhere.version)  # that worker's run ends
+    fake = FakeTime()
+    flow, scheduler = scheduled_on(storage, fake)
+    fake.at(1.5, scheduler.stop)
+    flow.schedule(resume=True, claim=Claim(scope="workflow", on_held="skip"))
+    assert RAN == ["job"] and flow.result_task()[0].status == "Completed"
