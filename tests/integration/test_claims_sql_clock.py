@@ -24,7 +24,7 @@ def test_a_worker_with_a_skewed_clock_judges_a_lease_by_the_database(
         try:
             seen = skewed.read_lease("wf-0-a")
             assert seen is not None and not seen.expired
-            assert 28 <= seen.remaining <= 30
+            assert 25 <= seen.remaining <= 30  # (a loaded machine takes a while to open the second storage)
             assert abs(seen.now - real()) < 2  # the database's time, not the worker's
             renewed = skewed.replace_lease("wf-0-a", version=seen.version, owner="worker-a", epoch=1, ttl=30)
             assert renewed is not None and abs(renewed.expires_at - (real() + 30)) < 2
