@@ -17,6 +17,7 @@ Errors from the storage, the hooks or the journal are never swallowed: they are 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "CommitError",
@@ -122,6 +123,9 @@ class ConflictError(UnitOfWorkError):
         self.restored = restored
         self.unrestored = list(unrestored)
 
+    def __reduce__(self) -> Any:  # picklable (a child process receives it from its parent)
+        return _rebuild, (type(self), self.args, self.__dict__)
+
 
 class LeaseLostError(ConflictError):
     """The commit was conditional on holding a lease (`UnitOfWork.guard_lease`), and the lease is no
@@ -136,3 +140,11 @@ class LeaseLostError(ConflictError):
         )
         self.owner = owner
         self.epoch = epoch
+
+
+def _rebuild(kind: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    """An error of `kind` with these `args` and attributes, without calling its constructor (unpickling)."""
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error

@@ -31,6 +31,7 @@ import threading
 import traceback
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
@@ -38,11 +39,12 @@ from typing import Any, Callable, cast
 from uow import Binding, Lease, RunPersistence, StorageCapabilities, UnitOfWork, UnitSnapshot
 
 from dotflow.abc.storage import Storage
+from dotflow.run.lease_relay import RecordedTransaction, recording, run_recorded_transaction
 from dotflow.core.context import Context
 from dotflow.core.exception import TaskError, WorkerError
 from dotflow.core.types import TypeStatus
 
-__all__ = ["JournalRelay", "LeasingStorageRelay", "StorageRelay", "VersionedStorageRelay", "run_in_processes"]
+__all__ = ["JournalRelay", "LeaseTransactionRelay", "LeasingStorageRelay", "StorageRelay", "VersionedStorageRelay", "run_in_processes"]
 
 # Task attributes a child sends back to the parent once the task is over.
 STATE_FIELDS = (
@@ -72,6 +74,7 @@ RELAYED: dict[str, dict[str, Callable[[Binding, dict[str, Any]], Any]]] = {
         "read_lease": lambda p, kw: p.read_lease(**kw),
         "replace_lease": lambda p, kw: p.replace_lease(**kw),
         "delete_lease": lambda p, kw: p.delete_lease(**kw),
+        "lease_transaction": lambda p, kw: run_recorded_transaction(p, **kw),
     },
     "journal": {
         "prepare": lambda p, kw: p.prepare(**kw),  # a journal without intents: nothing to do
@@ -192,6 +195,14 @@ class LeasingStorageRelay(VersionedStorageRelay):
         return bool(self._call("delete_lease", key=key, version=version))
 
 
+class LeaseTransactionRelay(LeasingStorageRelay):
+    """The relay of a storage whose transactions check leases (SQL, memory): a claimed commit's block
+    is recorded here and run in one transaction in the parent (`dotflow.run.lease_relay`)."""
+
+    def lease_transaction(self) -> AbstractContextManager[RecordedTransaction]:
+        return recording(lambda operations: self._call("lease_transaction", operations=operations))
+
+
 class JournalRelay:
     """Stands in for the journal inside a child: each unit is sent to the parent as a `UnitSnapshot`."""
 
@@ -209,7 +220,7 @@ class JournalRelay:
 def _relay_storage(storage: Storage, pipe: _Pipe, index: int) -> StorageRelay:
     can = StorageCapabilities.of(storage)
     if can.versions and can.leases:
-        return LeasingStorageRelay(storage, pipe, index)
+        return (LeaseTransactionRelay if can.lease_transaction else LeasingStorageRelay)(storage, pipe, index)
     return (VersionedStorageRelay if can.versions else StorageRelay)(storage, pipe, index)
 
 
