@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -90,12 +91,14 @@ class StorageSQL(VersionedStorage):
                 self.engine.dispose()
             raise
         self.table = checkpoint_table(table, MetaData())
+        # A storage nobody closes releases its pooled connections when collected (or at exit); `close` at once.
+        self._dispose = weakref.finalize(self, self.engine.dispose)
 
     def __repr__(self) -> str:
         return f"StorageSQL({self.engine.url.render_as_string(hide_password=True)!r}, table={self.table.name!r})"
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._dispose()
 
     def key(self, task: Any) -> str:
         return f"{task.workflow_id}-{task.task_id}"

@@ -134,7 +134,11 @@ def test_an_application_database_is_refused_and_left_as_it_was(tmp_path: Path, c
         status, _, err = cli(capsys, *command, "--journal", f"sqlite:///{path}")
         assert status == 2 and "has no dotflow tables" in err and err.count("\n") == 1
     assert tree(tmp_path) == before
-    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("delete",)  # never switched to WAL
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # never switched to WAL
+    finally:
+        check.close()
 
 
 def test_batch_verify_leaves_no_lock_file(schema_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

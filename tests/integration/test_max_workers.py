@@ -44,15 +44,19 @@ def living_children(pid: int) -> set[int]:
 
 
 class ChildCounter:
-    """Polls the children of this process from a thread; `most` is the largest number seen alive at once."""
+    """Polls the children of this process from a thread; `most` is the largest number seen alive at once.
+
+    Children alive before it starts (the session's servers, in a full test run) are not counted."""
 
     def __init__(self) -> None:
         self.most = 0
         self.seen: set[int] = set()
+        self._before: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def __enter__(self) -> ChildCounter:
+        self._before = living_children(os.getpid())
         self._thread.start()
         return self
 
@@ -63,7 +67,7 @@ class ChildCounter:
     def _poll(self) -> None:
         me = os.getpid()
         while not self._stop.is_set():
-            alive = living_children(me)
+            alive = living_children(me) - self._before
             self.most = max(self.most, len(alive))
             self.seen |= alive
             time.sleep(0.001)
