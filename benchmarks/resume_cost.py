@@ -1,12 +1,16 @@
 """What verified resume costs: a resume that restores every task, with and without the check.
 
-    .venv/bin/python benchmarks/resume_cost.py [--tasks 200] [--rounds 15]
+    .venv/bin/python benchmarks/resume_cost.py [--tasks 200] [--rounds 15] [--history 0]
 
 One workflow of N tasks runs once on a durable StorageFile with a SQLite journal; then, in
 interleaved rounds, `start(resume=True)` restores all N tasks with the journal check
 (`verify_resume=True`, the default: one query for every key, then a SHA-256 of each restored
 checkpoint's encoding) and without it (`verify_resume=False`). Prints the median per restored
-task of each, and the median of the paired per-round overheads.
+task of each, and the median of the paired per-round overheads (wall time, and CPU time, which
+other work on a shared machine disturbs less). `--history RUNS` first records RUNS
+runs of other workflows (as many tasks each) in the same journal, as a journal in use for a while
+holds them: the check looks up each restored key among every write ever recorded.
+`--drop-key-index` measures without the write-key index of revision 0003 (the journal before it).
 """
 
 from __future__ import annotations
@@ -27,45 +31,55 @@ def step(previous_context):  # type: ignore[no-untyped-def]
     return {"rows": [{"sku": "tea", "qty": 3, "price": "4.20"}] * 20}
 
 
-def flow(folder: Path, journal: Journal, tasks: int) -> DotFlow:
-    built = DotFlow(config=Config(storage=StorageFile(path=folder), journal=journal), workflow_id="resume-cost")
+def flow(folder: Path, journal: Journal, tasks: int, workflow_id: str = "resume-cost") -> DotFlow:
+    built = DotFlow(config=Config(storage=StorageFile(path=folder), journal=journal), workflow_id=workflow_id)
     for _ in range(tasks):
         built.task.add(step=step)
     return built
 
 
-def timed_resume(folder: Path, journal: Journal, tasks: int, verify: bool) -> float:
+def timed_resume(folder: Path, journal: Journal, tasks: int, verify: bool) -> tuple[float, float]:
+    """Wall and CPU seconds of one resume that restores every task."""
     built = flow(folder, journal, tasks)
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     built.start(resume=True, verify_resume=verify)
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - began_cpu
     assert all(task.restored for task in built.result_task())
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--drop-key-index", action="store_true", help="as before revision 0003")
+    parser.add_argument("--history", type=int, default=0, metavar="RUNS", help="runs of other workflows recorded first")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "out"
         journal = Journal(f"sqlite:///{Path(scratch) / 'journal.db'}")
+        for run in range(args.history):
+            flow(Path(scratch) / "history", journal, args.tasks, workflow_id=f"history-{run}").start()
         flow(folder, journal, args.tasks).start()
-        checked, unchecked, overheads = [], [], []
+        if args.drop_key_index:
+            with journal.engine.begin() as connection:
+                connection.exec_driver_sql("DROP INDEX ix_dotflow_journal_write_key")
+        checked, unchecked, overheads, cpu_overheads = [], [], [], []
         for index in range(args.rounds + 1):
             order = (True, False) if index % 2 else (False, True)
             times = {verify: timed_resume(folder, journal, args.tasks, verify) for verify in order}
             if index == 0:
                 continue  # warm-up
-            checked.append(times[True] / args.tasks)
-            unchecked.append(times[False] / args.tasks)
-            overheads.append(times[True] / times[False] - 1)
+            checked.append(times[True][0] / args.tasks)
+            unchecked.append(times[False][0] / args.tasks)
+            overheads.append(times[True][0] / times[False][0] - 1)
+            cpu_overheads.append(times[True][1] / times[False][1] - 1)
         journal.close()
-    print(f"{args.tasks} restored tasks, {args.rounds} rounds")
+    print(f"{args.tasks} restored tasks, {args.rounds} rounds, {args.history * args.tasks} writes of other runs in the journal")
     print(f"per restored task, checked:   {statistics.median(checked) * 1e6:.1f} us")
     print(f"per restored task, unchecked: {statistics.median(unchecked) * 1e6:.1f} us")
-    print(f"median paired overhead of the check: {statistics.median(overheads) * 100:+.1f}%")
+    print(f"median paired overhead of the check: {statistics.median(overheads) * 100:+.1f}% wall, "
+          f"{statistics.median(cpu_overheads) * 100:+.1f}% CPU")
 
 
 if __name__ == "__main__":

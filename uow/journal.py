@@ -232,6 +232,7 @@ class Journal:
         self._recorded_in_transaction: set[str] = set()
         self._prepared: dict[str, dict[str, Any]] = {}  # id -> row of units prepared here, not yet recorded
         self._pending: list[_Entry] = []  # outcomes queued for the next transaction
+        self._last_writes_select: Any = None  # built on first use (see _last_writes_query)
         self._awaiting = 0  # outcomes waiting for their storage to call back (see `record_later`)
         self._batch_outcomes = batch_outcomes  # queued outcomes that make `record` write the queue
         self._reserved: dict[str, str] = {}  # id -> key of units reserved ahead (`reserve`), not yet recorded
@@ -739,46 +740,53 @@ class Journal:
         (`LastWrite.pending`; None: reserved ahead, value unknown). Keys no entry wrote are left out.
 
         One query per 500 keys, of the few columns it needs (resume asks this for every restored key)."""
-        self.flush()
-        units, writes = self._schema.unit_table, self._schema.write_table
-        query = (
-            writes.join(units, writes.c.unit_id == units.c.id)
-            .select()
-            .with_only_columns(writes.c.key, units.c.started_at, units.c.id, units.c.outcome, units.c.run_id,
-                               writes.c.operation, writes.c.checksum)  # fmt: skip
-            .where(units.c.outcome.in_((COMMITTED, PREPARED, FAILED, CONFLICT)))
-        )
+        self.flush()  # outcomes still queued are part of the answer
+        query = self._last_writes_query()
         wanted = list(keys)
-        committed: dict[str, tuple[Any, ...]] = {}
-        others: dict[str, list[tuple[Any, ...]]] = {}
+        newest: dict[str, Any] = {}  # key -> its newest committed write row
+        unconfirmed: dict[str, list[str | None]] = {}  # key -> checksums of the writes after that one
         with self._reading() as connection:
             for start in range(0, len(wanted), _KEYS_PER_QUERY):
-                chunk = wanted[start : start + _KEYS_PER_QUERY]
-                for row in connection.execute(query.where(writes.c.key.in_(chunk))):
-                    key = row[0]
-                    if row[3] == COMMITTED:
-                        best = committed.get(key)
-                        if best is None or (_utc(row[1]), row[2]) > (_utc(best[1]), best[2]):
-                            committed[key] = tuple(row)
+                # oldest first: a committed write is the answer so far, and clears the intents before it
+                for key, outcome, unit_id, run_id, operation, checksum in connection.execute(
+                    query, {"keys": wanted[start : start + _KEYS_PER_QUERY]}
+                ):
+                    if outcome == COMMITTED:
+                        newest[key] = (unit_id, run_id, operation, checksum)
+                        unconfirmed.pop(key, None)
                     else:
-                        others.setdefault(key, []).append(tuple(row))
+                        unknown = checksum is None and operation == PUT_OPERATION  # reserved ahead
+                        unconfirmed.setdefault(key, []).append(None if unknown else checksum)
         found: dict[str, LastWrite] = {}
         for key in wanted:
-            latest = committed.get(key)
-            after = None if latest is None else (_utc(latest[1]), latest[2])
-            pending = tuple(
-                None if row[6] is None and row[5] == PUT_OPERATION else row[6]
-                for row in others.get(key, ())
-                if after is None or (_utc(row[1]), row[2]) > after
-            )
-            if latest is None:
+            pending = tuple(unconfirmed.get(key, ()))
+            if key not in newest:
                 if pending:
                     found[key] = LastWrite(key, None, None, None, pending=pending)
                 continue
-            deleted = latest[5] == DELETE_OPERATION
-            found[key] = LastWrite(key, None if deleted else latest[6], str(latest[2]), latest[4], pending=pending,
+            unit_id, run_id, operation, checksum = newest[key]
+            deleted = operation == DELETE_OPERATION
+            found[key] = LastWrite(key, None if deleted else checksum, str(unit_id), run_id, pending=pending,
                                    deleted=deleted)  # fmt: skip
         return found
+
+    def _last_writes_query(self) -> Any:
+        """`last_writes`' query, built once: the keys are one expanding parameter (a resume does not make
+        a literal of each key), the writes come oldest first (the order a unit's id breaks a tie in)."""
+        if self._last_writes_select is None:
+            from sqlalchemy import bindparam
+
+            units, writes = self._schema.unit_table, self._schema.write_table
+            self._last_writes_select = (
+                writes.join(units, writes.c.unit_id == units.c.id)
+                .select()
+                .with_only_columns(writes.c.key, units.c.outcome, units.c.id, units.c.run_id, writes.c.operation,
+                                   writes.c.checksum)  # fmt: skip
+                .where(units.c.outcome.in_((COMMITTED, PREPARED, FAILED, CONFLICT)))
+                .where(writes.c.key.in_(bindparam("keys", expanding=True)))
+                .order_by(units.c.started_at, units.c.id)
+            )
+        return self._last_writes_select
 
     def unit(self, unit_id: str) -> JournalUnit | None:
         """One entry with its writes, or None."""

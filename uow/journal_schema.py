@@ -6,8 +6,8 @@ dotflow_journal_write     one row per key a unit writes or deletes (what was sto
 dotflow_workflow_input    one row per workflow: its current input fingerprint
 
 Each commit writes few pages: on SQLite both journal tables are WITHOUT ROWID (clustered on their
-primary key) and only the per-workflow index is kept. A unit's `outcome` is one of
-`uow.outcomes.JOURNAL_OUTCOMES`: PREPARED from just before its storage writes until the outcome is
+primary key), and the only indexes are the per-workflow ones and the write key's (which verified resume
+needs). A unit's `outcome` is one of `uow.outcomes.JOURNAL_OUTCOMES`: PREPARED from just before its storage writes until the outcome is
 final, then a final one (committed, rolled_back, failed or conflict). Importing this module needs
 SQLAlchemy (the `sql` extra); `uow` itself does not import it until a journal is used.
 """
@@ -86,6 +86,8 @@ write_table = Table(
     Column("fingerprint", String(255), nullable=True),
     Column("checksum", String(64), nullable=True),  # SHA-256 hex of the stored encoding
     Column("size", Integer, nullable=True),  # bytes of that encoding
+    # a resume asks for each restored key's newest write: without it, a scan of every write ever made
+    Index("ix_dotflow_journal_write_key", "key"),
     sqlite_with_rowid=False,
 )
 

@@ -157,6 +157,18 @@ def test_a_reserved_unit_prepares_without_a_transaction(journal: Journal, tmp_pa
     assert journal.fingerprint("wf") == "fp"
 
 
+def test_last_writes_sees_an_outcome_still_queued(journal: Journal, tmp_path: Path) -> None:
+    storage = StorageFile(path=tmp_path / "out")
+    [unit_id] = journal.reserve([("wf", "t1", "wf-t1.json")])
+    unit = UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="t1", attempt=1, unit_id=unit_id, run_id="r1")
+    unit.put("wf-t1.json", Context(storage="v1"))
+    unit.commit()  # its outcome is queued
+    transactions = count_transactions(journal)
+    found = journal.last_writes(["wf-t1.json"])["wf-t1.json"]
+    assert transactions[0] == 1  # the queued outcome was written first
+    assert found.unit_id == unit_id and found.checksum is not None and found.pending == ()
+
+
 def test_a_reserved_unit_that_writes_another_key_is_prepared_as_before(journal: Journal, tmp_path: Path) -> None:
     storage = StorageFile(path=tmp_path / "out")
     [unit_id] = journal.reserve([("wf", "t1", "wf-t1.json")])

@@ -16,7 +16,7 @@ from dotflow.cli import main
 from dotflow.providers import StorageFile
 from dotflow.run.journal_config import checkpoint_bytes
 from uow import Journal, RunPersistence, UnitSnapshot
-from uow.journal_migrate import alembic_config, current_revision, upgrade
+from uow.journal_migrate import alembic_config, current_revision, head_revision, upgrade
 from uow.outcomes import COMMITTED, FAILED, RUN_COMPLETED, RUN_FAILED, RUN_UNFINISHED
 from uow.sql_engine import make_engine
 
@@ -162,7 +162,7 @@ def test_the_runs_revision_upgrades_and_downgrades_keeping_the_units(database_ur
             connection.execute(text(
                 "INSERT INTO dotflow_journal_write (unit_id, key, operation) VALUES ('u1', 'wf-0-a', 'put')"))
         upgrade(engine)
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == head_revision()
         assert "run_id" in {c["name"] for c in inspect(engine).get_columns("dotflow_journal_unit")}
         assert "dotflow_journal_run" in inspect(engine).get_table_names()
         with engine.begin() as connection:
@@ -174,6 +174,24 @@ def test_the_runs_revision_upgrades_and_downgrades_keeping_the_units(database_ur
             assert connection.execute(text("SELECT count(*) FROM dotflow_journal_write")).scalar_one() == 1
             assert connection.execute(text("SELECT count(*) FROM dotflow_journal_unit")).scalar_one() == 1
         upgrade(engine)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_the_write_key_index_revision_upgrades_and_downgrades(database_url: str) -> None:
+    from alembic import command
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "0002")
+        assert "ix_dotflow_journal_write_key" not in {i["name"] for i in inspect(engine).get_indexes("dotflow_journal_write")}
+        upgrade(engine, "0003")
+        indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("dotflow_journal_write")}
+        assert indexes["ix_dotflow_journal_write_key"] == ["key"]
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection=connection), "0002")
         assert current_revision(engine) == "0002"
+        assert "ix_dotflow_journal_write_key" not in {i["name"] for i in inspect(engine).get_indexes("dotflow_journal_write")}
     finally:
         engine.dispose()

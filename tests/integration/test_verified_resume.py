@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dotflow import Config, DotFlow, action
+from dotflow import Config, Context, DotFlow, action
 from dotflow.core.exception import CheckpointMismatchError
 from dotflow.providers import StorageFile
 from dotflow.run.journal_config import checkpoint_bytes
-from uow import Journal
+from uow import Journal, UnitOfWork
 
 RAN: list[str] = []
 
@@ -148,3 +150,96 @@ def test_nothing_is_asked_of_the_journal_when_not_resuming(journal: Journal, tmp
     assert asked == []
     pipeline(journal, tmp_path / "out").start(resume=True)
     assert len(asked) == 1  # one query for every restored key
+
+
+# -- the crash window: a unit that wrote its checkpoint but whose outcome never reached the journal ------
+
+
+class SnapshotAfterWrite(StorageFile):
+    """A file storage that, right after a checkpoint write, copies the journal as a crash at that moment
+    would leave it (the unit prepared, its outcome not written yet)."""
+
+    def __init__(self, path: Path, journal_path: Path, snapshot: Path) -> None:
+        super().__init__(path=path)
+        self.journal_path, self.snapshot = journal_path, snapshot
+
+    def post(self, key: str, context: Any, **options: Any) -> None:  # type: ignore[override]
+        super().post(key, context, **options)
+        self._snapshot()
+
+    def post_if(self, key: str, context: Any, **options: Any) -> Any:
+        written = super().post_if(key, context, **options)
+        self._snapshot()
+        return written
+
+    def _snapshot(self) -> None:
+        source, copy = sqlite3.connect(self.journal_path), sqlite3.connect(self.snapshot)
+        source.backup(copy)
+        source.close()
+        copy.close()
+
+
+def crashed_after_writing(tmp_path: Path, value: Any) -> tuple[Path, str]:
+    """Run the pipeline once, then rewrite extract's checkpoint in a unit of work that 'crashes' after
+    its storage write: the journal snapshot taken then, and the key."""
+    folder, path, snapshot = tmp_path / "out", tmp_path / "journal.db", tmp_path / "crashed.db"
+    journal = Journal(f"sqlite:///{path}", encode=checkpoint_bytes)
+    first_run(journal, folder)
+    key = "audited-0-extract.json"
+    storage = SnapshotAfterWrite(folder, path, snapshot)
+    with UnitOfWork(storage, journal=journal, workflow_id="audited", task_id="0-extract", attempt=2) as unit:
+        unit.put(key, Context(storage=value))
+    journal.close()
+    return snapshot, key
+
+
+def test_a_checkpoint_whose_outcome_never_reached_the_journal_is_restored_when_it_matches_the_intent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    snapshot, key = crashed_after_writing(tmp_path, {"total": "3000.00"})
+    crashed = Journal(f"sqlite:///{snapshot}", encode=checkpoint_bytes)
+    [last] = crashed.last_writes([key]).values()
+    assert len(last.pending) == 1 and last.pending[0] != last.checksum  # the intent, newer than the commit
+    with caplog.at_level(logging.WARNING, logger="dotflow"):
+        flow = pipeline(crashed, tmp_path / "out")
+        flow.start(resume=True)
+    crashed.close()
+    assert RAN == [] and flow.result_storage()[0] == {"total": "3000.00"}
+    assert f"checkpoint {key!r}: restored; it was written by a unit whose outcome never reached the journal" in caplog.text
+
+
+def test_a_checkpoint_matching_neither_the_commit_nor_the_intent_stops_the_run(tmp_path: Path) -> None:
+    snapshot, key = crashed_after_writing(tmp_path, {"total": "3000.00"})
+    edit(tmp_path / "out" / "tasks" / key, "3000.00", "9000.00")
+    crashed = Journal(f"sqlite:///{snapshot}", encode=checkpoint_bytes)
+    try:
+        with pytest.raises(CheckpointMismatchError) as raised:
+            pipeline(crashed, tmp_path / "out").start(resume=True)
+    finally:
+        crashed.close()
+    assert RAN == [] and raised.value.key == key
+
+
+def test_a_reserved_intent_whose_value_was_never_recorded_is_restored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder, path, snapshot = tmp_path / "out", tmp_path / "journal.db", tmp_path / "crashed.db"
+    journal = Journal(f"sqlite:///{path}", encode=checkpoint_bytes)
+    first_run(journal, folder)
+    journal.close()
+    # the second run reserves its intents ahead (no checksums yet) and crashes after writing extract's checkpoint
+    storage = SnapshotAfterWrite(folder, path, snapshot)
+    journal = Journal(f"sqlite:///{path}", encode=checkpoint_bytes)
+    flow = DotFlow(config=Config(storage=storage, journal=journal), workflow_id="audited")
+    flow.task.add(step=[extract, transform, load])
+    flow.start()
+    journal.close()
+    RAN.clear()
+    crashed = Journal(f"sqlite:///{snapshot}", encode=checkpoint_bytes)  # as the crash after load's write left it
+    assert None in crashed.last_writes(["audited-2-load.json"])["audited-2-load.json"].pending
+    with caplog.at_level(logging.WARNING, logger="dotflow"):
+        flow = pipeline(crashed, folder)
+        flow.start(resume=True)
+    crashed.close()
+    assert RAN == [] and all(task.restored for task in flow.result_task())
+    assert "'audited-2-load.json': restored without a check; it was written by a unit whose outcome" in caplog.text
