@@ -1,6 +1,6 @@
 """What verified resume costs: a resume that restores every task, with and without the check.
 
-    .venv/bin/python benchmarks/resume_cost.py [--tasks 200] [--rounds 15] [--history 0]
+    .venv/bin/python benchmarks/resume_cost.py [--tasks 200] [--rounds 15] [--history 0] [--reruns 0]
 
 One workflow of N tasks runs once on a durable StorageFile with a SQLite journal; then, in
 interleaved rounds, `start(resume=True)` restores all N tasks with the journal check
@@ -9,7 +9,8 @@ checkpoint's encoding) and without it (`verify_resume=False`). Prints the median
 task of each, and the median of the paired per-round overheads (wall time, and CPU time, which
 other work on a shared machine disturbs less). `--history RUNS` first records RUNS
 runs of other workflows (as many tasks each) in the same journal, as a journal in use for a while
-holds them: the check looks up each restored key among every write ever recorded.
+holds them; `--reruns RUNS` first runs this same workflow RUNS more times, as a scheduled workflow
+does, so each restored key was written by every one of those runs.
 `--drop-key-index` measures without the write-key index of revision 0003 (the journal before it).
 """
 
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--drop-key-index", action="store_true", help="as before revision 0003")
+    parser.add_argument("--reruns", type=int, default=0, metavar="RUNS", help="earlier runs of the same workflow")
     parser.add_argument("--history", type=int, default=0, metavar="RUNS", help="runs of other workflows recorded first")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -60,7 +62,8 @@ def main() -> None:
         journal = Journal(f"sqlite:///{Path(scratch) / 'journal.db'}")
         for run in range(args.history):
             flow(Path(scratch) / "history", journal, args.tasks, workflow_id=f"history-{run}").start()
-        flow(folder, journal, args.tasks).start()
+        for _ in range(args.reruns + 1):
+            flow(folder, journal, args.tasks).start()
         if args.drop_key_index:
             with journal.engine.begin() as connection:
                 connection.exec_driver_sql("DROP INDEX ix_dotflow_journal_write_key")
@@ -75,7 +78,8 @@ def main() -> None:
             overheads.append(times[True][0] / times[False][0] - 1)
             cpu_overheads.append(times[True][1] / times[False][1] - 1)
         journal.close()
-    print(f"{args.tasks} restored tasks, {args.rounds} rounds, {args.history * args.tasks} writes of other runs in the journal")
+    print(f"{args.tasks} restored tasks, {args.rounds} rounds, {args.history * args.tasks} writes of other workflows "
+          f"and {args.reruns} earlier runs of this one in the journal")
     print(f"per restored task, checked:   {statistics.median(checked) * 1e6:.1f} us")
     print(f"per restored task, unchecked: {statistics.median(unchecked) * 1e6:.1f} us")
     print(f"median paired overhead of the check: {statistics.median(overheads) * 100:+.1f}% wall, "

@@ -54,7 +54,7 @@ May:
                                 written inside the storage's own transaction
 `SupportsInputFingerprints`     ``fingerprint(workflow_id)``: a workflow's recorded input fingerprint
 `SupportsChecksums`             ``encode``: the bytes a checksum is taken of (None: not set yet)
-`SupportsRuns`                  ``begin_run(run)`` / ``end_run(run)`` / ``last_writes(keys)``: runs
+`SupportsRuns`                  ``begin_run(run)`` / ``end_run(run)`` / ``last_writes(keys, ...)``: runs
                                 recorded (`RunFacts`), their units' ``run_id``, and the checksum of each
                                 key's last committed write (verified resume)
 `SupportsClose`                 ``close()``
@@ -463,8 +463,9 @@ class SupportsRuns(Protocol):
     `begin_run(run)` records a run that begins (its row is written with the run's first journal
     transaction: its reservations, or a flush); `end_run(run)` records how it ended (written with
     the run's last transaction). Its `reserve(entries, run_id=...)` stamps the reserved units with
-    the run. `last_writes(keys)` gives each key's last committed write (keys never written are left
-    out), which a resume compares with what it restores.
+    the run. `last_writes(keys, workflow_id=...)` gives each key's last committed write (keys never
+    written are left out), which a resume compares with what it restores; `workflow_id` says whose
+    units most likely wrote them (an answer that only looks there first).
     """
 
     def begin_run(self, run: RunFacts) -> None: ...
@@ -473,7 +474,7 @@ class SupportsRuns(Protocol):
 
     def reserve(self, entries: Iterable[tuple[str | None, Any, str]], run_id: str | None = None) -> list[str]: ...
 
-    def last_writes(self, keys: Iterable[str]) -> dict[str, LastWrite]: ...
+    def last_writes(self, keys: Iterable[str], *, workflow_id: str | None = None) -> dict[str, LastWrite]: ...
 
 
 # -- what an object declares, worked out once per class -------------------------------------------

@@ -232,7 +232,7 @@ class Journal:
         self._recorded_in_transaction: set[str] = set()
         self._prepared: dict[str, dict[str, Any]] = {}  # id -> row of units prepared here, not yet recorded
         self._pending: list[_Entry] = []  # outcomes queued for the next transaction
-        self._last_writes_select: Any = None  # built on first use (see _last_writes_query)
+        self._last_write_selects: tuple[Any, Any] | None = None  # built on first use (_last_write_queries)
         self._awaiting = 0  # outcomes waiting for their storage to call back (see `record_later`)
         self._batch_outcomes = batch_outcomes  # queued outcomes that make `record` write the queue
         self._reserved: dict[str, str] = {}  # id -> key of units reserved ahead (`reserve`), not yet recorded
@@ -735,58 +735,92 @@ class Journal:
                     return True
         return False
 
-    def last_writes(self, keys: Iterable[str]) -> dict[str, LastWrite]:
+    def last_writes(self, keys: Iterable[str], *, workflow_id: str | None = None) -> dict[str, LastWrite]:
         """Each key's newest committed write, with the checksums of newer writes never confirmed
         (`LastWrite.pending`; None: reserved ahead, value unknown). Keys no entry wrote are left out.
 
-        One query per 500 keys, of the few columns it needs (resume asks this for every restored key)."""
+        With `workflow_id` (a resume's question), that workflow's newest units are read first, until
+        every key has its newest committed write: the cost follows the keys, not the number of runs
+        that wrote them before. Keys it does not settle that way (written outside the workflow, or
+        never) are looked up through the write-key index, one query per 500 keys. (A key settled by
+        its workflow's units does not see a newer write by another workflow's unit: in dotflow a key
+        belongs to one workflow, and if another overwrote it, a resume refuses what it finds.)"""
         self.flush()  # outcomes still queued are part of the answer
-        query = self._last_writes_query()
-        wanted = list(keys)
-        newest: dict[str, Any] = {}  # key -> its newest committed write row
-        unconfirmed: dict[str, list[str | None]] = {}  # key -> checksums of the writes after that one
-        with self._reading() as connection:
-            for start in range(0, len(wanted), _KEYS_PER_QUERY):
-                # oldest first: a committed write is the answer so far, and clears the intents before it
-                for key, outcome, unit_id, run_id, operation, checksum in connection.execute(
-                    query, {"keys": wanted[start : start + _KEYS_PER_QUERY]}
-                ):
-                    if outcome == COMMITTED:
-                        newest[key] = (unit_id, run_id, operation, checksum)
-                        unconfirmed.pop(key, None)
-                    else:
-                        unknown = checksum is None and operation == PUT_OPERATION  # reserved ahead
-                        unconfirmed.setdefault(key, []).append(None if unknown else checksum)
+        wanted = list(dict.fromkeys(keys))
         found: dict[str, LastWrite] = {}
-        for key in wanted:
-            pending = tuple(unconfirmed.get(key, ()))
-            if key not in newest:
-                if pending:
-                    found[key] = LastWrite(key, None, None, None, pending=pending)
-                continue
-            unit_id, run_id, operation, checksum = newest[key]
-            deleted = operation == DELETE_OPERATION
-            found[key] = LastWrite(key, None if deleted else checksum, str(unit_id), run_id, pending=pending,
-                                   deleted=deleted)  # fmt: skip
+        with self._reading() as connection:
+            if workflow_id is not None:
+                self._newest_of_workflow(connection, workflow_id, wanted, found)
+            rest = [key for key in wanted if key not in found]
+            for start in range(0, len(rest), _KEYS_PER_QUERY):
+                self._newest_by_key(connection, rest[start : start + _KEYS_PER_QUERY], found)
         return found
 
-    def _last_writes_query(self) -> Any:
-        """`last_writes`' query, built once: the keys are one expanding parameter (a resume does not make
-        a literal of each key), the writes come oldest first (the order a unit's id breaks a tie in)."""
-        if self._last_writes_select is None:
-            from sqlalchemy import bindparam
+    def _newest_of_workflow(self, connection: Connection, workflow_id: str, wanted: list[str],
+                            found: dict[str, LastWrite]) -> None:  # fmt: skip
+        """Settle what it can of `wanted` from `workflow_id`'s units, newest first (see `last_writes`)."""
+        left = set(wanted)
+        newer: dict[str, list[str | None]] = {}  # key -> the unconfirmed writes met before its committed one
+        query = self._last_write_queries()[0]
+        # Rows come in batches of about as many as there are keys: usually one batch is all it reads.
+        # It stops after a few rows per key, settled or not: a key its units never wrote (restored from
+        # before the journal existed) would otherwise make it read the workflow's whole history.
+        budget = 4 * len(left) + 64
+        reading = connection.execution_options(yield_per=min(len(left) + 16, 1000))
+        result = reading.execute(query, {"workflow_id": workflow_id})
+        try:
+            for read, (key, outcome, unit_id, run_id, operation, checksum) in enumerate(result):
+                if read == budget:
+                    break
+                if key not in left:
+                    continue
+                if outcome != COMMITTED:
+                    newer.setdefault(key, []).append(_written(operation, checksum))
+                    continue
+                found[key] = _last_write(key, unit_id, run_id, operation, checksum, newer.pop(key, ())[::-1])
+                left.discard(key)
+                if not left:
+                    break  # the older units are never read
+        finally:
+            result.close()
+
+    def _newest_by_key(self, connection: Connection, keys: list[str], found: dict[str, LastWrite]) -> None:
+        """Settle `keys` from every write of each, oldest first (see `last_writes`)."""
+        newest: dict[str, tuple[Any, ...]] = {}  # key -> its newest committed write so far
+        newer: dict[str, list[str | None]] = {}  # key -> the unconfirmed writes after it
+        for key, outcome, unit_id, run_id, operation, checksum in connection.execute(
+            self._last_write_queries()[1], {"keys": keys}
+        ):
+            if outcome == COMMITTED:
+                newest[key] = (unit_id, run_id, operation, checksum)
+                newer.pop(key, None)
+            else:
+                newer.setdefault(key, []).append(_written(operation, checksum))
+        for key in keys:
+            pending = tuple(newer.get(key, ()))
+            if key in newest:
+                found[key] = _last_write(key, *newest[key], pending)
+            elif pending:
+                found[key] = LastWrite(key, None, None, None, pending=pending)
+
+    def _last_write_queries(self) -> tuple[Any, Any]:
+        """`last_writes`' two queries, built once: a workflow's writes newest first (the per-workflow
+        index gives that order, so rows stream and reading can stop), and given keys' writes oldest first
+        (the write-key index; the keys are one expanding parameter)."""
+        if self._last_write_selects is None:
+            from sqlalchemy import bindparam, select
 
             units, writes = self._schema.unit_table, self._schema.write_table
-            self._last_writes_select = (
-                writes.join(units, writes.c.unit_id == units.c.id)
-                .select()
-                .with_only_columns(writes.c.key, units.c.outcome, units.c.id, units.c.run_id, writes.c.operation,
-                                   writes.c.checksum)  # fmt: skip
-                .where(units.c.outcome.in_((COMMITTED, PREPARED, FAILED, CONFLICT)))
-                .where(writes.c.key.in_(bindparam("keys", expanding=True)))
-                .order_by(units.c.started_at, units.c.id)
-            )
-        return self._last_writes_select
+            columns = (writes.c.key, units.c.outcome, units.c.id, units.c.run_id, writes.c.operation, writes.c.checksum)
+            recorded = select(*columns).select_from(units.join(writes, writes.c.unit_id == units.c.id))
+            recorded = recorded.where(units.c.outcome.in_((COMMITTED, PREPARED, FAILED, CONFLICT)))
+            self._last_write_selects = (
+                recorded.where(units.c.workflow_id == bindparam("workflow_id"))
+                .order_by(units.c.started_at.desc(), units.c.id.desc()),
+                recorded.where(writes.c.key.in_(bindparam("keys", expanding=True)))
+                .order_by(units.c.started_at, units.c.id),
+            )  # fmt: skip
+        return self._last_write_selects
 
     def unit(self, unit_id: str) -> JournalUnit | None:
         """One entry with its writes, or None."""
@@ -985,6 +1019,17 @@ class _Entry:
         if self.fingerprint is not None:
             workflow_id, fingerprint = self.fingerprint
             batch.fingerprints[workflow_id] = {"workflow_id": workflow_id, "fingerprint": fingerprint, "updated_at": _now()}
+
+
+def _written(operation: str, checksum: str | None) -> str | None:
+    """What an unconfirmed write wrote, for `LastWrite.pending`: its checksum (None: reserved ahead)."""
+    return None if checksum is None and operation == PUT_OPERATION else checksum
+
+
+def _last_write(key: str, unit_id: Any, run_id: str | None, operation: str, checksum: str | None,
+                pending: Iterable[str | None]) -> LastWrite:  # fmt: skip
+    deleted = operation == DELETE_OPERATION
+    return LastWrite(key, None if deleted else checksum, str(unit_id), run_id, pending=tuple(pending), deleted=deleted)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -185,9 +185,9 @@ class Persistence(Generic[S]):
     def end_run(self, run: RunFacts) -> None:
         cast(SupportsRuns, self.journal).end_run(run)
 
-    def last_writes(self, keys: Iterable[str]) -> dict[str, LastWrite]:
+    def last_writes(self, keys: Iterable[str], *, workflow_id: str | None = None) -> dict[str, LastWrite]:
         """Each key's last committed write in the journal (`SupportsRuns`; keys never written are left out)."""
-        return cast(SupportsRuns, self.journal).last_writes(keys)
+        return cast(SupportsRuns, self.journal).last_writes(keys, workflow_id=workflow_id)
 
     @property
     def keeps_input_fingerprints(self) -> bool:

@@ -104,16 +104,16 @@ def plan_restore(
             if verify and persistence.records_runs:
                 to_verify.setdefault(id(persistence), (persistence, []))[1].append((key, checkpoint))
     for persistence, restoring_keys in to_verify.values():
-        _verify_restored(persistence, restoring_keys)
+        _verify_restored(persistence, restoring_keys, run.workflow_id)
     return plan
 
 
-def _verify_restored(persistence: Binding, restoring: list[tuple[str, Any]]) -> None:
+def _verify_restored(persistence: Binding, restoring: list[tuple[str, Any]], workflow_id: str | None) -> None:
     """Compare each checkpoint about to be restored with its key's newest committed write (one query).
 
     When the storage gave the document it read (`Checkpoint.document`) and the journal checksums
     dotflow's encoding, the value's bytes as stored are checksummed; otherwise the value is encoded."""
-    last = persistence.last_writes([key for key, _ in restoring])
+    last = persistence.last_writes([key for key, _ in restoring], workflow_id=workflow_id)
     encode = _encoder(persistence.journal)
     as_stored = encode is checkpoint_bytes
     unjournaled: list[str] = []

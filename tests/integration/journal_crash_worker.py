@@ -1,7 +1,7 @@
 """Commits units to a StorageFile with a SQLite journal until it is killed (test_journal_crash.py).
 
 usage: python -m tests.integration.journal_crash_worker FOLDER
-Prints "ready" once the first unit is committed, then keeps overwriting ten keys.
+Prints "ready" once each of its ten keys has a committed unit, then keeps overwriting them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main(folder: Path) -> None:
         unit = UnitOfWork(storage, journal=journal, workflow_id="crash", task_id=str(number % 10), attempt=1)
         unit.put(f"crash-{number % 10}.json", Context(storage={"n": number}), fingerprint="fp")
         unit.commit()
-        if number == 0:
+        if number == 9:  # every key written once: from now on verify always finds ten keys
             print("ready", flush=True)
         number += 1
 

@@ -330,3 +330,22 @@ def test_last_writes_gives_each_keys_newest_committed_write(journal: Journal) ->
     assert (found["k"].checksum, found["k"].unit_id, found["k"].run_id) == (expected, ids[1], "run-2")
     assert found["k"].pending == () and not found["k"].deleted
     assert found["gone"].deleted and found["gone"].checksum is None and found["gone"].unit_id == unit.id
+
+
+def test_last_writes_asked_with_the_workflow_answers_as_asked_by_key(journal: Journal) -> None:
+    """A resume passes its workflow id: its newest units settle most keys, the key index the rest."""
+    storage = StorageDefault()
+    ids = (f"{n:032x}" for n in range(1, 1000))  # increasing, as time goes
+    for run in range(8):  # many runs wrote the same keys
+        for key in ("k0", "k1", "k2", "k3"):
+            committed_unit(storage, journal, key, {"run": run}, unit_id=next(ids), run_id=f"run-{run}")
+    journal.reserve([("wf", "0-a", "k1")])  # an intent after k1's last commit (value unknown: a crash)
+    with UnitOfWork(storage, journal=journal, workflow_id="wf", task_id="0-a", attempt=1, unit_id=next(ids)) as unit:
+        unit.delete("k2")
+    with UnitOfWork(storage, journal=journal, workflow_id="other", task_id="0-a", attempt=1, unit_id=next(ids)) as other:
+        other.put("elsewhere", Context(storage=1))  # a key only another workflow wrote
+    keys = ["k0", "k1", "k2", "k3", "elsewhere", "never"]
+    by_workflow, by_key = journal.last_writes(keys, workflow_id="wf"), journal.last_writes(keys)
+    assert by_workflow == by_key
+    assert set(by_key) == {"k0", "k1", "k2", "k3", "elsewhere"} and by_key["k0"].run_id == "run-7"
+    assert by_key["k1"].pending == (None,) and by_key["k2"].deleted and by_key["elsewhere"].unit_id == other.id

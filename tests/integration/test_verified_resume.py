@@ -145,7 +145,7 @@ def test_nothing_is_asked_of_the_journal_when_not_resuming(journal: Journal, tmp
     first_run(journal, tmp_path / "out")
     asked: list[object] = []
     original = journal.last_writes
-    journal.last_writes = lambda keys: asked.append(keys) or original(keys)  # type: ignore[method-assign]
+    journal.last_writes = lambda keys, **options: asked.append(keys) or original(keys, **options)  # type: ignore[method-assign]
     pipeline(journal, tmp_path / "out").start()
     assert asked == []
     pipeline(journal, tmp_path / "out").start(resume=True)
