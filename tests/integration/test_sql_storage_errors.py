@@ -60,9 +60,10 @@ def sqlite_storage(tmp_path: Path) -> Iterator[tuple[StorageSQL, Path]]:
 
 @pytest.mark.timeout(30)
 def test_a_write_lock_held_past_the_busy_timeout_is_a_transient_error_naming_the_database(
-    sqlite_storage: tuple[StorageSQL, Path],
+    sqlite_storage: tuple[StorageSQL, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage, path = sqlite_storage
+    monkeypatch.setattr("uow.sql_engine.time.sleep", lambda seconds: None)  # the pause between lock retries
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
