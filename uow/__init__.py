@@ -36,6 +36,7 @@ from uow.errors import (
     JournalError,
     LeaseLostError,
     NestingError,
+    TransientError,
     UnitClosedError,
     UnitOfWorkError,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "SupportsSharedTransaction",
     "SupportsStorage",
     "SupportsTransaction",
+    "TransientError",
     "UnitClosedError",
     "UnitFacts",
     "UnitOfWork",

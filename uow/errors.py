@@ -9,6 +9,10 @@
     └── ConflictError          a key the unit read was changed by someone else before the commit
         └── LeaseLostError     the lease the commit was conditional on changed hands: nothing written
 
+    TransientError             not raised by `uow`: a marker a storage mixes into its own error for a
+                               failure that trying again may fix (connection lost, server down, lock
+                               not granted in time); see the class
+
 Errors from the storage, the hooks or the journal are never swallowed: they are attached as
 `__cause__` of the error raised here, or (when another error is already propagating) logged on the
 "uow" logger and added to that error as notes.
@@ -26,6 +30,7 @@ __all__ = [
     "JournalError",
     "LeaseLostError",
     "NestingError",
+    "TransientError",
     "UnitClosedError",
     "UnitOfWorkError",
 ]
@@ -140,6 +145,19 @@ class LeaseLostError(ConflictError):
         )
         self.owner = owner
         self.epoch = epoch
+
+
+class TransientError(Exception):
+    """Marks a storage's (or a journal's) error as transient: the service could not be reached, the
+    connection was lost, the server is shutting down or restarting, a lock was not granted in time.
+    Trying the same operation again later may succeed.
+
+    `uow` never raises it and does not depend on it; a storage derives its own error class from it
+    as well (dotflow's `TransientStorageError` is a `StorageError` and a `TransientError`), and a
+    caller that retries checks for it: dotflow's engine tries a failed commit again when the
+    storage's error is one, and fails the task at once for other storage errors. Errors of a
+    storage that does not use it are classified by the caller as before.
+    """
 
 
 def _rebuild(kind: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:

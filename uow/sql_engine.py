@@ -17,7 +17,8 @@ error in seconds.
 
 `database_errors` turns the driver's errors into the caller's own error class, with one line that
 names the database (password masked) and what went wrong: a lock held by another process, a
-server that cannot be reached, a file that cannot be opened or written.
+server that cannot be reached, a file that cannot be opened or written. Given a `transient` class
+too, it raises that one for the errors `is_transient` says trying again may fix.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "dialect_insert",
     "display_url",
     "import_sqlalchemy",
+    "is_transient",
     "make_engine",
     "mask_url",
     "read_only",
@@ -111,11 +113,18 @@ def display_url(engine: Engine) -> str:
 
 
 @contextmanager
-def database_errors(engine: Engine, error: Callable[[str], Exception], what: str = "database") -> Iterator[None]:
+def database_errors(
+    engine: Engine,
+    error: Callable[[str], Exception],
+    what: str = "database",
+    *,
+    transient: Callable[[str], Exception] | None = None,
+) -> Iterator[None]:
     """Raise `error(message)` from a driver error met in the block; the message is one line naming the database.
 
     A SQLite lock held past the busy timeout says another process holds the database; a server that
-    cannot be reached names its host and port.
+    cannot be reached names its host and port. With `transient`, an error that trying again may fix
+    (`is_transient`) raises `transient(message)` instead.
     """
     import sqlite3
 
@@ -123,7 +132,40 @@ def database_errors(engine: Engine, error: Callable[[str], Exception], what: str
     try:
         yield
     except (sqlalchemy.exc.DBAPIError, sqlite3.Error) as exc:
-        raise error(_describe(engine, what, exc)) from exc
+        kind = transient if transient is not None and is_transient(exc) else error
+        raise kind(_describe(engine, what, exc)) from exc
+
+
+# SQLSTATE classes (and codes) of PostgreSQL errors that may pass: connection exception (08),
+# transaction rollback (40: serialization failure, deadlock), insufficient resources (53: too many
+# connections, disk full), operator intervention (57: shutdown, cancelled, cannot connect now);
+# lock not available (55P03: lock_timeout, NOWAIT).
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
+_TRANSIENT_SQLSTATES = frozenset({"55P03"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying again later may fix driver error `exc` (a SQLAlchemy `DBAPIError` or a `sqlite3.Error`).
+
+    Transient: a connection SQLAlchemy found broken (`connection_invalidated`), a PostgreSQL server
+    that could not be reached or answered with one of the SQLSTATEs above, a SQLite database still
+    locked (or busy) after the busy timeout. Anything else is permanent: a value too long, a
+    constraint, a missing table, a read-only or unopenable SQLite file, a bad statement.
+    """
+    import sqlite3
+
+    sqlalchemy = import_sqlalchemy()
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, sqlite3.Error):
+        text = str(cause).lower()
+        return isinstance(cause, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+    sqlstate = getattr(cause, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
+    # psycopg's OperationalError without an SQLSTATE: no server answered (refused, timed out, closed)
+    return isinstance(exc, sqlalchemy.exc.OperationalError)
 
 
 def _describe(engine: Engine, what: str, exc: BaseException) -> str:

@@ -23,6 +23,7 @@ they have always been, so existing `except TimeoutError` / `except TypeError` co
     │   └── DamagedSegmentError     a BatchStorage segment is damaged: the folder is not opened
     ├── StepTimeoutError            an attempt ran past the step's timeout (also a TimeoutError)
     ├── StorageError                a storage service failed a request or cannot be used (names bucket, key)
+    │   └── TransientStorageError   ... in a way that may pass (also a uow.TransientError): a commit is tried again
     ├── WorkerError                 a child process died or could not send its result back
     ├── ClaimHeldError              another worker holds the claim (lease) on a task or workflow
     ├── codec.UnencodableValueError a value the checkpoint encoding cannot store (also a TypeError)
@@ -33,6 +34,8 @@ from __future__ import annotations
 
 import traceback as _traceback
 from typing import Any
+
+from uow.errors import TransientError
 
 __all__ = [
     "CheckpointMismatchError",
@@ -54,6 +57,7 @@ __all__ = [
     "StepTimeoutError",
     "StorageError",
     "TaskError",
+    "TransientStorageError",
     "WorkerError",
     "WorkflowFlagConflict",
     "WorkflowStillRunning",
@@ -234,6 +238,16 @@ class StorageError(DotFlowError):
     The message names the service, the bucket and the key (and the endpoint when it matters); the
     SDK's own exception is the `__cause__`. Transient errors reach here only after the SDK's own
     retries gave up.
+    """
+
+
+class TransientStorageError(StorageError, TransientError):
+    """The storage failed in a way that may pass: its server could not be reached, the connection
+    was lost, the server is shutting down, a lock was not granted in time (`StorageSQL`).
+
+    The engine tries a failed commit again after one (`COMMIT_ATTEMPTS` tries in all), never the
+    step; any other `StorageError` fails the task at once. A cloud storage raises a plain
+    `StorageError` even for a connection error: its SDK already retried.
     """
 
 

@@ -26,7 +26,17 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
-from uow import COMMITTED, CommitError, ConflictError, HookError, JournalError, LeaseLostError, RunPersistence, UnitOfWork
+from uow import (
+    COMMITTED,
+    CommitError,
+    ConflictError,
+    HookError,
+    JournalError,
+    LeaseLostError,
+    RunPersistence,
+    TransientError,
+    UnitOfWork,
+)
 
 from dotflow.core.action import call_step, is_action, takes_instance
 from dotflow.core.context import Context
@@ -45,7 +55,9 @@ COMMIT_RETRY_DELAY = 0.2  # seconds before the 2nd try; doubles after each
 logger = logging.getLogger("dotflow")
 
 # Commit errors that retrying cannot fix: an unencodable value, a bad key, a bug in a storage, and a
-# cloud storage's StorageError (raised only after the SDK's own retry policy gave up, or for a 403).
+# StorageError (a cloud storage raises it only after its SDK's own retry policy gave up, or for a
+# 403; StorageSQL for a value too long, a constraint, a missing table), except a `TransientError`
+# (StorageSQL's `TransientStorageError`: the server down, the connection lost, a lock timeout).
 # Anything else (connection, timeout, throttling from a custom storage) is retried.
 PERMANENT_COMMIT_ERRORS = (
     TypeError, ValueError, AttributeError, NameError, LookupError, AssertionError,
@@ -303,7 +315,8 @@ class TaskEngine:
                 logger.warning("task %s: checkpoint %r saved, but %s", self.task.task_id, key, error)
                 return
             cause = error.__cause__ or error
-            if isinstance(cause, PERMANENT_COMMIT_ERRORS) or tries >= COMMIT_ATTEMPTS:
+            permanent = isinstance(cause, PERMANENT_COMMIT_ERRORS) and not isinstance(cause, TransientError)
+            if permanent or tries >= COMMIT_ATTEMPTS:
                 raise CheckpointNotSaved(self.task.task_id, key, cause) from cause
             time.sleep(delay)
             delay *= 2

@@ -20,6 +20,7 @@ parsed for those two fields.
 
 The folder also holds ``.batch.lock`` (an exclusive `flock` while a BatchStorage has the folder
 open) and ``.batch-store``, the marker that tells a plain `StorageFile` the folder holds segments.
+A process forked while it holds the lock does not keep it (`FolderLock`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dotflow.storage.checkpoint_files import BATCH_MARKER, sync_folder, unlink, 
 __all__ = [
     "LOG_FORMAT",
     "MARKER_NAME",
+    "FolderLock",
     "LockedFolderError",
     "Segment",
     "SegmentEntry",
@@ -213,7 +215,46 @@ def read_at(path: Path, offset: int, size: int) -> bytes:
     return data
 
 
-def lock_folder(root: Path, shared: bool = False) -> int | None:
+class FolderLock:
+    """The `flock` on a folder's `.batch.lock`, held through one file descriptor of this process.
+
+    A process forked from this one does not keep it: right after a fork the child closes its copy
+    of the descriptor (`os.register_at_fork`). The lock belongs to the open file description that
+    parent and child share, so closing the child's copy releases nothing (the parent still holds
+    the lock), while the parent's `release()` does release it even if children it forked are
+    still alive (the workers of a `parallel` run, killed with it a moment later). Descriptors made
+    by `os.open` are not inherited across `exec` anyway.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+        _HELD.add(self)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Close the descriptor (once; later calls do nothing)."""
+        fd, self._fd = self._fd, None
+        _HELD.discard(self)
+        if fd is not None:
+            os.close(fd)
+
+
+_HELD: set[FolderLock] = set()  # the folder locks this process holds
+
+
+def _drop_inherited_locks() -> None:
+    for lock in list(_HELD):
+        lock.release()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - every POSIX system
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
+def lock_folder(root: Path, shared: bool = False) -> FolderLock | None:
     """A non-blocking flock on the folder's `.batch.lock` (released when the fd closes): exclusive, or
     `shared` (for a reader: then the lock file is never created, and a folder without one is not locked)."""
     try:
@@ -233,4 +274,4 @@ def lock_folder(root: Path, shared: bool = False) -> int | None:
         raise LockedFolderError(
             f"{root} is already open in a BatchStorage (this process or another); close that one first"
         ) from None
-    return fd
+    return FolderLock(fd)

@@ -116,9 +116,9 @@ class SegmentStore:
         self._segments: dict[int, int] = {}  # seq -> file size, of every segment on disk
         self._live_bytes = 0  # footprint of the entries the index points to
         self._seq = 0
-        fd = lock_folder(self.root, shared=mode == "read")
+        lock = lock_folder(self.root, shared=mode == "read")
         # released by release(), or when this store is collected (its BatchStorage dropped without close())
-        self._unlock = weakref.finalize(self, os.close, fd) if fd is not None else None
+        self._unlock = weakref.finalize(self, lock.release) if lock is not None else None
         if self._unlock is not None:
             self._unlock.atexit = False  # at exit the folder stays locked until the exit flush is done
         try:

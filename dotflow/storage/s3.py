@@ -7,7 +7,12 @@ Needs the `s3` extra (`pip install 'dotflow-uow[s3]'`; `aws` is an alias). Witho
 client is built by boto3 from `region`, `endpoint_url` and boto3's usual configuration (AWS_* variables,
 ~/.aws, instance roles), with botocore's "standard" retry mode: throttling, 5xx and connection errors
 are retried by botocore itself with backoff; anything else (403, missing bucket, 412) is answered at
-once. Construction checks the bucket with one HeadBucket.
+once. Construction checks the bucket with one HeadBucket, sent by a second client of its own with
+short connect/read timeouts and 2 tries, so an endpoint that is down, or that accepts connections and
+never answers, fails the start of a workflow within `startup_deadline` seconds (default 5) with one
+`StorageError` naming it; reads and writes keep the standard policy above (60 s timeouts, 5 tries).
+With `client=`, the check goes through that client, whose own configuration then decides how long
+it may take.
 
 Requests per operation: `post` one PutObject; `post_if` one conditional PutObject (If-None-Match: *
 for "must not exist", If-Match: <ETag> otherwise; a 412 costs one GetObject to tell a lost race from
@@ -39,6 +44,9 @@ _PRECONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"403", "AccessDenied", "Forbidden"}
 _RETRIES = {"mode": "standard", "total_max_attempts": 5}  # the first try included
+# The bucket check at construction gives up sooner: an endpoint that is down is an error in seconds.
+STARTUP_DEADLINE_SECONDS = 5.0
+_STARTUP_TRIES = 2
 
 
 class StorageS3(ObjectStorage):
@@ -56,27 +64,37 @@ class StorageS3(ObjectStorage):
         client: Any = None,
         clock: Callable[[], float] | None = None,
         page_size: int = 1000,
+        startup_deadline: float = STARTUP_DEADLINE_SECONDS,
     ) -> None:
+        """`startup_deadline`: seconds the bucket check at construction may take in all (its tries and
+        their timeouts; botocore's pause between the two tries comes on top, under a second)."""
         super().__init__(bucket=bucket, prefix=prefix, clock=clock, page_size=page_size)
+        if not startup_deadline > 0:
+            raise ValueError(f"startup_deadline must be a number of seconds > 0, not {startup_deadline!r}")
+        self.startup_deadline = float(startup_deadline)
         botocore = _import_sdk()
         self._errors = botocore.exceptions
+        check_client = client
         if client is None:
             import boto3
 
-            client = boto3.client(
-                "s3",
-                region_name=region,
-                endpoint_url=endpoint_url,
-                config=botocore.config.Config(retries=_RETRIES),
+            config = botocore.config.Config(retries=_RETRIES)
+            client = boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+            check_client = boto3.client(
+                "s3", region_name=region, endpoint_url=endpoint_url, config=_startup_config(botocore, startup_deadline)
             )
         self._client = client
         self.endpoint_url = client.meta.endpoint_url
         self.region: str | None = region if region is not None else client.meta.region_name
-        self._check_bucket()
+        try:
+            self._check_bucket(check_client)
+        finally:
+            if check_client is not client:
+                check_client.close()
 
-    def _check_bucket(self) -> None:
+    def _check_bucket(self, client: Any) -> None:
         with self._translate("check"):
-            self._client.head_bucket(Bucket=self.bucket)
+            client.head_bucket(Bucket=self.bucket)
 
     # ----------------------------------------------------------------------------------- primitives
 
@@ -221,9 +239,19 @@ class StorageS3(ObjectStorage):
             return StorageError(
                 f"no AWS credentials for {bucket}: set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile"
             )
-        if key is None:  # connection refused, DNS, timeouts (after retries)
+        if key is None and isinstance(exc, (self._errors.ConnectTimeoutError, self._errors.ReadTimeoutError)):
+            return StorageError(f"{bucket} did not answer within the start-up deadline ({self.startup_deadline:g} s): {exc}")
+        if key is None:  # connection refused, DNS (after retries)
             return StorageError(f"{bucket} cannot be reached: {exc}")
         return StorageError(f"S3 {action} of key {key!r} in bucket {self.bucket!r} at {self.endpoint_url} failed: {exc}")
+
+
+def _startup_config(botocore: Any, deadline: float) -> Any:
+    """The bucket check's client configuration: `_STARTUP_TRIES` tries whose connect and read timeouts
+    add up to at most `deadline` seconds."""
+    wait = deadline / (2 * _STARTUP_TRIES)
+    retries = {"mode": "standard", "total_max_attempts": _STARTUP_TRIES}
+    return botocore.config.Config(connect_timeout=wait, read_timeout=wait, retries=retries)
 
 
 def _code(exc: Any) -> str:

@@ -21,6 +21,13 @@ Leases (claims) are rows of the same table keyed ``<key>.lease``, timed by the d
 lease (`holds_lease`, `release_lease`) so a worker whose lease changed hands cannot commit. They are
 never listed, counted or deleted as checkpoints.
 A SQLite file that does not exist yet is created at the current schema revision.
+
+Errors: every driver error (in the constructor, reads, writes, leases, `transaction()`) becomes a
+`StorageError` of one line naming the database (password masked) and the cause; a failure that may
+pass (the server down or unreachable, the connection lost, a SQLite lock still held after the busy
+timeout, a PostgreSQL lock or serialization timeout: `uow.sql_engine.is_transient`) is a
+`TransientStorageError`, so the engine tries a failed commit again; anything else (a value too long
+for a column, a missing table, a read-only file) is final.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ except ModuleNotFoundError as _missing:  # ImportError, not ModuleNotFoundError:
 
 from dotflow.abc.storage import Checkpoint, VersionedStorage
 from dotflow.core.context import Context
-from dotflow.core.exception import StorageError
+from dotflow.core.exception import StorageError, TransientStorageError
 from dotflow.values.checkpoint_format import encode_document, parse_document
 from dotflow.storage.sql_leases import SQLLeases
 from uow.leases import LEASE_SUFFIX, Lease
@@ -78,7 +85,7 @@ class StorageSQL(VersionedStorage):
             raise TypeError(f"table must be a non-empty str, not {table!r}")
         self.engine = make_engine(url_or_engine, synchronous=synchronous, busy_timeout=busy_timeout)
         try:
-            with database_errors(self.engine, StorageError, "SQL storage"):
+            with self._errors():
                 ensure_schema(self.engine)
                 has_table = table == DEFAULT_TABLE or inspect(self.engine).has_table(table)
             if not has_table:
@@ -138,7 +145,7 @@ class StorageSQL(VersionedStorage):
 
     def read_checkpoint(self, key: str) -> Checkpoint | None:
         _check_key(key)
-        with read_only(self.engine) as connection:
+        with self._errors(), read_only(self.engine) as connection:
             return SQLTransaction(self.table, connection, self._clock).read_checkpoint(key)
 
     def delete(self, key: str) -> bool:
@@ -151,7 +158,7 @@ class StorageSQL(VersionedStorage):
         _check_prefix(prefix)
         table = self.table
         query = select(table.c.key).where(_live(table, self._clock()), _checkpoints(table, prefix))
-        with read_only(self.engine) as connection:
+        with self._errors(), read_only(self.engine) as connection:
             return sorted(connection.execute(query).scalars())
 
     def atomic_swap(
@@ -174,7 +181,7 @@ class StorageSQL(VersionedStorage):
         return cast("Lease | None", self._run(lambda ops: ops.leases.create(key, owner, ttl)))
 
     def read_lease(self, key: str) -> Lease | None:
-        with read_only(self.engine) as connection:
+        with self._errors(), read_only(self.engine) as connection:
             return SQLLeases(self.table, connection, self._lease_clock).read(key)
 
     def replace_lease(self, key: str, *, version: str, owner: str, epoch: int, ttl: float) -> Lease | None:
@@ -187,20 +194,32 @@ class StorageSQL(VersionedStorage):
 
     @contextmanager
     def transaction(self) -> Iterator[SQLTransaction]:
-        """One database transaction: commits when the block ends normally, rolls back on an exception."""
-        with self.engine.begin() as connection:
-            yield SQLTransaction(self.table, connection, self._clock, self._lease_clock)
+        """One database transaction: commits when the block ends normally, rolls back on an exception.
+        A driver error in it (the block's statements or the commit) is a `StorageError` (see the module)."""
+        with self._errors(), self._transaction() as ops:
+            yield ops
 
     lease_transaction = transaction
 
+    @contextmanager
+    def _transaction(self) -> Iterator[SQLTransaction]:
+        with self.engine.begin() as connection:
+            yield SQLTransaction(self.table, connection, self._clock, self._lease_clock)
+
     def _run(self, operation: Any) -> Any:
+        """`operation(ops)` in one transaction, tried again while SQLite reports a lock; driver errors translated."""
         from uow.sql_engine import retry_locked
 
         def attempt() -> Any:
-            with self.transaction() as ops:
+            with self._transaction() as ops:
                 return operation(ops)
 
-        return retry_locked(attempt)
+        with self._errors():
+            return retry_locked(attempt)
+
+    def _errors(self) -> Any:
+        """The block's driver errors as `StorageError` / `TransientStorageError`, one line naming the database."""
+        return database_errors(self.engine, StorageError, "SQL storage", transient=TransientStorageError)
 
 
 class SQLTransaction:

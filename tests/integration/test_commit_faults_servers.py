@@ -16,7 +16,7 @@ import pytest
 
 from dotflow import Config
 from dotflow.cli import main
-from dotflow.core.exception import StorageError
+from dotflow.core.exception import StorageError, TransientStorageError
 from dotflow.core.types import TypeStatus
 from dotflow.providers import StorageFile, StorageSQL
 from dotflow.run.journal_config import checkpoint_bytes
@@ -104,8 +104,11 @@ def test_postgresql_storage_stopped_mid_run_keeps_the_previous_checkpoint(pg: An
     assert [task.status for task in tasks] == [COMPLETED, FAILED, NOT_STARTED]
     error = tasks[1].errors[-1]
     assert error.exception == "CheckpointNotSaved"
-    assert error.message.startswith("checkpoint of task '1-transform' could not be saved to key ")
-    assert str(server.port) in error.message  # (the driver's own text: see the xfail test below)
+    key = storage.key(task=tasks[1])
+    assert error.message.startswith(
+        f"checkpoint of task '1-transform' could not be saved to key '{key}': TransientStorageError: SQL storage "
+    )
+    assert names_the_server(error.message, server) and "\n" not in error.message
     assert VALUES["executions"] == ["extract", "transform"]  # the commit alone was tried again
     assert elapsed < 30
     server.restart()
@@ -178,12 +181,10 @@ def test_postgresql_down_during_resume_stops_the_run_before_any_step(pg: Any, tm
     flow.start()
     VALUES.update(run="v2", executions=[])
     server.halt()
-    expected = Exception if down == "storage" else JournalError  # (StorageSQL's: see the xfail test below)
+    expected = TransientStorageError if down == "storage" else JournalError
     with pytest.raises(expected) as raised:
         flow.start(resume=True)
-    assert str(server.port) in str(raised.value)
-    if down == "journal":
-        assert names_the_server(str(raised.value), server) and "\n" not in str(raised.value)
+    assert names_the_server(str(raised.value), server) and "\n" not in str(raised.value)
     assert VALUES["executions"] == []
     server.restart()
     assert stored(storage, flow) == ["v1-extract", "v1-transform", "v1-load"]
@@ -192,23 +193,66 @@ def test_postgresql_down_during_resume_stops_the_run_before_any_step(pg: Any, tm
             opened.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="StorageSQL translates driver errors into StorageError only in its constructor; its reads and "
-    "writes let SQLAlchemy's OperationalError through, several lines long (dotflow/storage/sql.py)",
-)
 def test_storagesql_errors_from_a_stopped_server_are_one_line_naming_it(pg: Any) -> None:
     server, url = pg
     storage = StorageSQL(url)
     storage.post("orders-0-extract", "v1")
     server.halt()
+
+    def in_transaction() -> None:
+        with storage.transaction() as ops:
+            ops.post("orders-1-transform", "v2")
+
     try:
-        for operation in (lambda: storage.read_checkpoint("orders-0-extract"), lambda: storage.post("orders-0-extract", "v2")):
-            with pytest.raises(StorageError) as raised:
+        for operation in (
+            lambda: storage.read_checkpoint("orders-0-extract"),
+            lambda: storage.post("orders-0-extract", "v2"),
+            lambda: storage.post_if("orders-0-extract", "v2", version=None),
+            lambda: storage.list_keys("orders-"),
+            lambda: storage.create_lease("orders-0-extract", owner="w1", ttl=30),
+            lambda: storage.read_lease("orders-0-extract"),
+            in_transaction,
+        ):
+            with pytest.raises(TransientStorageError) as raised:  # a StorageError the engine retries a commit after
                 operation()
             assert names_the_server(str(raised.value), server) and "\n" not in str(raised.value)
+            assert "cannot reach the server" in str(raised.value)
     finally:
         storage.close()
+
+
+def test_storagesql_value_too_long_for_its_column_is_permanent_the_task_fails_at_once(pg: Any, tmp_path: Path) -> None:
+    """A table made by hand with the checkpoint table's columns, `document` too short for a checkpoint:
+    PostgreSQL refuses the write (SQLSTATE 22001), which no retry can fix."""
+    server, url = pg
+    from sqlalchemy import text
+
+    from uow.sql_engine import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TABLE short_checkpoint (key VARCHAR(512) PRIMARY KEY, document VARCHAR(40) NOT NULL, "
+            "expires_at FLOAT, version VARCHAR(32) NOT NULL, updated_at TIMESTAMP WITH TIME ZONE NOT NULL)"
+        ))  # fmt: skip
+    engine.dispose()
+    storage = StorageSQL(url, table="short_checkpoint")
+    config = Config(storage=storage, journal=f"sqlite:///{tmp_path / 'journal.db'}")
+    flow = flow_of(config)
+
+    flow.start()
+
+    tasks = flow.result_task()
+    assert [task.status for task in tasks] == [FAILED, NOT_STARTED, NOT_STARTED]
+    message = tasks[0].errors[-1].message
+    key = storage.key(task=tasks[0])
+    assert message.startswith(f"checkpoint of task '0-extract' could not be saved to key '{key}': StorageError: SQL storage ")
+    assert names_the_server(message, server) and "\n" not in message
+    assert "StringDataRightTruncation: value too long for type character varying(40)" in message
+    assert VALUES["executions"] == ["extract"]
+    assert outcomes(config.journal) == [("0-extract", "failed")]  # tried once: not transient
+    storage.close()
+    config.journal.close()
 
 
 # -- S3 and GCS endpoints cut by a proxy ---------------------------------------------------------------
