@@ -799,7 +799,8 @@ class Journal:
         for key in keys:
             pending = tuple(newer.get(key, ()))
             if key in newest:
-                found[key] = _last_write(key, *newest[key], pending)
+                unit_id, run_id, operation, checksum = newest[key]
+                found[key] = _last_write(key, unit_id, run_id, operation, checksum, pending)
             elif pending:
                 found[key] = LastWrite(key, None, None, None, pending=pending)
 
