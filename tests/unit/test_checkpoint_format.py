@@ -75,6 +75,11 @@ def test_stored_value_encoding_is_the_value_encoding_a_journal_checksums(
         b'{"format":"dotflow-checkpoint","version":1,"value":{},"fingerprint":null,"expires_at":null,"value":{}}\n',
         b'{"format":"dotflow-checkpoint","version":1,"value":{},"fingerprint":null,"expires_at":null}',
         b'{"format":"dotflow-checkpoint","version":1,"value":{}}\n',
+        # a fingerprint that is not one JSON string: a bare quote inside, an escaped closing quote, a raw newline
+        b'{"format":"dotflow-checkpoint","version":1,"value":{},"fingerprint":"a"b","expires_at":null}\n',
+        b'{"format":"dotflow-checkpoint","version":1,"value":{},"fingerprint":"a\\","expires_at":null}\n',
+        b'{"format":"dotflow-checkpoint","version":1,"value":{},"fingerprint":"a\nb","expires_at":null}\n',
+        b'{"format":"dotflow-checkpoint","version":1,"value":{},"fingerprint":null,"expires_at":null,"revision":"r"x"}\n',
     ],
 )
 def test_stored_value_encoding_is_none_for_any_other_layout(document: bytes) -> None:
