@@ -298,25 +298,23 @@ def _require_workflow(journal: Any, workflow_id: str | None) -> None:
 
 
 def _resolve_unit(journal: Any, given: str) -> str:
-    if journal.unit(given) is not None:
-        return given
-    matches = journal.unit_ids(given)
-    if len(matches) == 1:
-        return str(matches[0])
-    if not matches:
-        raise CommandError(f"no unit of work with id {given!r}", 2)
-    raise CommandError(f"more than one unit starts with {given!r}; give more of the id", 2)
+    return _resolve(given, journal.unit, journal.unit_ids, "no unit of work with id", "more than one unit starts with")
 
 
 def _resolve_run(journal: Any, given: str) -> str:
-    if journal.run(given) is not None:
+    return _resolve(given, journal.run, journal.run_ids, "no run with id", "more than one run starts with")
+
+
+def _resolve(given: str, exact: Any, by_prefix: Any, none: str, several: str) -> str:
+    """The full id `given` names: itself if recorded, else the one id it is a prefix of."""
+    if exact(given) is not None:
         return given
-    matches = journal.run_ids(given)
+    matches = by_prefix(given)
     if len(matches) == 1:
         return str(matches[0])
     if not matches:
-        raise CommandError(f"no run with id {given!r} in the journal", 2)
-    raise CommandError(f"more than one run starts with {given!r}; give more of the id", 2)
+        raise CommandError(f"{none} {given!r} in the journal", 2)
+    raise CommandError(f"{several} {given!r}; give more of the id", 2)
 
 
 def _use_recorded_storage(args: Any, journal: Any, run_id: str | None) -> None:
