@@ -131,7 +131,7 @@ def database_errors(
     sqlalchemy = import_sqlalchemy()
     try:
         yield
-    except (sqlalchemy.exc.DBAPIError, sqlite3.Error) as exc:
+    except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, sqlite3.Error) as exc:
         kind = transient if transient is not None and is_transient(exc) else error
         raise kind(_describe(engine, what, exc)) from exc
 
@@ -145,9 +145,11 @@ _TRANSIENT_SQLSTATES = frozenset({"55P03"})
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether trying again later may fix driver error `exc` (a SQLAlchemy `DBAPIError` or a `sqlite3.Error`).
+    """Whether trying again later may fix driver error `exc` (a SQLAlchemy `DBAPIError` or pool
+    `TimeoutError`, or a `sqlite3.Error`).
 
-    Transient: a connection SQLAlchemy found broken (`connection_invalidated`), a PostgreSQL server
+    Transient: no free connection in the pool in time (SQLAlchemy's `TimeoutError`), a connection
+    SQLAlchemy found broken (`connection_invalidated`), a PostgreSQL server
     that could not be reached or answered with one of the SQLSTATEs above, a SQLite database still
     locked (or busy) after the busy timeout. Anything else is permanent: a value too long, a
     constraint, a missing table, a read-only or unopenable SQLite file, a bad statement.
@@ -155,6 +157,8 @@ def is_transient(exc: BaseException) -> bool:
     import sqlite3
 
     sqlalchemy = import_sqlalchemy()
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # the pool had no free connection in time
+        return True
     if getattr(exc, "connection_invalidated", False):
         return True
     cause = getattr(exc, "orig", None) or exc

@@ -65,14 +65,20 @@ class StorageGCS(ObjectStorage):
         retry: Any = None,
         clock: Callable[[], float] | None = None,
         page_size: int = 1000,
+        startup_deadline: float = STARTUP_DEADLINE_SECONDS,
     ) -> None:
+        """`startup_deadline`: seconds the bucket check at construction may take in all (its tries and
+        the last request's timeout); an unreachable endpoint fails the start of a workflow that soon."""
+        if not startup_deadline > 0:
+            raise ValueError(f"startup_deadline must be a number of seconds > 0, not {startup_deadline!r}")
+        self.startup_deadline = float(startup_deadline)
         super().__init__(bucket=bucket, prefix=prefix, clock=clock, page_size=page_size)
         sdk = _import_sdk()
         self._exceptions = sdk.exceptions
         self._auth_exceptions = sdk.auth_exceptions
         self.endpoint_url: str | None = None  # known once there is a client
         self._retry = retry if retry is not None else sdk.DEFAULT_RETRY.with_timeout(_DEADLINE_SECONDS)
-        startup = sdk.DEFAULT_RETRY.with_delay(initial=0.1, maximum=1.0).with_timeout(STARTUP_DEADLINE_SECONDS)
+        startup = sdk.DEFAULT_RETRY.with_delay(initial=0.1, maximum=1.0).with_timeout(self.startup_deadline)
         self._startup_retry = retry if retry is not None else startup
         if client is None:
             try:
@@ -87,7 +93,7 @@ class StorageGCS(ObjectStorage):
 
     def _check_bucket(self) -> None:
         with self._translate("check"):
-            self._bucket.reload(retry=self._startup_retry, timeout=STARTUP_DEADLINE_SECONDS)
+            self._bucket.reload(retry=self._startup_retry, timeout=self.startup_deadline)
 
     # ----------------------------------------------------------------------------------- primitives
 

@@ -178,3 +178,21 @@ def test_a_permanent_storage_error_fails_the_task_at_once_with_one_line(tmp_path
     assert VALUES["executions"] == ["extract", "transform"]
     assert outcomes(flow.task.queue[0].config.journal)[1:] == [("1-transform", "failed")]  # tried once
     storage.close()
+
+
+def test_a_pool_with_no_free_connection_is_a_transient_error_naming_the_database(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'pool.db'}", pool_size=1, max_overflow=0, pool_timeout=0.05)
+    storage = StorageSQL(engine)
+    storage.post("orders-0", "v1")
+    held = engine.connect()  # the pool's only connection, held by somebody else
+    try:
+        with pytest.raises(TransientStorageError) as raised:
+            storage.read_checkpoint("orders-0")
+    finally:
+        held.close()
+    message = str(raised.value)
+    assert "pool.db" in message and "\n" not in message and "QueuePool limit" in message
+    assert storage.read_checkpoint("orders-0").context.storage == "v1"  # type: ignore[union-attr]
+    storage.close()

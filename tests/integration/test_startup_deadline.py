@@ -80,23 +80,23 @@ def test_storages3_reads_and_writes_keep_the_standard_retry_policy(moto_server: 
     assert storage.get("orders-0").storage == "v1"
 
 
-def test_storages3_refuses_a_startup_deadline_that_is_not_positive(aws_credentials: None) -> None:
+def test_a_startup_deadline_that_is_not_positive_is_refused(aws_credentials: None) -> None:
+    from dotflow.storage.gcs import StorageGCS
     from dotflow.storage.s3 import StorageS3
 
     with pytest.raises(ValueError, match="startup_deadline must be a number of seconds > 0, not 0"):
         StorageS3(bucket="orders", endpoint_url="http://127.0.0.1:9", startup_deadline=0)
+    with pytest.raises(ValueError, match="startup_deadline must be a number of seconds > 0, not -1"):
+        StorageGCS(bucket="orders", client=object(), startup_deadline=-1)
 
 
-def test_storagegcs_on_a_silent_endpoint_fails_within_its_startup_deadline(
-    silent: SilentListener, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_storagegcs_on_a_silent_endpoint_fails_within_its_startup_deadline(silent: SilentListener) -> None:
     from dotflow.storage import gcs
     from tests.servers import gcs_client
 
-    monkeypatch.setattr(gcs, "STARTUP_DEADLINE_SECONDS", 1.0)
     started = time.monotonic()
     with pytest.raises(StorageError) as raised:
-        gcs.StorageGCS(bucket="orders", client=gcs_client(silent.url))
+        gcs.StorageGCS(bucket="orders", client=gcs_client(silent.url), startup_deadline=1.0)
     elapsed = time.monotonic() - started
 
     message = str(raised.value)
