@@ -11,7 +11,11 @@
    (started here); every step's executions are counted with an O_APPEND file: each must run once.
    The wall time is from the workers' common start to the last one's end.
 
-Usage: .venv/bin/python benchmarks/claims_cost.py [--tasks 200] [--rounds 9] [--workers-tasks 24] [--no-workers]
+`--journal`: part 1 with a SQLite journal (`Config(journal=...)`, a fresh file per run, opened
+before the clock starts and closed after it stops), so that what the journal records of the
+claims (docs/claims.md, "In the journal") is in the figures.
+
+Usage: .venv/bin/python benchmarks/claims_cost.py [--tasks 200] [--rounds 9] [--workers-tasks 24] [--no-workers] [--journal]
 """
 
 from __future__ import annotations
@@ -40,16 +44,27 @@ def step() -> int:
     return 1
 
 
+JOURNAL = False  # --journal: every run keeps a SQLite journal
+
+
 def one_run(tasks: int, claim: Claim | None) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one run of `tasks` sequential tasks on a fresh durable StorageFile folder."""
     with tempfile.TemporaryDirectory() as folder:
-        flow = DotFlow(config=Config(storage=StorageFile(path=folder)), workflow_id="cost")
+        journal = None
+        if JOURNAL:
+            from uow import Journal
+
+            journal = Journal(f"sqlite:///{folder}/journal.db")  # created (migrated) before the clock starts
+        flow = DotFlow(config=Config(storage=StorageFile(path=f"{folder}/store"), journal=journal), workflow_id="cost")
         for _ in range(tasks):
             flow.task.add(step=step)
         options: dict[str, Any] = {} if claim is None else {"claim": claim}
         started, cpu = time.perf_counter(), time.process_time()
         flow.start(resume=True, **options)
-        return time.perf_counter() - started, time.process_time() - cpu
+        took = time.perf_counter() - started, time.process_time() - cpu
+        if journal is not None:
+            journal.close()
+        return took
 
 
 def file_cost(tasks: int, rounds: int) -> dict[str, Any]:
@@ -155,13 +170,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="Config(max_workers=N) for each worker (bounded parallel mode, once the Config has it)")  # fmt: skip
     parser.add_argument("--no-workers", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--journal", action="store_true", help="keep a SQLite journal in every run of part 1")
     args = parser.parse_args(argv)
+    global JOURNAL
+    JOURNAL = args.journal
     cost = file_cost(args.tasks, args.rounds)
     rows = [] if args.no_workers else workers_table(args.workers_tasks, args.step_seconds, args.max_workers)
     if args.json:
         print(json.dumps({"file": cost, "workers": rows}))
         return 0
-    print(f"durable StorageFile, {cost['tasks']} sequential tasks, median of {cost['rounds']} rounds")
+    journal = " with a SQLite journal" if args.journal else ""
+    print(f"durable StorageFile{journal}, {cost['tasks']} sequential tasks, median of {cost['rounds']} rounds")
     print("| claim | us per task | overhead | CPU us per task | CPU overhead |")
     print("|---|---:|---:|---:|---:|")
     for name in ("none", "task", "workflow"):
