@@ -240,6 +240,8 @@ class Manager:
         )
         if config is not None:
             run.persistence(config.storage, config.journal)
+        if self.claims is not None:
+            self.claims.run = run  # told what happens to the claims (the journal records it)
         if self.claims is not None and not self._claim_workflow([each for each, _ in by_config.values()] or [config]):
             self.tasks: list[Any] = []
             return

@@ -129,9 +129,9 @@ def test_start_and_verify_with_the_sql_storage(schema_url: str, capsys: pytest.C
 
 def test_upgrade_creates_the_schema(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "journal", "upgrade", "--url", database_url)
-    assert status == 0 and "to revision 0002" in out
+    assert status == 0 and "to revision 0003" in out
     status, out, _ = run(capsys, "journal", "upgrade", "--url", database_url)
-    assert status == 0 and "already at revision 0002" in out
+    assert status == 0 and "already at revision 0003" in out
     assert run_json(capsys, "journal", "list", "--url", database_url) == (0, [])
 
 

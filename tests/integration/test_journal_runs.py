@@ -161,7 +161,7 @@ def test_the_runs_revision_upgrades_and_downgrades_keeping_the_units(database_ur
                 "VALUES ('u1', 'wf', '0-a', 1, 'committed', '2026-12-01 10:00:00')"))  # fmt: skip
             connection.execute(text(
                 "INSERT INTO dotflow_journal_write (unit_id, key, operation) VALUES ('u1', 'wf-0-a', 'put')"))
-        upgrade(engine)
+        upgrade(engine, "0002")
         assert current_revision(engine) == "0002"
         assert "run_id" in {c["name"] for c in inspect(engine).get_columns("dotflow_journal_unit")}
         assert "dotflow_journal_run" in inspect(engine).get_table_names()
@@ -173,7 +173,7 @@ def test_the_runs_revision_upgrades_and_downgrades_keeping_the_units(database_ur
         with engine.connect() as connection:  # the downgrade kept every unit and its writes
             assert connection.execute(text("SELECT count(*) FROM dotflow_journal_write")).scalar_one() == 1
             assert connection.execute(text("SELECT count(*) FROM dotflow_journal_unit")).scalar_one() == 1
-        upgrade(engine)
+        upgrade(engine, "0002")
         assert current_revision(engine) == "0002"
     finally:
         engine.dispose()
