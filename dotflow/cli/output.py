@@ -72,10 +72,10 @@ _NO_COLOUR = OutcomeColour("", "#888888", "·")
 # they differ without colour too; none is an outcome's mark). "[" and "]" bracket the time a lease was held.
 CLAIM_COLOURS: dict[str, OutcomeColour] = {
     CLAIM_TAKEN: OutcomeColour("blue", "#3a6fd8", "["),
-    CLAIM_RELEASED: OutcomeColour("blue", "#3a6fd8", "]"),
     CLAIM_RENEWED_LATE: OutcomeColour("yellow", "#c98a00", "~"),
     CLAIM_EXPIRED: OutcomeColour("red", "#d33c3c", "!"),
     CLAIM_TAKEN_OVER: OutcomeColour("magenta", "#a347c2", "»"),
+    CLAIM_RELEASED: OutcomeColour("blue", "#3a6fd8", "]"),
     CLAIM_LOST: OutcomeColour("red", "#d33c3c", "×"),
 }
 _RUN_STYLES = {RUN_COMPLETED: "green", FAILED: "red", RUN_UNFINISHED: "cyan"}
