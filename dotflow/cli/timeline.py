@@ -5,7 +5,8 @@ idle time between two runs is left out (a run 30 s after the previous one does n
 into the ends of one axis). Units recorded outside a run form a section of their own. Outcomes
 are told apart by colour and by mark (`█` committed, `X` failed, `░` rolled back, ...), in the
 legend too. What happened to the task's claim (its lease) is marked on the same lane, under its
-attempts, each event with a mark of its own (`[` taken, `]` released, `~` renewed late, `!` the
+attempts (events closer than a column apart are moved right, so each keeps its mark), each event
+with a mark of its own (`[` taken, `]` released, `~` renewed late, `!` the
 previous owner's lease found expired, `»` taken over, `×` lost); a claim on the whole workflow has
 a lane of its own, "(workflow claim)". The HTML view is one self-contained page (inline SVG, no
 script, no external file) with a tooltip per unit and per claim event; every user text in it is
@@ -39,7 +40,7 @@ __all__ = ["BAR_WIDTH", "WORKFLOW_LANE", "by_run", "render_html", "render_termin
 BAR_WIDTH = 60
 WORKFLOW_LANE = "(workflow claim)"  # the lane of a claim on the whole workflow (task id NULL)
 _HATCH = {FAILED: "hatch-failed", ROLLED_BACK: "hatch-rolled", CONFLICT: "hatch-conflict", PREPARED: "hatch-prepared"}
-# When two claim events fall in one column of the terminal's lane, the one shown (the rarer, the more telling).
+# When claim events pile up in the terminal lane's last column, the one shown (the rarer, the more telling).
 _PRIORITY = {CLAIM_TAKEN: 0, CLAIM_RELEASED: 1, CLAIM_RENEWED_LATE: 2, CLAIM_TAKEN_OVER: 3, CLAIM_EXPIRED: 4, CLAIM_LOST: 5}
 
 
@@ -110,12 +111,16 @@ def render_terminal(console: Any, workflow: str, units: Sequence[Any], runs: Map
 
 
 def _claim_line(claims: Sequence[Any], start: datetime, span: float) -> Any:
-    """The claim events of one lane, one mark each at its time (the most telling one per column)."""
+    """The claim events of one lane, one mark each at its time, in time order. Events closer than a
+    column (a lease taken and released within a few ms) are moved right to the next free column; at
+    the lane's end, the most telling one (`_PRIORITY`) keeps the last column."""
     from rich.text import Text
 
     shown: dict[int, Any] = {}
     for claim in claims:
         column = _columns(claim.at, None, start, span)[0]
+        while column in shown and column < BAR_WIDTH - 1:
+            column += 1
         there = shown.get(column)
         if there is None or _PRIORITY.get(claim.event, 9) >= _PRIORITY.get(there.event, 9):
             shown[column] = claim
