@@ -208,11 +208,15 @@ class RunPersistence:
         if errors:
             raise errors[0]
 
-    def end(self, *, failed: bool, counts: Mapping[str, int] | None = None) -> None:
+    def end(self, *, failed: bool, counts: Mapping[str, int] | None = None,
+            after_storages: Callable[[], None] | None = None) -> None:  # fmt: skip
         """End the run: storages flushed, then the run's end recorded, reservations released and
-        journals flushed (see the module docstring). `counts`: its tasks by TASK_COUNTS. A storage
-        that cannot flush raises, after the journals were written (the run then reads failed); a
-        journal error is logged (the run's outcome stands; its next write retries the queue)."""
+        journals flushed (see the module docstring). `counts`: its tasks by TASK_COUNTS.
+        `after_storages` is called once the storages were flushed (or failed to), before the journals
+        are written: what it records (a claim released) goes with the run's last transaction; an
+        error it raises is logged. A storage that cannot flush raises, after the journals were
+        written (the run then reads failed); a journal error is logged (the run's outcome stands;
+        its next write retries the queue)."""
         if self.ended_at is not None:
             return
         self.status = RUN_FAILED if failed else RUN_COMPLETED
@@ -224,9 +228,14 @@ class RunPersistence:
             raise
         finally:
             self.ended_at = time.time()
+            if after_storages is not None:
+                try:
+                    after_storages()
+                except Exception as error:
+                    logger.warning("workflow %s: ending the run: %s", self.workflow_id, error)
             self._record_end()
             self._release_reservations()
-            self._flush_journals()
+            self.flush_journals()
 
     def close(self) -> None:
         """Close every storage of the run, then every journal (see `Persistence.close`)."""
@@ -258,7 +267,8 @@ class RunPersistence:
             except Exception as error:  # they read as unconfirmed intents
                 logger.warning("workflow %s: the journal could not release unused intents: %s", self.workflow_id, error)
 
-    def _flush_journals(self) -> None:
+    def flush_journals(self) -> None:
+        """Write what each journal of the run has queued (errors are logged)."""
         for persistence in self._distinct(lambda p: p.journal):
             try:
                 persistence.flush_journal()
