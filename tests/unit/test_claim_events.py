@@ -287,3 +287,30 @@ def test_a_claim_event_is_one_frozen_record() -> None:
     with pytest.raises(AttributeError):
         event.epoch = 2  # type: ignore[misc]
     assert (event.previous_owner, event.late) == (None, None)
+
+
+def test_a_child_tells_its_claim_events_without_waiting_for_an_answer(tmp_path: Path) -> None:
+    """The relay of a journal that records claims sends the events and returns: the parent never answers
+    a told call (a round trip per event would add one per task to the claimed path)."""
+    import multiprocessing
+    import threading
+
+    from dotflow.run.processes import ClaimsJournalRelay, JournalRelay, _Pipe, _relay_journal
+
+    parent_end, child_end = multiprocessing.Pipe()
+    journal = Journal(f"sqlite:///{tmp_path / 'journal.db'}")
+    try:
+        relay = _relay_journal(journal, _Pipe(child_end), 0)
+        assert isinstance(relay, ClaimsJournalRelay)
+        assert type(_relay_journal(OutcomesOnly(), _Pipe(child_end), 0)) is JournalRelay  # declares nothing more
+        event = ClaimEvent("r", "wf", "t0", "wf-t0", CLAIM_TAKEN, "host:1:abc", 1, 0.0)
+        done = threading.Event()
+        sender = threading.Thread(target=lambda: (relay.record_claims([event]), done.set()), daemon=True)
+        sender.start()
+        assert done.wait(10), "the child waited for an answer"
+        assert parent_end.recv() == ("tell", "journal", 0, "record_claims", {"events": [event]})
+        assert not parent_end.poll(0.05)  # one message, nothing else
+    finally:
+        journal.close()
+        parent_end.close()
+        child_end.close()
