@@ -13,7 +13,9 @@
 
 `--journal`: part 1 with a SQLite journal (`Config(journal=...)`, a fresh file per run, opened
 before the clock starts and closed after it stops), so that what the journal records of the
-claims (docs/claims.md, "In the journal") is in the figures.
+claims (docs/claims.md, "In the journal") is in the figures; and the journal's side alone: what one
+claim event costs, told to the run, queued and written in batches of 128 (a claimed task records two,
+taken and released; the run writes them with its outcomes, 64 units to a batch), in wall and CPU time.
 
 Usage: .venv/bin/python benchmarks/claims_cost.py [--tasks 200] [--rounds 9] [--workers-tasks 24] [--no-workers] [--journal]
 """
@@ -96,6 +98,31 @@ def file_cost(tasks: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def event_cost(events: int = 20000, batch: int = 128) -> dict[str, float]:
+    """Microseconds per claim event, told to a run, queued in a SQLite journal and written `batch` at a time."""
+    from dotflow.providers import StorageDefault
+    from uow import Journal, RunPersistence
+    from uow.outcomes import CLAIM_RELEASED, CLAIM_TAKEN
+
+    with tempfile.TemporaryDirectory() as folder:
+        journal = Journal(f"sqlite:///{folder}/journal.db")
+        run = RunPersistence("cost", mode="sequential")
+        binding = run.persistence(StorageDefault(), journal)
+        owner = "host:12345:0123456789ab"
+        started, cpu = time.perf_counter(), time.process_time()
+        for number in range(events):
+            task = f"{number // 2}-step"
+            run.claim_event(binding, CLAIM_TAKEN if number % 2 == 0 else CLAIM_RELEASED, key=f"cost-{task}.json",
+                            owner=owner, epoch=1, task_id=task)  # fmt: skip
+            if number % batch == batch - 1:
+                journal.flush()
+        journal.flush()
+        wall, cpu_time = time.perf_counter() - started, time.process_time() - cpu
+        assert journal.count_claims() == events
+        journal.close()
+    return {"us_per_event": wall / events * 1e6, "cpu_us_per_event": cpu_time / events * 1e6}
+
+
 # -- several workers -------------------------------------------------------------------------------
 
 
@@ -175,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     global JOURNAL
     JOURNAL = args.journal
     cost = file_cost(args.tasks, args.rounds)
+    events = event_cost() if args.journal else None
     rows = [] if args.no_workers else workers_table(args.workers_tasks, args.step_seconds, args.max_workers)
     if args.json:
-        print(json.dumps({"file": cost, "workers": rows}))
+        print(json.dumps({"file": cost, "events": events, "workers": rows}))
         return 0
     journal = " with a SQLite journal" if args.journal else ""
     print(f"durable StorageFile{journal}, {cost['tasks']} sequential tasks, median of {cost['rounds']} rounds")
@@ -189,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {cost['us_per_task'][name]:.0f} | {overhead} | {cost['cpu_us_per_task'][name]:.0f} | {cpu} |")
     print("(overheads: medians of per-round ratios; each round ran the three back to back)")
     print("scope=workflow, added per run: " + ", ".join(f"{ms:.2f} ms at {n} tasks" for n, ms in cost["workflow_ms_per_run"].items()))
+    if events is not None:
+        print(f"claim events in the journal: {events['us_per_event']:.1f} us per event ({events['cpu_us_per_event']:.1f} us "
+              "CPU), queued and written 128 to a transaction; a claimed task records two")
     if rows:
         print(f"\n{args.workers_tasks} independent tasks ({args.step_seconds}s each), parallel mode, Claim(on_held='skip')")
         print("| backend | workers | seconds | executions | each step once |")
