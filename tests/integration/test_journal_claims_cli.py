@@ -65,7 +65,8 @@ def url(tmp_path: Path) -> Iterator[str]:
             ClaimEvent(RUN, "wf[bold]", task, key, CLAIM_RENEWED_LATE, "host:1:[red]me", 2, at + 0.2, late=6.0),
             ClaimEvent(RUN, "wf[bold]", task, key, CLAIM_RELEASED, "host:1:[red]me", 2, at + 0.35),
         ]
-    events.append(ClaimEvent(RUN, "wf[bold]", "[i]", "wf-0", CLAIM_LOST, "host:1:[red]me", 2, START + 1.9))
+    events.append(ClaimEvent(RUN, "wf[bold]", "[i]", "wf-0", CLAIM_LOST, "host:1:[red]me", 2, START + 1.9,
+                             previous_owner="<b>thief</b>:3:x"))  # fmt: skip
     events.append(ClaimEvent(RUN, "wf[bold]", None, "wf[bold]", CLAIM_RELEASED, "host:1:[red]me", 1, START + 2))
     journal.record_claims(events)
     journal.close()
@@ -81,7 +82,8 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_claims_lists_every_event_with_user_text_verbatim(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = cli(capsys, "journal", "claims", "--journal", url)
     assert status == 0 and err == ""
-    for text in ("[i]", "[/x]", "two", "lines", "host:1:[red]me", "dead:2:[/old]", "(workflow)", "2.5 s", "6.0 s"):
+    for text in ("[i]", "[/x]", "two", "lines", "host:1:[red]me", "dead:2:[/old]", "<b>thief</b>:3:x", "(workflow)",
+                 "2.5 s", "6.0 s"):
         assert text in out, text
     for event in (CLAIM_TAKEN, CLAIM_EXPIRED, CLAIM_TAKEN_OVER, CLAIM_RENEWED_LATE, CLAIM_RELEASED, CLAIM_LOST):
         assert event in out
@@ -169,6 +171,7 @@ def test_the_timeline_marks_claims_on_each_lane_and_in_the_legend(url: str, tmp_
     assert 'data-claim="renewed_late"' in html and 'data-outcome="committed"' in html
     assert "dead:2:[/old]" in html and "two\nlines" in html and "wf[bold]" in html
     assert "<script" not in html and ">lost<" in html  # the claims legend names every event
+    assert "&lt;b&gt;thief&lt;/b&gt;:3:x" in html and "<b>thief" not in html  # escaped in its tooltip
 
 
 def test_a_run_whose_tasks_were_all_adopted_still_has_a_timeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
