@@ -70,7 +70,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
 from uow.leases import Lease
 from uow.outcomes import ACTIVE, COMMITTED, COMMITTING, CONFLICT, FAILED, ROLLED_BACK
@@ -481,8 +481,7 @@ class SupportsRuns(Protocol):
     def last_writes(self, keys: Iterable[str]) -> dict[str, LastWrite]: ...
 
 
-@dataclass(frozen=True)
-class ClaimEvent:
+class ClaimEvent(NamedTuple):
     """Something that happened to a claim (a lease, see `uow.leases`), as a run tells its journal.
 
     `event` is one of `uow.outcomes.CLAIM_EVENTS`; `task_id` is None for a claim on a whole
@@ -492,7 +491,7 @@ class ClaimEvent:
     journal's other times). For a takeover (CLAIM_EXPIRED, CLAIM_TAKEN_OVER) `previous_owner` is the
     owner whose lease had expired and `late` how many seconds past its expiry it was found (on the
     storage's clock); for CLAIM_RENEWED_LATE `late` is how many seconds after it was due the renewal
-    was made (on the worker's clock).
+    was made (on the worker's clock). A named tuple: immutable, and cheap to make on the claimed path.
     """
 
     run_id: str | None
