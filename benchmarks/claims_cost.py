@@ -13,7 +13,9 @@
 
 `--journal`: part 1 with a SQLite journal (`Config(journal=...)`, a fresh file per run, opened
 before the clock starts and closed after it stops), so that what the journal records of the
-claims (docs/claims.md, "In the journal") is in the figures; and the journal's side alone: what one
+claims (docs/claims.md, "In the journal") is in the figures. Each round then also runs
+`scope="task"` with the recording of claim events switched off (`RunPersistence.claim_event` made a
+no-op for that run), to show what recording them adds per task. And the journal's side alone: what one
 claim event costs, told to the run, queued and written in batches of 128 (a claimed task records two,
 taken and released; the run writes them with its outcomes, 64 units to a batch), in wall and CPU time.
 
@@ -49,8 +51,17 @@ def step() -> int:
 JOURNAL = False  # --journal: every run keeps a SQLite journal
 
 
-def one_run(tasks: int, claim: Claim | None) -> tuple[float, float]:
+def one_run(tasks: int, claim: Claim | None, record_claims: bool = True) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one run of `tasks` sequential tasks on a fresh durable StorageFile folder."""
+    if not record_claims:
+        from uow import RunPersistence
+
+        recording = RunPersistence.claim_event
+        RunPersistence.claim_event = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        try:
+            return one_run(tasks, claim)
+        finally:
+            RunPersistence.claim_event = recording  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as folder:
         journal = None
         if JOURNAL:
@@ -72,17 +83,19 @@ def one_run(tasks: int, claim: Claim | None) -> tuple[float, float]:
 def file_cost(tasks: int, rounds: int) -> dict[str, Any]:
     kinds = {"none": None, "task": Claim(scope="task"), "workflow": Claim(scope="workflow")}
     small = max(10, tasks // 4)
+    if JOURNAL:
+        kinds["task-unrecorded"] = kinds["task"]
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in [*kinds, "none-small", "workflow-small"]}
     one_run(10, None)  # warm up imports and the file system
     for number in range(rounds):
         order = list(kinds) if number % 2 == 0 else list(reversed(kinds))
         for name in order:
-            times[name].append(one_run(tasks, kinds[name]))
+            times[name].append(one_run(tasks, kinds[name], record_claims=name != "task-unrecorded"))
         for name, claim in (("none-small", None), ("workflow-small", kinds["workflow"])):
             times[name].append(one_run(small, claim))
 
-    def overhead(name: str, which: int) -> float:
-        return statistics.median(run[which] / base[which] for run, base in zip(times[name], times["none"])) - 1
+    def overhead(name: str, which: int, base: str = "none") -> float:
+        return statistics.median(run[which] / other[which] for run, other in zip(times[name], times[base])) - 1
 
     def added_ms(name: str, base: str) -> float:
         return statistics.median(run[0] - other[0] for run, other in zip(times[name], times[base])) * 1e3
@@ -95,6 +108,12 @@ def file_cost(tasks: int, rounds: int) -> dict[str, Any]:
         "overhead": {name: overhead(name, 0) for name in ("task", "workflow")},
         "cpu_overhead": {name: overhead(name, 1) for name in ("task", "workflow")},
         "workflow_ms_per_run": {tasks: added_ms("workflow", "none"), small: added_ms("workflow-small", "none-small")},
+        "recording": None if not JOURNAL else {
+            "overhead": overhead("task", 0, "task-unrecorded"),
+            "cpu_overhead": overhead("task", 1, "task-unrecorded"),
+            "us_per_task": statistics.median(a[0] - b[0] for a, b in zip(times["task"], times["task-unrecorded"])) / tasks * 1e6,
+            "cpu_us_per_task": statistics.median(a[1] - b[1] for a, b in zip(times["task"], times["task-unrecorded"])) / tasks * 1e6,
+        },
     }
 
 
@@ -217,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {cost['us_per_task'][name]:.0f} | {overhead} | {cost['cpu_us_per_task'][name]:.0f} | {cpu} |")
     print("(overheads: medians of per-round ratios; each round ran the three back to back)")
     print("scope=workflow, added per run: " + ", ".join(f"{ms:.2f} ms at {n} tasks" for n, ms in cost["workflow_ms_per_run"].items()))
+    recording = cost["recording"]
+    if recording is not None:
+        print(f"recording the claim events (scope=task, on vs off): {recording['overhead'] * 100:+.1f}% per task "
+              f"({recording['us_per_task']:+.0f} us), CPU {recording['cpu_overhead'] * 100:+.1f}% "
+              f"({recording['cpu_us_per_task']:+.0f} us)")
     if events is not None:
         print(f"claim events in the journal: {events['us_per_event']:.1f} us per event ({events['cpu_us_per_event']:.1f} us "
               "CPU), queued and written 128 to a transaction; a claimed task records two")
