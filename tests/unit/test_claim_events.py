@@ -113,6 +113,22 @@ def test_a_workflow_claim_is_recorded_without_a_task(storage: Any, journal: Jour
         reader.close()
 
 
+@pytest.mark.parametrize("scope", ["task", "workflow"])
+def test_a_background_run_records_its_claims_by_the_time_its_thread_ends(
+    scope: str, storage: Any, journal: Journal, clock: ManualClock
+) -> None:
+    made = DotFlow(config=Config(storage=storage, journal=journal), workflow_id="wf")
+    made.task.add(step=first)
+    manager = made.start(resume=True, mode="background", claim=Claim(scope=scope, clock=clock, sleep=clock.advance))
+    assert manager.thread is not None
+    manager.thread.join(30)
+    reader = Journal(journal.url, read_only=True)  # what is in the database, not in the journal's queue
+    try:
+        assert events(reader) == [("0-first" if scope == "task" else None, event, 1) for event in (CLAIM_TAKEN, CLAIM_RELEASED)]
+    finally:
+        reader.close()
+
+
 def test_an_expired_lease_taken_over_records_whose_it_was_and_how_late(storage: Any, journal: Journal, clock: ManualClock) -> None:
     storage.create_lease(key(storage, "0-first"), owner="crashed-worker", ttl=5)  # a worker died holding it
     clock.advance(7.5)
