@@ -330,3 +330,39 @@ def test_a_child_tells_its_claim_events_without_waiting_for_an_answer(tmp_path: 
         journal.close()
         parent_end.close()
         child_end.close()
+
+
+def test_a_journal_writes_its_claim_queue_itself_only_once_it_is_long(tmp_path: Path) -> None:
+    """When nothing else writes (units written inside a SQL storage's own transactions), the queue is
+    written by the event that fills it to CLAIMS_QUEUED; shorter, it waits for the next transaction."""
+    from uow.journal import CLAIMS_QUEUED
+
+    journal = Journal(f"sqlite:///{tmp_path / 'journal.db'}")
+    reader = Journal(journal.url, read_only=True)
+    try:
+        event = ClaimEvent("r", "wf", "t", "wf-t", CLAIM_TAKEN, "me", 1, 0.0)
+        journal.record_claims([event] * (CLAIMS_QUEUED - 1))
+        assert reader.count_claims() == 0  # queued
+        journal.record_claims([event])
+        assert reader.count_claims() == CLAIMS_QUEUED
+    finally:
+        reader.close()
+        journal.close()
+
+
+class Unwritable(Journal):
+    def _write(self, *entries: Any) -> None:
+        raise RuntimeError("disk full")
+
+
+def test_a_long_claim_queue_that_cannot_be_written_is_kept_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from uow.journal import CLAIMS_QUEUED
+
+    journal = Unwritable(f"sqlite:///{tmp_path / 'journal.db'}")
+    event = ClaimEvent("r", "wf", "t", "wf-t", CLAIM_TAKEN, "me", 1, 0.0)
+    with caplog.at_level(logging.WARNING):
+        journal.record_claims([event] * CLAIMS_QUEUED)  # does not raise
+    assert f"{CLAIMS_QUEUED} queued claim event(s) could not be written yet: disk full" in caplog.text
+    assert len(journal._claims) == CLAIMS_QUEUED  # still queued, for the next transaction
+    journal._claims.clear()
+    journal.close()
