@@ -9,10 +9,11 @@ child share its memory (module globals, caches) one after the other, as in any p
 
 A child does no storage or journal I/O of its own: its storage is a `StorageRelay` and its journal a
 `JournalRelay`, which forward each call over the child's pipe to the parent. The parent performs the
-call on the real object and answers. Claim events (`record_claims`) are told, not asked: the child
-sends them and goes on without waiting, and the parent queues them in the run's journal (through
-the run's `record_claims`) in the order they came, with the child's other journal calls. So every storage (in memory too) sees each checkpoint written
-once, in one place, and every unit of work is journaled once, by the parent.
+call on the real object and answers. So every storage (in memory too) sees each checkpoint written
+once, in one place, and every unit of work is journaled once, by the parent. Claim events
+(`record_claims`) are told, not asked: the child sends them and goes on without waiting, and the
+parent queues them in the run's journal (through the run's `record_claims`) in the order they came,
+after the child's journal calls that came before them.
 
 The parent's loop reads every child's pipe; each storage or journal call is served on a thread pool,
 so the commits of parallel tasks overlap on a slow store instead of queueing behind each other. A
