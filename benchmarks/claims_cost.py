@@ -11,7 +11,15 @@
    (started here); every step's executions are counted with an O_APPEND file: each must run once.
    The wall time is from the workers' common start to the last one's end.
 
-Usage: .venv/bin/python benchmarks/claims_cost.py [--tasks 200] [--rounds 9] [--workers-tasks 24] [--no-workers]
+`--journal`: part 1 with a SQLite journal (`Config(journal=...)`, a fresh file per run, opened
+before the clock starts and closed after it stops), so that what the journal records of the
+claims (docs/claims.md, "In the journal") is in the figures. Each round then also runs
+`scope="task"` with the recording of claim events switched off (`RunPersistence.claim_event` made a
+no-op for that run), to show what recording them adds per task. And the journal's side alone: what one
+claim event costs, told to the run, queued and written in batches of 128 (a claimed task records two,
+taken and released; the run writes them with its outcomes, 64 units to a batch), in wall and CPU time.
+
+Usage: .venv/bin/python benchmarks/claims_cost.py [--tasks 200] [--rounds 9] [--workers-tasks 24] [--no-workers] [--journal]
 """
 
 from __future__ import annotations
@@ -40,32 +48,54 @@ def step() -> int:
     return 1
 
 
-def one_run(tasks: int, claim: Claim | None) -> tuple[float, float]:
+JOURNAL = False  # --journal: every run keeps a SQLite journal
+
+
+def one_run(tasks: int, claim: Claim | None, record_claims: bool = True) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one run of `tasks` sequential tasks on a fresh durable StorageFile folder."""
+    if not record_claims:
+        from uow import RunPersistence
+
+        recording = RunPersistence.claim_event
+        RunPersistence.claim_event = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        try:
+            return one_run(tasks, claim)
+        finally:
+            RunPersistence.claim_event = recording  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as folder:
-        flow = DotFlow(config=Config(storage=StorageFile(path=folder)), workflow_id="cost")
+        journal = None
+        if JOURNAL:
+            from uow import Journal
+
+            journal = Journal(f"sqlite:///{folder}/journal.db")  # created (migrated) before the clock starts
+        flow = DotFlow(config=Config(storage=StorageFile(path=f"{folder}/store"), journal=journal), workflow_id="cost")
         for _ in range(tasks):
             flow.task.add(step=step)
         options: dict[str, Any] = {} if claim is None else {"claim": claim}
         started, cpu = time.perf_counter(), time.process_time()
         flow.start(resume=True, **options)
-        return time.perf_counter() - started, time.process_time() - cpu
+        took = time.perf_counter() - started, time.process_time() - cpu
+        if journal is not None:
+            journal.close()
+        return took
 
 
 def file_cost(tasks: int, rounds: int) -> dict[str, Any]:
     kinds = {"none": None, "task": Claim(scope="task"), "workflow": Claim(scope="workflow")}
     small = max(10, tasks // 4)
+    if JOURNAL:
+        kinds["task-unrecorded"] = kinds["task"]
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in [*kinds, "none-small", "workflow-small"]}
     one_run(10, None)  # warm up imports and the file system
     for number in range(rounds):
         order = list(kinds) if number % 2 == 0 else list(reversed(kinds))
         for name in order:
-            times[name].append(one_run(tasks, kinds[name]))
+            times[name].append(one_run(tasks, kinds[name], record_claims=name != "task-unrecorded"))
         for name, claim in (("none-small", None), ("workflow-small", kinds["workflow"])):
             times[name].append(one_run(small, claim))
 
-    def overhead(name: str, which: int) -> float:
-        return statistics.median(run[which] / base[which] for run, base in zip(times[name], times["none"])) - 1
+    def overhead(name: str, which: int, base: str = "none") -> float:
+        return statistics.median(run[which] / other[which] for run, other in zip(times[name], times[base])) - 1
 
     def added_ms(name: str, base: str) -> float:
         return statistics.median(run[0] - other[0] for run, other in zip(times[name], times[base])) * 1e3
@@ -78,7 +108,38 @@ def file_cost(tasks: int, rounds: int) -> dict[str, Any]:
         "overhead": {name: overhead(name, 0) for name in ("task", "workflow")},
         "cpu_overhead": {name: overhead(name, 1) for name in ("task", "workflow")},
         "workflow_ms_per_run": {tasks: added_ms("workflow", "none"), small: added_ms("workflow-small", "none-small")},
+        "recording": None if not JOURNAL else {
+            "overhead": overhead("task", 0, "task-unrecorded"),
+            "cpu_overhead": overhead("task", 1, "task-unrecorded"),
+            "us_per_task": statistics.median(a[0] - b[0] for a, b in zip(times["task"], times["task-unrecorded"])) / tasks * 1e6,
+            "cpu_us_per_task": statistics.median(a[1] - b[1] for a, b in zip(times["task"], times["task-unrecorded"])) / tasks * 1e6,
+        },
     }
+
+
+def event_cost(events: int = 20000, batch: int = 128) -> dict[str, float]:
+    """Microseconds per claim event, told to a run, queued in a SQLite journal and written `batch` at a time."""
+    from dotflow.providers import StorageDefault
+    from uow import Journal, RunPersistence
+    from uow.outcomes import CLAIM_RELEASED, CLAIM_TAKEN
+
+    with tempfile.TemporaryDirectory() as folder:
+        journal = Journal(f"sqlite:///{folder}/journal.db")
+        run = RunPersistence("cost", mode="sequential")
+        binding = run.persistence(StorageDefault(), journal)
+        owner = "host:12345:0123456789ab"
+        started, cpu = time.perf_counter(), time.process_time()
+        for number in range(events):
+            task = f"{number // 2}-step"
+            run.claim_event(binding, CLAIM_TAKEN if number % 2 == 0 else CLAIM_RELEASED, key=f"cost-{task}.json",
+                            owner=owner, epoch=1, task_id=task)  # fmt: skip
+            if number % batch == batch - 1:
+                journal.flush()
+        journal.flush()
+        wall, cpu_time = time.perf_counter() - started, time.process_time() - cpu
+        assert journal.count_claims() == events
+        journal.close()
+    return {"us_per_event": wall / events * 1e6, "cpu_us_per_event": cpu_time / events * 1e6}
 
 
 # -- several workers -------------------------------------------------------------------------------
@@ -155,13 +216,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="Config(max_workers=N) for each worker (bounded parallel mode, once the Config has it)")  # fmt: skip
     parser.add_argument("--no-workers", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--journal", action="store_true", help="keep a SQLite journal in every run of part 1")
     args = parser.parse_args(argv)
+    global JOURNAL
+    JOURNAL = args.journal
     cost = file_cost(args.tasks, args.rounds)
+    events = event_cost() if args.journal else None
     rows = [] if args.no_workers else workers_table(args.workers_tasks, args.step_seconds, args.max_workers)
     if args.json:
-        print(json.dumps({"file": cost, "workers": rows}))
+        print(json.dumps({"file": cost, "events": events, "workers": rows}))
         return 0
-    print(f"durable StorageFile, {cost['tasks']} sequential tasks, median of {cost['rounds']} rounds")
+    journal = " with a SQLite journal" if args.journal else ""
+    print(f"durable StorageFile{journal}, {cost['tasks']} sequential tasks, median of {cost['rounds']} rounds")
     print("| claim | us per task | overhead | CPU us per task | CPU overhead |")
     print("|---|---:|---:|---:|---:|")
     for name in ("none", "task", "workflow"):
@@ -170,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {cost['us_per_task'][name]:.0f} | {overhead} | {cost['cpu_us_per_task'][name]:.0f} | {cpu} |")
     print("(overheads: medians of per-round ratios; each round ran the three back to back)")
     print("scope=workflow, added per run: " + ", ".join(f"{ms:.2f} ms at {n} tasks" for n, ms in cost["workflow_ms_per_run"].items()))
+    recording = cost["recording"]
+    if recording is not None:
+        print(f"recording the claim events (scope=task, on vs off): {recording['overhead'] * 100:+.1f}% per task "
+              f"({recording['us_per_task']:+.0f} us), CPU {recording['cpu_overhead'] * 100:+.1f}% "
+              f"({recording['cpu_us_per_task']:+.0f} us)")
+    if events is not None:
+        print(f"claim events in the journal: {events['us_per_event']:.1f} us per event ({events['cpu_us_per_event']:.1f} us "
+              "CPU), queued and written 128 to a transaction; a claimed task records two")
     if rows:
         print(f"\n{args.workers_tasks} independent tasks ({args.step_seconds}s each), parallel mode, Claim(on_held='skip')")
         print("| backend | workers | seconds | executions | each step once |")

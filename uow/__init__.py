@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from uow.contracts import (
     CheckpointStorage,
+    ClaimEvent,
     JournalCapabilities,
     LeaseTransaction,
     StorageCapabilities,
     StorageTransaction,
     SupportsChecksums,
+    SupportsClaimEvents,
     SupportsClose,
     SupportsFlush,
     SupportsInputFingerprints,
@@ -43,7 +45,7 @@ from uow.errors import (
 from uow.journal import Journal
 from uow.leases import LEASE_SUFFIX, Lease
 from uow.journal_migrate import SchemaError
-from uow.outcomes import FINAL_OUTCOMES, JOURNAL_OUTCOMES, PREPARED
+from uow.outcomes import CLAIM_EVENTS, FINAL_OUTCOMES, JOURNAL_OUTCOMES, PREPARED
 from uow.persistence import Persistence
 from uow.run import RUN_COMPLETED, RUN_FAILED, Binding, RunPersistence
 from uow.snapshot import UnitSnapshot
@@ -73,6 +75,7 @@ from uow.unit_of_work import (
 
 __all__ = [
     "ACTIVE",
+    "CLAIM_EVENTS",
     "COMMITTED",
     "COMMITTING",
     "CONFLICT",
@@ -87,6 +90,7 @@ __all__ = [
     "Binding",
     "Change",
     "CheckpointStorage",
+    "ClaimEvent",
     "CommitError",
     "ConflictError",
     "Delete",
@@ -107,6 +111,7 @@ __all__ = [
     "StorageTransaction",
     "StoredCheckpoint",
     "SupportsChecksums",
+    "SupportsClaimEvents",
     "SupportsClose",
     "SupportsConditionalWrite",
     "SupportsDeferredRecord",

@@ -57,6 +57,9 @@ May:
 `SupportsRuns`                  ``begin_run(run)`` / ``end_run(run)`` / ``last_writes(keys, ...)``: runs
                                 recorded (`RunFacts`), their units' ``run_id``, and the checksum of each
                                 key's last committed write (verified resume)
+`SupportsClaimEvents`           ``record_claims(events)``: what happened to the run's claims
+                                (`ClaimEvent`: taken, renewed late, expired, taken over, released,
+                                lost), queued with the journal's other writes
 `SupportsClose`                 ``close()``
 ==============================  =================================================================
 """
@@ -67,7 +70,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
 from uow.leases import Lease
 from uow.outcomes import ACTIVE, COMMITTED, COMMITTING, CONFLICT, FAILED, ROLLED_BACK
@@ -80,6 +83,7 @@ __all__ = [
     "FAILED",
     "ROLLED_BACK",
     "CheckpointStorage",
+    "ClaimEvent",
     "JournalCapabilities",
     "LastWrite",
     "RunFacts",
@@ -89,6 +93,7 @@ __all__ = [
     "StorageTransaction",
     "StoredCheckpoint",
     "SupportsChecksums",
+    "SupportsClaimEvents",
     "SupportsClose",
     "SupportsConditionalWrite",
     "SupportsDeferredRecord",
@@ -477,6 +482,43 @@ class SupportsRuns(Protocol):
     def last_writes(self, keys: Iterable[str], *, workflow_id: str | None = None) -> dict[str, LastWrite]: ...
 
 
+class ClaimEvent(NamedTuple):
+    """Something that happened to a claim (a lease, see `uow.leases`), as a run tells its journal.
+
+    `event` is one of `uow.outcomes.CLAIM_EVENTS`; `task_id` is None for a claim on a whole
+    workflow; `key` is the checkpoint key the lease guards (the workflow id for a workflow's);
+    `owner` and `epoch` are the lease's (for CLAIM_EXPIRED: the previous owner's, whose lease
+    expired); `at` is when it happened (seconds since the epoch, this process's clock, as the
+    journal's other times). For a takeover (CLAIM_EXPIRED, CLAIM_TAKEN_OVER) `previous_owner` is the
+    owner whose lease had expired and `late` how many seconds past its expiry it was found (on the
+    storage's clock); for CLAIM_RENEWED_LATE `late` is how many seconds after it was due the renewal
+    was made (on the worker's clock). A named tuple: immutable, and cheap to make on the claimed path.
+    """
+
+    run_id: str | None
+    workflow_id: str | None
+    task_id: str | None
+    key: str
+    event: str
+    owner: str
+    epoch: int
+    at: float
+    previous_owner: str | None = None
+    late: float | None = None
+
+
+@runtime_checkable
+class SupportsClaimEvents(Protocol):
+    """A journal that records what happens to a run's claims.
+
+    `record_claims(events)` is called on the claimed path (before a step runs, after it commits, from
+    the heartbeat): it must be quick and do no I/O of its own, only queue the events for the
+    journal's next write. A run never lets an error here fail or re-run a step (it is logged).
+    """
+
+    def record_claims(self, events: Iterable[ClaimEvent]) -> None: ...
+
+
 # -- what an object declares, worked out once per class -------------------------------------------
 
 
@@ -530,6 +572,7 @@ class JournalCapabilities:
     input_fingerprints: bool
     close: bool
     runs: bool = False
+    claims: bool = False
 
     @classmethod
     def of(cls, journal: SupportsRecord) -> JournalCapabilities:
@@ -547,6 +590,7 @@ class JournalCapabilities:
                 input_fingerprints=isinstance(journal, SupportsInputFingerprints),
                 close=isinstance(journal, SupportsClose),
                 runs=isinstance(journal, SupportsRuns),
+                claims=isinstance(journal, SupportsClaimEvents),
             )
             _JOURNAL_CAPABILITIES[kind] = found
         return found

@@ -29,6 +29,11 @@ transaction on the journal's own database, steps 1-3 collapse into that one tran
 
 Checksums are SHA-256 of `encode(value)`, the storage-neutral bytes of a staged value; dotflow
 sets `encode` to its checkpoint encoding, and `verify` re-encodes what the storage returns.
+
+Claim events (`record_claims`: a lease taken, renewed late, expired, taken over, released, lost)
+are queued like outcomes and written by the journal's next transaction, never by one of their own
+(unless `CLAIMS_QUEUED` of them wait: then the one that fills the queue writes it). They are
+diagnostics: a crash loses the queued ones, and `verify` never looks at them.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from uow.contracts import LastWrite, RunFacts, SupportsListKeys, SupportsReadCheckpoint, UnitFacts
+from uow.contracts import ClaimEvent, LastWrite, RunFacts, SupportsListKeys, SupportsReadCheckpoint, UnitFacts
 from uow.journal_writer import Batch
 from uow.errors import JournalError
 from uow.outcomes import (
@@ -80,6 +85,7 @@ __all__ = [
     "BACKED",
     "CHANGED",
     "Journal",
+    "JournalClaim",
     "JournalRun",
     "JournalUnit",
     "JournalWrite",
@@ -148,6 +154,23 @@ class JournalRun:
 
 
 @dataclass(frozen=True)
+class JournalClaim:
+    """A claim event as the journal recorded it (see `uow.contracts.ClaimEvent`)."""
+
+    id: int
+    run_id: str | None
+    workflow_id: str | None
+    task_id: str | None
+    key: str
+    event: str
+    owner: str
+    epoch: int
+    at: datetime
+    previous_owner: str | None
+    late: float | None
+
+
+@dataclass(frozen=True)
 class VerifyFinding:
     key: str
     status: str  # one of BACKED, UNCONFIRMED, MISSING, CHANGED, UNBACKED
@@ -164,6 +187,7 @@ class _KeyHistory:
 
 
 _KEYS_PER_QUERY = 500  # keys per `IN (...)` (SQLite allows 32766 parameters; PostgreSQL more)
+CLAIMS_QUEUED = 256  # claim events that make `record_claims` write the queue itself (none else wrote it)
 
 
 def outcome_of(unit: UnitFacts) -> str:
@@ -233,6 +257,7 @@ class Journal:
         self._prepared: dict[str, dict[str, Any]] = {}  # id -> row of units prepared here, not yet recorded
         self._pending: list[_Entry] = []  # outcomes queued for the next transaction
         self._last_write_selects: tuple[Any, Any] | None = None  # built on first use (_last_write_queries)
+        self._claims: list[dict[str, Any]] = []  # claim events queued for the next transaction
         self._awaiting = 0  # outcomes waiting for their storage to call back (see `record_later`)
         self._batch_outcomes = batch_outcomes  # queued outcomes that make `record` write the queue
         self._reserved: dict[str, str] = {}  # id -> key of units reserved ahead (`reserve`), not yet recorded
@@ -437,10 +462,84 @@ class Journal:
         with self._lock:
             self._pending.append(_Entry(None, [], None, run_row=_run_row(run)))
 
-    def flush(self) -> None:
-        """Write the outcomes queued so far, now."""
+    # -- claims ----------------------------------------------------------------------------------
+
+    def record_claims(self, events: Iterable[ClaimEvent]) -> None:
+        """Queue claim events (`uow.contracts.ClaimEvent`), written by the journal's next transaction.
+
+        No I/O here, unless `CLAIMS_QUEUED` events wait (a run whose units are written inside its
+        storage's transactions writes nothing else until its end): then this call writes the queue,
+        and a failure to do so is logged (the events stay queued for the next transaction).
+        """
+        if self.read_only:
+            raise JournalError(f"journal {self.url} was opened read-only: it records nothing")
+        rows = [_claim_row(event) for event in events]
         with self._lock:
-            if not self._pending:
+            self._claims.extend(rows)
+            full = len(self._claims) >= CLAIMS_QUEUED
+        if full:
+            try:
+                self._write()
+            except Exception as error:
+                logger.warning("journal %s: %d queued claim event(s) could not be written yet: %s", self.url,
+                               len(self._claims), error)  # fmt: skip
+
+    def claims(
+        self,
+        *,
+        run_id: str | None = None,
+        workflow_id: str | None = None,
+        task_id: str | None = None,
+        event: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[JournalClaim]:
+        """Recorded claim events matching every given filter, oldest first."""
+        self.flush()
+        table = self._schema.claim_table
+        query = self._claims_filtered(table.select(), run_id, workflow_id, task_id, event)
+        query = query.order_by(table.c.at, table.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+        return [_claim_from_row(row) for row in rows]
+
+    def count_claims(self, *, run_id: str | None = None, workflow_id: str | None = None, task_id: str | None = None,
+                     event: str | None = None) -> int:  # fmt: skip
+        """How many events `claims` would give with these filters and no limit."""
+        from sqlalchemy import func
+
+        self.flush()
+        table = self._schema.claim_table
+        query = self._claims_filtered(table.select().with_only_columns(func.count()).select_from(table), run_id,
+                                      workflow_id, task_id, event)  # fmt: skip
+        with self._reading() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def _claims_filtered(self, query: Any, run_id: str | None, workflow_id: str | None, task_id: str | None,
+                         event: str | None) -> Any:  # fmt: skip
+        table = self._schema.claim_table
+        if run_id is not None:
+            query = query.where(table.c.run_id == run_id)
+            if workflow_id is None:  # the run's workflow: the workflow index finds its events
+                run = self.run(run_id)
+                if run is not None and run.workflow_id is not None:
+                    query = query.where(table.c.workflow_id == run.workflow_id)
+        if workflow_id is not None:
+            query = query.where(table.c.workflow_id == workflow_id)
+        if task_id is not None:
+            query = query.where(table.c.task_id == task_id)
+        if event is not None:
+            query = query.where(table.c.event == event)
+        return query
+
+    def flush(self) -> None:
+        """Write the outcomes (and claim events) queued so far, now."""
+        with self._lock:
+            if not self._pending and not self._claims:
                 return
         self._write()
 
@@ -484,12 +583,14 @@ class Journal:
             def run() -> None:
                 with self._lock:
                     pending = list(self._pending)
-                batch = Batch()
+                    claims = list(self._claims)
+                batch = Batch(claims=claims)
                 for queued in [*pending, *entries]:
                     queued.add_to(batch)
                 self._writer.run(batch)
                 with self._lock:
                     del self._pending[: len(pending)]
+                    del self._claims[: len(claims)]
 
             with self._database_errors():
                 retry_locked(run)
@@ -1074,6 +1175,37 @@ def _run_row(run: RunFacts) -> dict[str, Any]:
         "pid": run.pid,
         "storage": None if storage is None else json.dumps(dict(storage), sort_keys=True),
     }
+
+
+def _claim_row(event: ClaimEvent) -> dict[str, Any]:
+    return {
+        "run_id": event.run_id,
+        "workflow_id": event.workflow_id,
+        "task_id": event.task_id,
+        "key": event.key,
+        "event": event.event,
+        "owner": event.owner,
+        "epoch": event.epoch,
+        "at": datetime.fromtimestamp(event.at, timezone.utc),
+        "previous_owner": event.previous_owner,
+        "late": event.late,
+    }
+
+
+def _claim_from_row(row: Any) -> JournalClaim:
+    return JournalClaim(
+        id=row.id,
+        run_id=row.run_id,
+        workflow_id=row.workflow_id,
+        task_id=row.task_id,
+        key=row.key,
+        event=row.event,
+        owner=row.owner,
+        epoch=row.epoch,
+        at=_utc(row.at),
+        previous_owner=row.previous_owner,
+        late=row.late,
+    )
 
 
 def _run_from_row(row: Any) -> JournalRun:

@@ -4,6 +4,7 @@ dotflow_journal_run       one row per run of a workflow (`DotFlow.start()`): rec
 dotflow_journal_unit      one row per top-level unit of work (with the id of its run, if any)
 dotflow_journal_write     one row per key a unit writes or deletes (what was stored: checksum, size)
 dotflow_workflow_input    one row per workflow: its current input fingerprint
+dotflow_journal_claim     one row per thing that happened to a claim (a lease): taken, renewed late, expired, ...
 
 Each commit writes few pages: on SQLite both journal tables are WITHOUT ROWID (clustered on their
 primary key), and the only indexes are the per-workflow ones and the write key's (which verified resume
@@ -17,6 +18,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -27,6 +29,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "claim_table",
     "metadata",
     "run_table",
     "unit_table",
@@ -97,4 +100,22 @@ workflow_input_table = Table(
     Column("workflow_id", String(255), primary_key=True),
     Column("fingerprint", String(255), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+claim_table = Table(
+    "dotflow_journal_claim",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order events were written in
+    Column("run_id", String(32), nullable=True),
+    Column("workflow_id", String(255), nullable=True),
+    Column("task_id", String(255), nullable=True),  # NULL: a claim on the whole workflow
+    Column("key", String(1024), nullable=False),  # the checkpoint key the lease guards (the workflow id for a workflow's)
+    Column("event", String(16), nullable=False),  # one of uow.outcomes.CLAIM_EVENTS
+    Column("owner", Text, nullable=False),  # the lease's owner (for "expired": the previous owner)
+    Column("epoch", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("previous_owner", Text, nullable=True),  # a takeover: whose lease had expired
+    Column("late", Float, nullable=True),  # seconds: past the expiry (takeover), past the due time (renewed late)
+    # one index: a workflow's events in time (a run's are found through it, as its units are)
+    Index("ix_dotflow_journal_claim_workflow", "workflow_id", "at"),
 )

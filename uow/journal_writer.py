@@ -1,8 +1,9 @@
-"""How the journal writes: at most five statements per transaction, on one connection per thread.
+"""How the journal writes: a few statements per transaction, on one connection per thread.
 
 A transaction carries a `Batch`: run rows (a run that begins, or ends: one upsert), unit rows (new units, and the final outcome of units recorded
 earlier as "prepared": one upsert keyed by the unit id), write rows (one upsert: a new row, or the
-checksum of a row reserved ahead) and workflow input fingerprints (one upsert); and, for units
+checksum of a row reserved ahead), workflow input fingerprints (one upsert) and claim events (one
+insert); and, for units
 reserved ahead (`Journal.reserve`), the deletes of reserved rows left unused. Each gets one
 statement, run once per row by the driver (`executemany`), so a batch costs the same few
 statements whatever number of units it carries.
@@ -48,6 +49,7 @@ _COLUMNS = {
     "drop_unit": ("id",),
     "insert_write": ("unit_id", "key", "operation", "fingerprint", "checksum", "size"),
     "upsert_fingerprint": ("workflow_id", "fingerprint", "updated_at"),
+    "insert_claim": ("run_id", "workflow_id", "task_id", "key", "event", "owner", "epoch", "at", "previous_owner", "late"),
 }
 
 
@@ -65,12 +67,14 @@ class Batch:
     writes: list[Row] = field(default_factory=list)
     fingerprints: dict[str, Row] = field(default_factory=dict)  # workflow id -> its newest row
     runs: dict[str, Row] = field(default_factory=dict)  # run id -> its newest row (its end replaces its start)
+    claims: list[Row] = field(default_factory=list)  # claim events, in the order they happened
 
     def statements(self) -> list[tuple[str, Sequence[Row]]]:
         named: list[tuple[str, Sequence[Row]]] = [("upsert_run", list(self.runs.values()))]
         named += [("release_writes", self.released), ("drop_unit", self.dropped)]
         named += [("upsert_unit", self.units), ("insert_write", self.writes)]
         named.append(("upsert_fingerprint", list(self.fingerprints.values())))
+        named.append(("insert_claim", self.claims))
         return [(name, rows) for name, rows in named if rows]
 
 
@@ -82,7 +86,7 @@ def build_statements(engine: Engine, schema: Any) -> dict[str, Any]:
 
     insert = dialect_insert(engine)
     units, writes, fingerprints = schema.unit_table, schema.write_table, schema.workflow_input_table
-    runs = schema.run_table
+    runs, claims = schema.run_table, schema.claim_table
     run_upsert = insert(runs)
     unit_upsert = insert(units)
     write_upsert = insert(writes)
@@ -112,6 +116,8 @@ def build_statements(engine: Engine, schema: Any) -> dict[str, Any]:
             set_={name: fingerprint_upsert.excluded[name] for name in ("fingerprint", "updated_at")},
             where=fingerprints.c.fingerprint.is_distinct_from(fingerprint_upsert.excluded.fingerprint),
         ),
+        # a claim event is a new row (its id numbered by the database)
+        "insert_claim": claims.insert(),
     }
 
 

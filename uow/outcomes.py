@@ -3,7 +3,8 @@
 A unit of work is ACTIVE, then COMMITTING while it writes, then ends in one of the FINAL_OUTCOMES.
 The journal records a unit as PREPARED just before its storage writes (see `uow.journal`), then its
 final outcome: JOURNAL_OUTCOMES are the values of its `outcome` column. `Journal.verify` sorts every
-key into one of VERIFY_STATUSES; PROBLEMS are the ones an audit fails on.
+key into one of VERIFY_STATUSES; PROBLEMS are the ones an audit fails on. CLAIM_EVENTS are what
+the journal records of a claim (a lease a worker takes before it runs a task or a workflow).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ __all__ = [
     "ACTIVE",
     "BACKED",
     "CHANGED",
+    "CLAIM_EVENTS",
+    "CLAIM_EXPIRED",
+    "CLAIM_LOST",
+    "CLAIM_RELEASED",
+    "CLAIM_RENEWED_LATE",
+    "CLAIM_TAKEN",
+    "CLAIM_TAKEN_OVER",
     "COMMITTED",
     "COMMITTING",
     "CONFLICT",
@@ -78,3 +86,12 @@ TASK_COUNTS: Final = (TASK_COMPLETED, TASK_RESTORED, TASK_FAILED, TASK_ADOPTED)
 
 PUT_OPERATION: Final = "put"
 DELETE_OPERATION: Final = "delete"
+
+# -- what happened to a claim (a row of the journal's claim table; see docs/claims.md) -------------
+CLAIM_TAKEN: Final = "taken"  # a lease created where there was none (epoch 1)
+CLAIM_RENEWED_LATE: Final = "renewed_late"  # renewed more than half an interval after it was due
+CLAIM_EXPIRED: Final = "expired"  # a lease found expired and taken over: the previous owner's, its epoch
+CLAIM_TAKEN_OVER: Final = "taken_over"  # ours, in the next epoch, after CLAIM_EXPIRED
+CLAIM_RELEASED: Final = "released"  # deleted by its owner (or by the commit's transaction)
+CLAIM_LOST: Final = "lost"  # our renewal, release or commit found it in another worker's hands
+CLAIM_EVENTS: Final = (CLAIM_TAKEN, CLAIM_RENEWED_LATE, CLAIM_EXPIRED, CLAIM_TAKEN_OVER, CLAIM_RELEASED, CLAIM_LOST)

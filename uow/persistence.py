@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from uow.contracts import (
     COMMITTED,
+    ClaimEvent,
     JournalCapabilities,
     LastWrite,
     RunFacts,
@@ -23,6 +24,7 @@ from uow.contracts import (
     Lease,
     LeaseTransaction,
     StoredCheckpoint,
+    SupportsClaimEvents,
     SupportsClose,
     SupportsConditionalWrite,
     SupportsDeferredRecord,
@@ -188,6 +190,16 @@ class Persistence(Generic[S]):
     def last_writes(self, keys: Iterable[str], *, workflow_id: str | None = None) -> dict[str, LastWrite]:
         """Each key's last committed write in the journal (`SupportsRuns`; keys never written are left out)."""
         return cast(SupportsRuns, self.journal).last_writes(keys, workflow_id=workflow_id)
+
+    @property
+    def records_claims(self) -> bool:
+        """The journal records what happens to claims (`SupportsClaimEvents`)."""
+        return self.journal_can is not None and self.journal_can.claims
+
+    def record_claims(self, events: Iterable[ClaimEvent]) -> None:
+        """Queue claim events in the journal (`SupportsClaimEvents`; nothing for a journal without it)."""
+        if self.journal_can is not None and self.journal_can.claims:
+            cast(SupportsClaimEvents, self.journal).record_claims(events)
 
     @property
     def keeps_input_fingerprints(self) -> bool:

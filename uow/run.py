@@ -19,6 +19,12 @@ without credentials (`storage`, given by the caller). A journal that records run
 gets the run when it begins (written with the run's first journal transaction: its reservations)
 and when it ends (with its last), so a run that never ended reads "unfinished". The objects it
 binds are opaque here: a "task" is whatever the storage's `key(task)` takes.
+
+Claims (leases a worker takes before it runs a task or the workflow) are told to the run
+(`claim_event`), which hands them to the binding's journal if it records them
+(`SupportsClaimEvents`): queued there, and written with the journal's next transaction (the run's
+outcomes, or its end), never in one of their own. A journal error while recording one is logged,
+never raised: a claim event never fails or re-runs a step.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from uow.contracts import CheckpointStorage, SupportsRecord
+from uow.contracts import CheckpointStorage, ClaimEvent, SupportsRecord
 from uow.outcomes import RUN_COMPLETED, RUN_FAILED, TASK_COUNTS
 from uow.persistence import Persistence
 from uow.unit_of_work import UnitOfWork
@@ -149,6 +155,45 @@ class RunPersistence:
             run_id=self.run_id,
         )
 
+    def claim_event(
+        self,
+        persistence: Binding,
+        event: str,
+        *,
+        key: str,
+        owner: str,
+        epoch: int,
+        task_id: Any = None,
+        previous_owner: str | None = None,
+        late: float | None = None,
+    ) -> None:
+        """Tell `persistence`'s journal that `event` (`uow.outcomes.CLAIM_EVENTS`) happened to the
+        lease on `key` (see `ClaimEvent`); nothing when it does not record claims. Never raises."""
+        if not persistence.records_claims:
+            return
+        happened = ClaimEvent(
+            run_id=self.run_id,
+            workflow_id=self.workflow_id,
+            task_id=None if task_id is None else str(task_id),
+            key=key,
+            event=event,
+            owner=owner,
+            epoch=epoch,
+            at=time.time(),
+            previous_owner=previous_owner,
+            late=late,
+        )
+        self.record_claims(persistence, [happened])
+
+    def record_claims(self, persistence: Binding, events: list[ClaimEvent]) -> None:
+        """Queue claim events in `persistence`'s journal (a child process's events arrive here in the
+        parent). A failure is logged: the events are lost, the step goes on."""
+        try:
+            persistence.record_claims(events)
+        except Exception as error:
+            logger.warning("workflow %s: the journal could not record %d claim event(s): %s", self.workflow_id,
+                           len(events), error)  # fmt: skip
+
     def flush(self, persistence: Binding | None = None) -> None:
         """Make buffered writes durable: of one binding's storage, or (None) of every storage of the run."""
         if persistence is not None:
@@ -163,11 +208,15 @@ class RunPersistence:
         if errors:
             raise errors[0]
 
-    def end(self, *, failed: bool, counts: Mapping[str, int] | None = None) -> None:
+    def end(self, *, failed: bool, counts: Mapping[str, int] | None = None,
+            after_storages: Callable[[], None] | None = None) -> None:  # fmt: skip
         """End the run: storages flushed, then the run's end recorded, reservations released and
-        journals flushed (see the module docstring). `counts`: its tasks by TASK_COUNTS. A storage
-        that cannot flush raises, after the journals were written (the run then reads failed); a
-        journal error is logged (the run's outcome stands; its next write retries the queue)."""
+        journals flushed (see the module docstring). `counts`: its tasks by TASK_COUNTS.
+        `after_storages` is called once the storages were flushed (or failed to), before the journals
+        are written: what it records (a claim released) goes with the run's last transaction; an
+        error it raises is logged. A storage that cannot flush raises, after the journals were
+        written (the run then reads failed); a journal error is logged (the run's outcome stands;
+        its next write retries the queue)."""
         if self.ended_at is not None:
             return
         self.status = RUN_FAILED if failed else RUN_COMPLETED
@@ -179,9 +228,14 @@ class RunPersistence:
             raise
         finally:
             self.ended_at = time.time()
+            if after_storages is not None:
+                try:
+                    after_storages()
+                except Exception as error:
+                    logger.warning("workflow %s: ending the run: %s", self.workflow_id, error)
             self._record_end()
             self._release_reservations()
-            self._flush_journals()
+            self.flush_journals()
 
     def close(self) -> None:
         """Close every storage of the run, then every journal (see `Persistence.close`)."""
@@ -213,7 +267,8 @@ class RunPersistence:
             except Exception as error:  # they read as unconfirmed intents
                 logger.warning("workflow %s: the journal could not release unused intents: %s", self.workflow_id, error)
 
-    def _flush_journals(self) -> None:
+    def flush_journals(self) -> None:
+        """Write what each journal of the run has queued (errors are logged)."""
         for persistence in self._distinct(lambda p: p.journal):
             try:
                 persistence.flush_journal()

@@ -1,4 +1,4 @@
-"""`dotflow journal runs | list | show | fingerprints | verify | upgrade | timeline`.
+"""`dotflow journal runs | list | show | claims | fingerprints | verify | upgrade | timeline`.
 
 Every command but `upgrade` only reads: the journal is opened read-only (`Journal(read_only=True)`:
 nothing is created, no table, no file, not even SQLite's journal mode is changed), and `verify`
@@ -15,11 +15,13 @@ from typing import Any
 
 from dotflow.cli import CommandError
 from dotflow.cli.output import (
+    claim_colour,
     duration,
     emit,
     iso,
     say,
     short,
+    text,
     styled_outcome,
     styled_run_status,
 )
@@ -27,7 +29,7 @@ from dotflow.cli.parser import JOURNAL_URL_VARIABLE
 from dotflow.cli.storages import build_storage, describe, options_from_description
 from uow.outcomes import TASK_COUNTS
 
-__all__ = ["fingerprints", "list_runs", "list_units", "show", "timeline", "upgrade", "verify"]
+__all__ = ["fingerprints", "list_claims", "list_runs", "list_units", "show", "timeline", "upgrade", "verify"]
 
 
 def list_runs(args: Any) -> int:
@@ -81,6 +83,24 @@ def list_units(args: Any) -> int:
     return 0
 
 
+def list_claims(args: Any) -> int:
+    filters: dict[str, Any] = {"workflow_id": args.workflow_id, "task_id": args.task, "event": args.event}
+    with _open(args) as journal:
+        _require_workflow(journal, args.workflow_id)
+        filters["run_id"] = None if args.run_ref is None else _resolve_run(journal, args.run_ref)
+        total = journal.count_claims(**filters)
+        claims = journal.claims(**filters, limit=args.limit, offset=args.offset)
+    emit(
+        args,
+        [_claim_data(c) for c in claims],
+        columns=CLAIM_COLUMNS,
+        rows=[_claim_row(c) for c in claims],
+        empty="no claim event matches",
+    )
+    _paging_line(args, len(claims), total, "claim event")
+    return 0
+
+
 def show(args: Any) -> int:
     if (args.unit is None) == (args.run_ref is None):
         raise CommandError("show takes a unit id, or --run RUN (one of them)", 2)
@@ -89,11 +109,12 @@ def show(args: Any) -> int:
             run = journal.run(_resolve_run(journal, args.run_ref))
             assert run is not None
             units = journal.units(run_id=run.id, oldest_first=True)
+            claims = journal.claims(run_id=run.id)
         else:
             unit = journal.unit(_resolve_unit(journal, args.unit))
             assert unit is not None
     if args.run_ref is not None:
-        return _show_run(args, run, units)
+        return _show_run(args, run, units, claims)
     if args.json:
         emit(args, _unit_data(unit, with_writes=True))
         return 0
@@ -120,9 +141,9 @@ def show(args: Any) -> int:
     return 0
 
 
-def _show_run(args: Any, run: Any, units: list[Any]) -> int:
+def _show_run(args: Any, run: Any, units: list[Any], claims: list[Any]) -> int:
     if args.json:
-        emit(args, {**_run_data(run), "units": [_unit_data(u) for u in units]})
+        emit(args, {**_run_data(run), "units": [_unit_data(u) for u in units], "claims": [_claim_data(c) for c in claims]})
         return 0
     facts = [
         ("run", run.id),
@@ -146,6 +167,8 @@ def _show_run(args: Any, run: Any, units: list[Any]) -> int:
               for u in units],  # fmt: skip
         empty="no unit of work recorded for this run",
     )
+    if claims:
+        emit(args, None, columns=CLAIM_COLUMNS, rows=[_claim_row(c) for c in claims])
     return 0
 
 
@@ -237,16 +260,17 @@ def timeline(args: Any) -> int:
         _require_workflow(journal, workflow_id)
         run_id = None if args.run_ref is None else _resolve_run(journal, args.run_ref)
         units = journal.units(workflow_id=workflow_id, run_id=run_id, oldest_first=True)
+        claims = journal.claims(workflow_id=workflow_id, run_id=run_id)
         runs = {run.id: run for run in journal.runs(workflow_id=workflow_id)} if run_id is None else {
             run_id: journal.run(run_id)}  # fmt: skip
-    if not units:
+    if not units and not claims:
         what = f"run {run_id}" if run_id is not None else f"workflow {workflow_id!r}"
         raise CommandError(f"no unit of work recorded for {what}", 2)
-    title = workflow_id if workflow_id is not None else str(units[0].workflow_id)
+    title = workflow_id if workflow_id is not None else str((units or claims)[0].workflow_id)
     if args.html:
         try:
             with open(args.html, "w", encoding="utf-8") as page:
-                page.write(render_html(title, units, runs))
+                page.write(render_html(title, units, runs, claims))
         except OSError as error:
             raise CommandError(f"cannot write {args.html!r}: {error.strerror or error}", 2) from None
     if args.json:
@@ -254,7 +278,7 @@ def timeline(args: Any) -> int:
     else:
         from dotflow.cli.output import console
 
-        render_terminal(console(), title, units, runs)
+        render_terminal(console(), title, units, runs, claims)
         if args.html:
             say(f"wrote {args.html}")
     return 0
@@ -385,6 +409,32 @@ def _unit_data(unit: Any, *, with_writes: bool = False) -> dict[str, Any]:
     if with_writes:
         data["writes"] = [w.__dict__ for w in unit.writes]
     return data
+
+
+CLAIM_COLUMNS = ("at (UTC)", "run", "task", "event", "owner", "epoch", "previous owner", "late", "key")
+
+
+def _claim_row(claim: Any) -> tuple[Any, ...]:
+    return (
+        claim.at, short(claim.run_id), "(workflow)" if claim.task_id is None else claim.task_id,
+        text(f"{claim_colour(claim.event).mark} {claim.event}", claim_colour(claim.event).terminal), claim.owner,
+        claim.epoch, claim.previous_owner, "" if claim.late is None else f"{claim.late:.1f} s", claim.key,
+    )  # fmt: skip
+
+
+def _claim_data(claim: Any) -> dict[str, Any]:
+    return {
+        "run_id": claim.run_id,
+        "workflow_id": claim.workflow_id,
+        "task_id": claim.task_id,
+        "key": claim.key,
+        "event": claim.event,
+        "owner": claim.owner,
+        "epoch": claim.epoch,
+        "at": iso(claim.at),
+        "previous_owner": claim.previous_owner,
+        "late_seconds": claim.late,
+    }
 
 
 def _run_data(run: Any) -> dict[str, Any]:

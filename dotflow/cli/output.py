@@ -15,9 +15,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from uow.outcomes import COMMITTED, CONFLICT, FAILED, PREPARED, ROLLED_BACK, RUN_COMPLETED, RUN_UNFINISHED
+from uow.outcomes import (
+    CLAIM_EXPIRED,
+    CLAIM_LOST,
+    CLAIM_RELEASED,
+    CLAIM_RENEWED_LATE,
+    CLAIM_TAKEN,
+    CLAIM_TAKEN_OVER,
+    COMMITTED,
+    CONFLICT,
+    FAILED,
+    PREPARED,
+    ROLLED_BACK,
+    RUN_COMPLETED,
+    RUN_UNFINISHED,
+)
 
 __all__ = [
+    "CLAIM_COLOURS",
     "OUTCOME_COLOURS",
     "SHORT_ID",
     "OutcomeColour",
@@ -25,6 +40,7 @@ __all__ = [
     "duration",
     "emit",
     "iso",
+    "claim_colour",
     "outcome_colour",
     "outcome_style",
     "say",
@@ -51,11 +67,26 @@ OUTCOME_COLOURS: dict[str, OutcomeColour] = {
     PREPARED: OutcomeColour("cyan", "#2aa1b3", "?"),
 }
 _NO_COLOUR = OutcomeColour("", "#888888", "·")
+
+# What happened to a claim, as the timeline marks it on the task's lane (a mark of its own each, so
+# they differ without colour too; none is an outcome's mark). "[" and "]" bracket the time a lease was held.
+CLAIM_COLOURS: dict[str, OutcomeColour] = {
+    CLAIM_TAKEN: OutcomeColour("blue", "#3a6fd8", "["),
+    CLAIM_RENEWED_LATE: OutcomeColour("yellow", "#c98a00", "~"),
+    CLAIM_EXPIRED: OutcomeColour("red", "#d33c3c", "!"),
+    CLAIM_TAKEN_OVER: OutcomeColour("magenta", "#a347c2", "»"),
+    CLAIM_RELEASED: OutcomeColour("blue", "#3a6fd8", "]"),
+    CLAIM_LOST: OutcomeColour("red", "#d33c3c", "×"),
+}
 _RUN_STYLES = {RUN_COMPLETED: "green", FAILED: "red", RUN_UNFINISHED: "cyan"}
 
 
 def outcome_colour(outcome: str) -> OutcomeColour:
     return OUTCOME_COLOURS.get(outcome, _NO_COLOUR)
+
+
+def claim_colour(event: str) -> OutcomeColour:
+    return CLAIM_COLOURS.get(event, _NO_COLOUR)
 
 
 def outcome_style(outcome: str) -> str:

@@ -13,7 +13,7 @@ import os
 from typing import Any, NoReturn
 
 from dotflow.settings import Settings
-from uow.outcomes import JOURNAL_OUTCOMES
+from uow.outcomes import CLAIM_EVENTS, JOURNAL_OUTCOMES
 
 __all__ = ["JOURNAL_URL_VARIABLE", "MODES", "STORAGES", "build_parser"]
 
@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     _run_option(verify)
     _json_option(verify)
     verify.set_defaults(run=journal_commands.verify)
+
+    claims = sub.add_parser("claims", help="what happened to claims (leases): taken, renewed late, expired, ...")
+    _journal_option(claims)
+    _workflow_option(claims)
+    _run_option(claims)
+    claims.add_argument("--task", help="only this task id")
+    claims.add_argument("--event", choices=CLAIM_EVENTS)
+    _paging(claims)
+    _json_option(claims)
+    claims.set_defaults(run=journal_commands.list_claims)
 
     upgrade = sub.add_parser("upgrade", help="run the schema migrations up to the current revision")
     _journal_option(upgrade)

@@ -16,6 +16,16 @@ A held lease is renewed every `heartbeat` seconds (a conditional replace), only 
 that long: a step shorter than the interval costs no renewal. A renewal that finds the lease
 changed hands marks it lost (the worker's commit is then refused on SQL and memory, and stays
 conditional on the version seen elsewhere); one made after the lease had expired is logged.
+
+What happens to a claim is told to the run (`Claims.run`, a `uow.RunPersistence`), which queues it
+in the journal if the journal records claims (`uow.outcomes.CLAIM_EVENTS`): a lease taken; an
+expired one found and taken over (two events: the previous owner's lease "expired", ours "taken
+over", each with the previous owner and how long past its expiry it was found); a renewal made
+more than `LATE_RENEWAL` of an interval after it was due ("renewed late": with the defaults, ttl
+30 s and a renewal due every 10 s, one made 15 s or more after the previous write, less than 15 s
+before the lease would have expired), or after the lease had expired; a lease released (deleted by
+its owner, or by the commit's transaction); a lease lost (a renewal, release or commit that found
+it in other hands).
 """
 
 from __future__ import annotations
@@ -30,7 +40,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Final
 
-from uow import Binding, Lease
+from uow import Binding, Lease, RunPersistence
+from uow.outcomes import (
+    CLAIM_EXPIRED,
+    CLAIM_LOST,
+    CLAIM_RELEASED,
+    CLAIM_RENEWED_LATE,
+    CLAIM_TAKEN,
+    CLAIM_TAKEN_OVER,
+)
 
 from dotflow.core.exception import ClaimHeldError
 
@@ -40,6 +58,7 @@ SCOPES: Final = ("task", "workflow")
 ON_HELD: Final = ("wait", "skip", "raise")
 POLL_FIRST: Final = 0.05  # seconds before the first poll of a held lease; doubles after each
 POLL_MOST: Final = 1.0  # the longest pause between two polls (or the heartbeat interval, if shorter)
+LATE_RENEWAL: Final = 0.5  # a renewal made more than this part of an interval after it was due is "renewed late"
 
 logger = logging.getLogger("dotflow")
 
@@ -104,14 +123,16 @@ def workflow_claim_key(workflow_id: object) -> str:
 class Holding:
     """A lease this worker holds; `release()` once the guarded work is committed (or has failed)."""
 
-    def __init__(self, claims: Claims, persistence: Binding, lease: Lease) -> None:
+    def __init__(self, claims: Claims, persistence: Binding, lease: Lease, task_id: object = None) -> None:
         self.claims = claims
         self.persistence = persistence
         self.lease = lease
+        self.task_id = task_id  # the task it guards (None: the whole workflow)
         self.lock = threading.Lock()  # held by a renewal, and by a commit that checks the lease
         self.done = False  # released (or forgotten): no renewal any more
         self.lost = False  # a renewal found it in another worker's hands
-        self.next_beat = claims.claim.clock() + claims.claim.interval
+        self.written = claims.claim.clock()  # when it was last written (taken or renewed), on the claim's clock
+        self.next_beat = self.written + claims.claim.interval
 
     @property
     def key(self) -> str:
@@ -132,25 +153,46 @@ class Holding:
                 return False
             old = self.lease
             claim = self.claims.claim
+            started = claim.clock()
             renewed = self.persistence.replace_lease(
                 old.key, version=old.version, owner=old.owner, epoch=old.epoch, ttl=claim.ttl
             )
             if renewed is None:
                 self.lost = True
                 logger.warning("claim on %r (epoch %d) was lost: another worker took it over", old.key, old.epoch)
+                self.claims.tell(self.persistence, CLAIM_LOST, old, task_id=self.task_id)
                 return False
-            if renewed.now >= old.expires_at:
+            expired = renewed.now >= old.expires_at
+            if expired:
                 logger.warning("claim on %r (epoch %d) was renewed %.1f s after it had expired",
                                old.key, old.epoch, renewed.now - old.expires_at)  # fmt: skip
+            overdue = started - (self.written + claim.interval)
+            if expired or overdue > LATE_RENEWAL * claim.interval:
+                self.claims.tell(self.persistence, CLAIM_RENEWED_LATE, renewed, task_id=self.task_id,
+                                 late=max(overdue, 0.0))  # fmt: skip
             self.lease = renewed
-            self.next_beat = claim.clock() + claim.interval
+            self.written = claim.clock()
+            self.next_beat = self.written + claim.interval
             return True
 
-    def forget(self) -> None:
-        """Stop renewing, without deleting (the commit's transaction released it, or it was lost)."""
+    def released_by_commit(self) -> None:
+        """The commit's transaction released the lease (it checked it was still ours): stop renewing."""
         with self.lock:
+            if self.done:
+                return
             self.done = True
         self.claims._unregister(self)
+        self.claims.tell(self.persistence, CLAIM_RELEASED, self.lease, task_id=self.task_id)
+
+    def lose(self) -> None:
+        """The lease is no longer ours (a commit found it in other hands): stop renewing, delete nothing."""
+        with self.lock:
+            self.done = True
+            told = self.lost
+            self.lost = True
+        self.claims._unregister(self)
+        if not told:  # (a renewal that found it lost told already)
+            self.claims.tell(self.persistence, CLAIM_LOST, self.lease, task_id=self.task_id)
 
     def release(self) -> None:
         """Stop renewing and delete the lease if it is still this worker's (errors are logged: a
@@ -165,10 +207,17 @@ class Holding:
         if lost:
             return
         try:
-            self.persistence.delete_lease(lease.key, version=lease.version)
+            deleted = self.persistence.delete_lease(lease.key, version=lease.version)
         except Exception as error:
             logger.warning("claim on %r could not be released (it expires in %.1f s): %s", lease.key,
                            lease.remaining, error)  # fmt: skip
+            return
+        if deleted:
+            self.claims.tell(self.persistence, CLAIM_RELEASED, lease, task_id=self.task_id)
+        else:  # renewed or taken over by another worker since this one last wrote it
+            with self.lock:
+                self.lost = True
+            self.claims.tell(self.persistence, CLAIM_LOST, lease, task_id=self.task_id)
 
 
 class Claims:
@@ -181,10 +230,11 @@ class Claims:
 
     heartbeat_thread = True
 
-    def __init__(self, claim: Claim) -> None:
+    def __init__(self, claim: Claim, run: RunPersistence | None = None) -> None:
         if not isinstance(claim, Claim):
             raise TypeError(f"claim must be a dotflow.Claim, not {type(claim).__name__}")
         self.claim = claim
+        self.run = run  # told what happens to the claims (None: nobody is told)
         self.workflow: Holding | None = None  # the run's lease, for scope="workflow"
         self._pid = -1
         self._owner = ""
@@ -208,8 +258,10 @@ class Claims:
 
     # -- taking a lease ------------------------------------------------------------------------
 
-    def acquire(self, persistence: Binding, key: str, *, what: str, on_held: str | None = None) -> Holding | None:
-        """Take `key`'s lease (see the module docstring); None when `on_held` is "skip" and it is held."""
+    def acquire(self, persistence: Binding, key: str, *, what: str, on_held: str | None = None,
+                task_id: object = None) -> Holding | None:  # fmt: skip
+        """Take `key`'s lease (see the module docstring); None when `on_held` is "skip" and it is held.
+        `task_id`: the task the lease guards, as the journal records it (None: the workflow)."""
         claim = self.claim
         policy = claim.on_held if on_held is None else on_held
         owner = self.owner
@@ -218,6 +270,7 @@ class Claims:
         most = min(POLL_MOST, claim.interval)
         vanished = 0  # leases that were there to create and gone to read, in a row
         while True:
+            previous: Lease | None = None  # an expired lease this worker takes over
             lease = persistence.create_lease(key, owner=owner, ttl=claim.ttl)
             if lease is None:
                 current = persistence.read_lease(key)
@@ -227,15 +280,7 @@ class Claims:
                         claim.sleep(POLL_FIRST)
                     continue
                 vanished = 0
-                if current.expired:
-                    lease = persistence.replace_lease(
-                        key, version=current.version, owner=owner, epoch=current.epoch + 1, ttl=claim.ttl
-                    )
-                    if lease is None:
-                        continue  # another worker took it over first, or it was renewed: look again
-                    logger.warning("%s: took over the expired claim of worker %r (epoch %d)", what, current.owner,
-                                   lease.epoch)  # fmt: skip
-                else:
+                if not current.expired:
                     waited = claim.clock() - started
                     if policy == "skip":
                         logger.info("%s: skipped, claimed by worker %r", what, current.owner)
@@ -250,9 +295,37 @@ class Claims:
                     claim.sleep(max(sleep, 0.001))
                     pause = min(pause * 2, most)
                     continue
-            holding = Holding(self, persistence, lease)
+                lease = persistence.replace_lease(
+                    key, version=current.version, owner=owner, epoch=current.epoch + 1, ttl=claim.ttl
+                )
+                if lease is None:
+                    continue  # another worker took it over first, or it was renewed: look again
+                logger.warning("%s: took over the expired claim of worker %r (epoch %d)", what, current.owner,
+                               lease.epoch)  # fmt: skip
+                previous = current
+            self._taken(persistence, lease, previous, task_id)
+            holding = Holding(self, persistence, lease, task_id)
             self._register(holding)
             return holding
+
+    def _taken(self, persistence: Binding, lease: Lease, previous: Lease | None, task_id: object) -> None:
+        """Tell the run a lease was taken: created, or (`previous`) an expired one taken over."""
+        if previous is None:
+            self.tell(persistence, CLAIM_TAKEN, lease, task_id=task_id)
+            return
+        late: float | None = previous.now - previous.expires_at
+        if late is not None and not math.isfinite(late):
+            late = None  # an unreadable record has no expiry
+        self.tell(persistence, CLAIM_EXPIRED, previous, task_id=task_id, late=late)
+        self.tell(persistence, CLAIM_TAKEN_OVER, lease, task_id=task_id, previous_owner=previous.owner, late=late)
+
+    def tell(self, persistence: Binding, event: str, lease: Lease, *, task_id: object = None,
+             previous_owner: str | None = None, late: float | None = None) -> None:  # fmt: skip
+        """Tell the run that `event` happened to `lease` (queued in its journal; see the module docstring)."""
+        run = self.run
+        if run is not None:
+            run.claim_event(persistence, event, key=lease.key, owner=lease.owner, epoch=lease.epoch, task_id=task_id,
+                            previous_owner=previous_owner, late=late)  # fmt: skip
 
     # -- the heartbeat ---------------------------------------------------------------------------
 

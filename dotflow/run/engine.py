@@ -136,7 +136,7 @@ class TaskEngine:
         held: Holding | None = None
         try:
             key = persistence.storage.key(task=task)
-            held = claims.acquire(persistence, key, what=self._what())
+            held = claims.acquire(persistence, key, what=self._what(), task_id=task.task_id)
             if held is None:
                 self.skipped = True  # another worker runs it: not started here
                 return
@@ -238,7 +238,7 @@ class TaskEngine:
                 unit.commit()
         finally:
             if unit.state == COMMITTED:
-                held.forget()  # the commit's transaction released it
+                held.released_by_commit()
 
     def _stage(self, unit: UnitOfWork, key: str, context: Context) -> None:
         unit.put(key, context, fingerprint=self.fingerprint)
@@ -256,13 +256,16 @@ class TaskEngine:
         task = self.task
         held, claims = self._held, self._claims
         if held is None or claims is None:  # the workflow's lease: whoever holds it now runs the rest
+            if claims is not None and claims.workflow is not None:
+                claims.workflow.lose()
             return self._adopt(key, lost)
-        held.forget()
+        held.lose()
         logger.warning("task %s: its claim on %r was taken over before its commit; waiting for the new holder",
                        task.task_id, key)  # fmt: skip
         while True:
             try:
-                self._held = held = cast("Holding", claims.acquire(self.persistence, key, what=self._what(), on_held="wait"))
+                self._held = held = cast("Holding", claims.acquire(self.persistence, key, what=self._what(), on_held="wait",
+                                                                   task_id=task.task_id))  # fmt: skip
                 stored = self.persistence.read_checkpoint(key)
             except Exception as error:  # never a reason to run the step again
                 task.current_context = None
@@ -275,7 +278,7 @@ class TaskEngine:
             try:
                 self._commit(unit, key, number, context)
             except LeaseLostError:
-                held.forget()
+                held.lose()
                 continue
             return context
 

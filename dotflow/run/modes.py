@@ -240,13 +240,17 @@ class Manager:
         )
         if config is not None:
             run.persistence(config.storage, config.journal)
+        if self.claims is not None:
+            self.claims.run = run  # told what happens to the claims (the journal records it)
         if self.claims is not None and not self._claim_workflow([each for each, _ in by_config.values()] or [config]):
             self.tasks: list[Any] = []
             return
         try:
             self._start(tasks, mode, keep_going, resume, on_input_change, groups, by_config)
         except BaseException:
-            self._release_claim()
+            if self.claims is not None and self.claims.workflow is not None:
+                self._release_claim()
+                run.flush_journals()  # (its release: the run ended without its last transaction)
             raise
 
     def _start(self, tasks: list[Any], mode: str, keep_going: bool, resume: bool, on_input_change: str,
@@ -317,10 +321,9 @@ class Manager:
         duration = (datetime.now() - self.started).total_seconds()
         config = self.config
         # Buffered checkpoints durable, then the journals' outcomes: before the workflow's callbacks.
-        try:
-            self.persistence.end(failed=failed, counts=task_counts(self.tasks, self.plan.restored))
-        finally:
-            self._release_claim()  # after the commits are durable
+        # The workflow's claim is released after the commits are durable, its release journaled with the run's end.
+        self.persistence.end(failed=failed, counts=task_counts(self.tasks, self.plan.restored),
+                             after_storages=self._release_claim)  # fmt: skip
         if config is not None:
             config.tracer.end_workflow(workflow_id=self.workflow_id, duration=duration, failed=failed)
             if failed:

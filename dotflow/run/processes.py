@@ -10,7 +10,10 @@ child share its memory (module globals, caches) one after the other, as in any p
 A child does no storage or journal I/O of its own: its storage is a `StorageRelay` and its journal a
 `JournalRelay`, which forward each call over the child's pipe to the parent. The parent performs the
 call on the real object and answers. So every storage (in memory too) sees each checkpoint written
-once, in one place, and every unit of work is journaled once, by the parent.
+once, in one place, and every unit of work is journaled once, by the parent. Claim events
+(`record_claims`) are told, not asked: the child sends them and goes on without waiting, and the
+parent queues them in the run's journal (through the run's `record_claims`) in the order they came,
+after the child's journal calls that came before them.
 
 The parent's loop reads every child's pipe; each storage or journal call is served on a thread pool,
 so the commits of parallel tasks overlap on a slow store instead of queueing behind each other. A
@@ -23,6 +26,7 @@ EOF) and, on Linux, asks the kernel to kill it when the parent goes (PR_SET_PDEA
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import pickle
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, cast
 
-from uow import Binding, Lease, RunPersistence, StorageCapabilities, UnitOfWork, UnitSnapshot
+from uow import Binding, ClaimEvent, JournalCapabilities, Lease, RunPersistence, StorageCapabilities, UnitOfWork, UnitSnapshot
 
 from dotflow.abc.storage import Storage
 from dotflow.run.lease_relay import RecordedTransaction, recording, run_recorded_transaction
@@ -44,7 +48,17 @@ from dotflow.core.context import Context
 from dotflow.core.exception import TaskError, WorkerError
 from dotflow.core.types import TypeStatus
 
-__all__ = ["JournalRelay", "LeaseTransactionRelay", "LeasingStorageRelay", "StorageRelay", "VersionedStorageRelay", "run_in_processes"]
+__all__ = [
+    "ClaimsJournalRelay",
+    "JournalRelay",
+    "LeaseTransactionRelay",
+    "LeasingStorageRelay",
+    "StorageRelay",
+    "VersionedStorageRelay",
+    "run_in_processes",
+]
+
+logger = logging.getLogger("dotflow")
 
 # Task attributes a child sends back to the parent once the task is over.
 STATE_FIELDS = (
@@ -81,6 +95,13 @@ RELAYED: dict[str, dict[str, Callable[[Binding, dict[str, Any]], Any]]] = {
         "record": lambda p, kw: p.record(**kw),  # confirmed only once a buffering storage flushed
     },
 }
+# The calls a child tells without waiting for an answer, and how the parent performs each (on the
+# run, with its binding of the real storage and journal). A failure is logged by the run.
+TOLD: dict[str, dict[str, Callable[[RunPersistence, Binding, dict[str, Any]], None]]] = {
+    "journal": {
+        "record_claims": lambda run, p, kw: run.record_claims(p, **kw),
+    },
+}
 MAX_SERVING_THREADS = 32
 PIPE_ERRORS = (pickle.PicklingError, TypeError, AttributeError)
 
@@ -108,6 +129,11 @@ class _Pipe:
         if outcome == "error":
             raise payload
         return payload
+
+    def tell(self, target: str, index: int, method: str, kwargs: dict[str, Any]) -> None:
+        """Send a call the parent performs without answering (see `TOLD`): no round trip."""
+        with self._lock:
+            self._connection.send(("tell", target, index, method, kwargs))
 
     def next_batch(self) -> int | None:
         """Ask the parent which batch to run next (None: none is left)."""
@@ -215,6 +241,17 @@ class JournalRelay:
 
     def record(self, unit: UnitOfWork) -> None:
         self._pipe.call("journal", self._index, "record", {"unit": UnitSnapshot.of(unit)})
+
+
+class ClaimsJournalRelay(JournalRelay):
+    """The relay of a journal that records claims: events are told to the parent, never waited for."""
+
+    def record_claims(self, events: list[ClaimEvent]) -> None:
+        self._pipe.tell("journal", self._index, "record_claims", {"events": list(events)})
+
+
+def _relay_journal(journal: Any, pipe: _Pipe, index: int) -> JournalRelay:
+    return (ClaimsJournalRelay if JournalCapabilities.of(journal).claims else JournalRelay)(pipe, index)
 
 
 def _relay_storage(storage: Storage, pipe: _Pipe, index: int) -> StorageRelay:
@@ -340,6 +377,9 @@ class _WorkerPool:
         elif kind == "call":
             storage_pool, journal_pool = self._serving_threads()
             (journal_pool if message[1] == "journal" else storage_pool).submit(_answer, worker, *message[1:])
+        elif kind == "tell":  # (on the journal's thread: after the child's journal calls before it)
+            storage_pool, journal_pool = self._serving_threads()
+            (journal_pool if message[1] == "journal" else storage_pool).submit(_perform_told, worker, *message[1:])
         elif kind == "task":
             _, task_id, state = message
             for task in worker.batch or ():
@@ -428,6 +468,19 @@ def _answer(worker: _Worker, target: str, index: int, method: str, kwargs: dict[
         pass  # the child is gone; the main loop sees its pipe close
 
 
+def _perform_told(worker: _Worker, target: str, index: int, method: str, kwargs: dict[str, Any]) -> None:
+    """Perform one call a child told (no answer is sent); whatever fails is logged, never raised."""
+    config = worker.configs[index]
+    try:
+        persistence = worker.run.persistence(config.storage, config.journal)
+        perform = TOLD.get(target, {}).get(method)
+        if perform is None:
+            raise WorkerError(f"{target} method {method!r} cannot be told")
+        perform(worker.run, persistence, kwargs)
+    except Exception as error:
+        logger.warning("a call a worker process told (%s %s) failed: %s", target, method, error)
+
+
 def _portable(exc: Exception) -> Exception:
     """The exception itself if it survives pickling, else a WorkerError carrying its text."""
     try:
@@ -493,7 +546,7 @@ def _child_main(
     for index, config in enumerate(configs):
         config.storage = _relay_storage(config.storage, pipe, index)
         if config.journal is not None:
-            config.journal = JournalRelay(pipe, index)
+            config.journal = _relay_journal(config.journal, pipe, index)
 
     def report(task: Any) -> None:
         state = task_state(task)

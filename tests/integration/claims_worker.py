@@ -5,8 +5,9 @@ usage: python -m tests.integration.claims_worker SPEC_JSON
 SPEC: backend ("file", "sqlite", "postgres", "s3", "gcs") and where (a folder, a database URL or
 a server URL, with bucket), workflow, tasks, mode, scope, ttl, on_held, step_seconds, counts (a file
 each step execution appends one line to, with O_APPEND: "<task> <pid>"), and optionally ready_dir
-and peers (start together), started (a file each step appends "<task> <pid>" to before it works).
-Prints the tasks' outcomes as JSON.
+and peers (start together), started (a file each step appends "<task> <pid>" to before it works),
+journal (a journal URL the run records its units and claims in).
+Prints the tasks' outcomes as JSON, with the run's id.
 """
 
 from __future__ import annotations
@@ -72,21 +73,23 @@ def wait_for_peers(ready_dir: Path, count: int) -> None:
 def main() -> None:
     SPEC.update(json.loads(sys.argv[1]))
     storage = build_storage(SPEC)
-    bounded = {"max_workers": SPEC["max_workers"]} if SPEC.get("max_workers") else {}  # bounded parallel mode
-    flow = DotFlow(config=Config(storage=storage, **bounded), workflow_id=SPEC["workflow"])
+    options: dict[str, Any] = {"max_workers": SPEC["max_workers"]} if SPEC.get("max_workers") else {}  # bounded parallel mode
+    if SPEC.get("journal"):
+        options["journal"] = SPEC["journal"]
+    flow = DotFlow(config=Config(storage=storage, **options), workflow_id=SPEC["workflow"])
     for number in range(SPEC["tasks"]):
         flow.task.add(step=work, task_id=f"t{number}", initial_context=f"t{number}")
     if SPEC.get("ready_dir"):
         wait_for_peers(Path(SPEC["ready_dir"]), SPEC["peers"])
     claim = Claim(scope=SPEC.get("scope", "task"), ttl=SPEC.get("ttl", 30.0), on_held=SPEC.get("on_held", "wait"))
     started = time.perf_counter()
-    flow.start(resume=True, mode=SPEC.get("mode", "sequential"), claim=claim)
+    manager = flow.start(resume=True, mode=SPEC.get("mode", "sequential"), claim=claim)
     seconds = time.perf_counter() - started
     tasks = [
         {"task_id": task.task_id, "status": task.status, "restored": task.restored, "value": task.current_context.storage}
         for task in flow.result_task()
     ]
-    print(json.dumps({"seconds": seconds, "tasks": tasks}))
+    print(json.dumps({"seconds": seconds, "tasks": tasks, "run_id": manager.persistence.run_id}))
 
 
 if __name__ == "__main__":

@@ -195,3 +195,44 @@ def test_the_write_key_index_revision_upgrades_and_downgrades(database_url: str)
         assert "ix_dotflow_journal_write_key" not in {i["name"] for i in inspect(engine).get_indexes("dotflow_journal_write")}
     finally:
         engine.dispose()
+
+
+def test_the_claims_revision_upgrades_and_downgrades_keeping_runs_and_units(database_url: str) -> None:
+    """0004 adds the claim table and nothing else: its downgrade keeps every run, unit and write."""
+    from alembic import command
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "0003")
+        assert "dotflow_journal_claim" not in inspect(engine).get_table_names()
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO dotflow_journal_run (id, workflow_id, started_at) VALUES ('r1', 'wf', '2026-12-07 06:00:00')"))
+            connection.execute(text(
+                "INSERT INTO dotflow_journal_unit (id, workflow_id, task_id, attempt, outcome, started_at, run_id) "
+                "VALUES ('u1', 'wf', '0-a', 1, 'committed', '2026-12-07 06:00:00', 'r1')"))  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO dotflow_journal_write (unit_id, key, operation) VALUES ('u1', 'wf-0-a', 'put')"))
+        upgrade(engine)
+        assert current_revision(engine) == "0004"
+        columns = {c["name"] for c in inspect(engine).get_columns("dotflow_journal_claim")}
+        assert columns == {"id", "run_id", "workflow_id", "task_id", "key", "event", "owner", "epoch", "at",
+                           "previous_owner", "late"}  # fmt: skip
+        with engine.begin() as connection:  # ids are numbered by the database
+            for event in ("taken", "released"):
+                connection.execute(text(
+                    "INSERT INTO dotflow_journal_claim (run_id, workflow_id, task_id, key, event, owner, epoch, at) "
+                    f"VALUES ('r1', 'wf', '0-a', 'wf-0-a', '{event}', 'me', 1, '2026-12-07 06:00:00')"))  # fmt: skip
+            ids = connection.execute(text("SELECT id FROM dotflow_journal_claim ORDER BY id")).scalars().all()
+        assert len(set(ids)) == 2
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection=connection), "0003")
+        assert current_revision(engine) == "0003"
+        assert "dotflow_journal_claim" not in inspect(engine).get_table_names()
+        with engine.connect() as connection:
+            for table in ("dotflow_journal_run", "dotflow_journal_unit", "dotflow_journal_write"):
+                assert connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 1, table
+        upgrade(engine)
+        assert current_revision(engine) == "0004"
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ from uow.journal_migrate import PROJECT_ROOT, current_revision, head_revision, u
 from uow.journal_schema import metadata as journal_metadata
 from uow.sql_engine import make_engine
 
-OWN_TABLES = {"dotflow_journal_run", "dotflow_journal_unit", "dotflow_journal_write", "dotflow_workflow_input", "dotflow_checkpoint"}
+OWN_TABLES = {"dotflow_journal_run", "dotflow_journal_claim", "dotflow_journal_unit", "dotflow_journal_write", "dotflow_workflow_input", "dotflow_checkpoint"}
 
 
 def tables(url: str) -> set[str]:

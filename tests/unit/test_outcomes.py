@@ -12,7 +12,7 @@ from dotflow.cli.output import OUTCOME_COLOURS
 from dotflow.cli.parser import build_parser
 from dotflow.cli.timeline import render_html
 from uow import Journal, UnitOfWork
-from uow.outcomes import COMMITTED, FINAL_OUTCOMES, JOURNAL_OUTCOMES, PREPARED, PROBLEMS, VERIFY_STATUSES
+from uow.outcomes import CLAIM_EVENTS, COMMITTED, FINAL_OUTCOMES, JOURNAL_OUTCOMES, PREPARED, PROBLEMS, VERIFY_STATUSES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +30,7 @@ class Memory:
 
 def test_the_names_are_distinct_and_grouped() -> None:
     assert len(set(JOURNAL_OUTCOMES)) == len(JOURNAL_OUTCOMES) == len(FINAL_OUTCOMES) + 1
+    assert len(set(CLAIM_EVENTS)) == len(CLAIM_EVENTS) == 6 and uow.CLAIM_EVENTS is CLAIM_EVENTS
     assert PREPARED in JOURNAL_OUTCOMES and PREPARED not in FINAL_OUTCOMES
     assert set(PROBLEMS) < set(VERIFY_STATUSES) and len(set(VERIFY_STATUSES)) == 5
     assert uow.COMMITTED is COMMITTED and uow.JOURNAL_OUTCOMES is JOURNAL_OUTCOMES
@@ -68,10 +69,12 @@ def test_the_command_line_offers_every_journal_outcome_and_colours_each_one() ->
 
 
 def test_no_outcome_is_spelled_out_in_the_code() -> None:
-    """Outside uow/outcomes.py, no module of uow or dotflow.cli writes an outcome name as a string literal."""
-    names = set(JOURNAL_OUTCOMES) | set(VERIFY_STATUSES)
+    """Outside uow/outcomes.py, no module of uow, dotflow.cli or dotflow.run writes an outcome name (or a
+    claim event's) as a string literal."""
+    names = set(JOURNAL_OUTCOMES) | set(VERIFY_STATUSES) | set(CLAIM_EVENTS)
     spelled = []
-    for path in [*sorted((ROOT / "uow").glob("*.py")), *sorted((ROOT / "dotflow" / "cli").glob("*.py"))]:
+    folders = (ROOT / "uow", ROOT / "dotflow" / "cli", ROOT / "dotflow" / "run")
+    for path in [p for folder in folders for p in sorted(folder.glob("*.py"))]:
         if path.name == "outcomes.py":
             continue
         tree = ast.parse(path.read_text())
@@ -88,3 +91,14 @@ def test_no_outcome_is_spelled_out_in_the_code() -> None:
             if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings
         ]
     assert spelled == []
+
+
+def test_every_claim_event_has_a_mark_of_its_own_and_an_option() -> None:
+    from dotflow.cli.output import CLAIM_COLOURS
+
+    assert tuple(CLAIM_COLOURS) == CLAIM_EVENTS
+    marks = [colour.mark for colour in CLAIM_COLOURS.values()]
+    outcome_marks = {colour.mark for colour in OUTCOME_COLOURS.values()}
+    assert len(set(marks)) == len(marks) and not set(marks) & outcome_marks  # told apart without colour
+    args = build_parser().parse_args(["journal", "claims", "--event", CLAIM_EVENTS[-1]])
+    assert args.event == CLAIM_EVENTS[-1]
