@@ -70,7 +70,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from uow.leases import Lease
 from uow.outcomes import ACTIVE, COMMITTED, COMMITTING, CONFLICT, FAILED, ROLLED_BACK
@@ -540,24 +540,7 @@ class StorageCapabilities:
 
     @classmethod
     def of(cls, storage: object) -> StorageCapabilities:
-        kind = type(storage)
-        found = _STORAGE_CAPABILITIES.get(kind)
-        if found is None:
-            found = cls(
-                read=isinstance(storage, SupportsReadCheckpoint),
-                delete=isinstance(storage, SupportsDelete),
-                versions=isinstance(storage, SupportsConditionalWrite),
-                transaction=isinstance(storage, SupportsTransaction),
-                post_many=isinstance(storage, SupportsPostMany),
-                durable_notice=isinstance(storage, SupportsDurableNotice),
-                flush=isinstance(storage, SupportsFlush),
-                list_keys=isinstance(storage, SupportsListKeys),
-                close=isinstance(storage, SupportsClose),
-                leases=isinstance(storage, SupportsLeases),
-                lease_transaction=isinstance(storage, SupportsLeaseTransaction),
-            )
-            _STORAGE_CAPABILITIES[kind] = found
-        return found
+        return _declared(cls, storage, _STORAGE_PROTOCOLS, _STORAGE_CAPABILITIES)
 
 
 @dataclass(frozen=True)
@@ -571,31 +554,55 @@ class JournalCapabilities:
     shared_transaction: bool
     input_fingerprints: bool
     close: bool
-    runs: bool = False
-    claims: bool = False
+    runs: bool
+    claims: bool
 
     @classmethod
     def of(cls, journal: SupportsRecord) -> JournalCapabilities:
-        kind = type(journal)
-        found = _JOURNAL_CAPABILITIES.get(kind)
-        if found is None:
-            if not isinstance(journal, SupportsRecord):
-                raise TypeError(f"a journal needs a record(unit) method; {kind.__name__} has none")
-            found = cls(
-                prepare=isinstance(journal, SupportsPrepare),
-                record_later=isinstance(journal, SupportsDeferredRecord),
-                reservations=isinstance(journal, SupportsReservations),
-                flush=isinstance(journal, SupportsFlush),
-                shared_transaction=isinstance(journal, SupportsSharedTransaction),
-                input_fingerprints=isinstance(journal, SupportsInputFingerprints),
-                close=isinstance(journal, SupportsClose),
-                runs=isinstance(journal, SupportsRuns),
-                claims=isinstance(journal, SupportsClaimEvents),
-            )
-            _JOURNAL_CAPABILITIES[kind] = found
-        return found
+        if not isinstance(journal, SupportsRecord):
+            raise TypeError(f"a journal needs a record(unit) method; {type(journal).__name__} has none")
+        return _declared(cls, journal, _JOURNAL_PROTOCOLS, _JOURNAL_CAPABILITIES)
 
+
+# Each ability, the protocol that declares it.
+_STORAGE_PROTOCOLS: dict[str, type] = {
+    "read": SupportsReadCheckpoint,
+    "delete": SupportsDelete,
+    "versions": SupportsConditionalWrite,
+    "transaction": SupportsTransaction,
+    "post_many": SupportsPostMany,
+    "durable_notice": SupportsDurableNotice,
+    "flush": SupportsFlush,
+    "list_keys": SupportsListKeys,
+    "close": SupportsClose,
+    "leases": SupportsLeases,
+    "lease_transaction": SupportsLeaseTransaction,
+}
+_JOURNAL_PROTOCOLS: dict[str, type] = {
+    "prepare": SupportsPrepare,
+    "record_later": SupportsDeferredRecord,
+    "reservations": SupportsReservations,
+    "flush": SupportsFlush,
+    "shared_transaction": SupportsSharedTransaction,
+    "input_fingerprints": SupportsInputFingerprints,
+    "close": SupportsClose,
+    "runs": SupportsRuns,
+    "claims": SupportsClaimEvents,
+}
 
 # Abilities are declared by a class's methods, so they are worked out once per class.
 _STORAGE_CAPABILITIES: dict[type, StorageCapabilities] = {}
 _JOURNAL_CAPABILITIES: dict[type, JournalCapabilities] = {}
+
+_Capabilities = TypeVar("_Capabilities", StorageCapabilities, JournalCapabilities)
+
+
+def _declared(
+    capabilities: type[_Capabilities], thing: object, protocols: dict[str, type], known: dict[type, _Capabilities]
+) -> _Capabilities:
+    """The `capabilities` of `thing`'s class: each field says whether it declares that field's protocol."""
+    kind = type(thing)
+    found = known.get(kind)
+    if found is None:
+        found = known[kind] = capabilities(**{name: isinstance(thing, protocol) for name, protocol in protocols.items()})
+    return found

@@ -263,7 +263,7 @@ def test_a_journal_that_declares_nothing_optional_records_each_unit_once() -> No
     journal = RecordOnlyJournal()
     assert JournalCapabilities.of(journal) == JournalCapabilities(
         prepare=False, record_later=False, reservations=False, flush=False,
-        shared_transaction=False, input_fingerprints=False, close=False,
+        shared_transaction=False, input_fingerprints=False, close=False, runs=False, claims=False,
     )  # fmt: skip
     flow = workflow(Config(journal=journal), one, add_one, fails)
     flow.start()
