@@ -241,7 +241,6 @@ class Claims:
         self._held: set[Holding] = set()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._idle = False  # the heartbeat thread waits for a first lease, with no timeout
 
     @property
     def owner(self) -> str:
@@ -253,7 +252,6 @@ class Claims:
             self._held = set()  # a forked child holds none of its parent's leases
             self._wake = threading.Condition()
             self._thread = None
-            self._idle = False
         return self._owner
 
     # -- taking a lease ------------------------------------------------------------------------
@@ -353,8 +351,8 @@ class Claims:
             if self._thread is None and self.heartbeat_thread:
                 self._thread = threading.Thread(target=self._heartbeat, name="dotflow-claims", daemon=True)
                 self._thread.start()
-            elif self._idle:  # (a thread already timing renewals wakes within an interval anyway)
-                self._wake.notify()
+        # The thread is not woken: it sleeps an interval at most, and a new lease's first renewal is due
+        # an interval after it was taken, so the thread is up by then (a wake-up per task cost more).
 
     def _unregister(self, holding: Holding) -> None:
         with self._wake:
@@ -364,16 +362,12 @@ class Claims:
         """The heartbeat thread: sleeps until the next renewal is due, renews, repeats."""
         clock = self.claim.clock
         wake = self._wake
+        interval = self.claim.interval
         while True:
             with wake:
-                if not self._held:
-                    self._idle = True
-                    wake.wait()
-                    self._idle = False
-                    continue
-                wait = min(holding.next_beat for holding in self._held) - clock()
+                wait = min((holding.next_beat for holding in self._held), default=math.inf) - clock()
                 if wait > 0:
-                    wake.wait(min(wait, self.claim.interval))
+                    wake.wait(min(wait, interval))
                     continue
             self.beat()
 

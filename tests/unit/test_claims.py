@@ -301,6 +301,35 @@ def test_the_heartbeat_thread_renews_a_long_step(storage: Any, monkeypatch: pyte
     assert storage.read_lease(lease_key) is None
 
 
+def test_the_heartbeat_thread_renews_a_lease_taken_after_it_went_idle(storage: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody wakes the thread for a new lease: idle, it sleeps an interval at most, so it is up in time."""
+    monkeypatch.setattr(Claims, "heartbeat_thread", True)
+    claims = Claims(Claim(ttl=3600, heartbeat=0.01))
+    claims.owner  # (the owner's first reading resets the thread's state)
+    idle = threading.Event()
+
+    class Watched(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            if not claims._held:
+                idle.set()  # the thread sleeps with no lease to renew
+            return super().wait(timeout)
+
+    claims._wake = Watched()
+    persistence = Persistence(storage)
+    claims.acquire(persistence, key(storage, "0-first"), what="a task").release()  # type: ignore[union-attr]
+    assert idle.wait(5)
+    held = claims.acquire(persistence, key(storage, "1-second"), what="a task")
+    assert held is not None
+    before, pause = held.lease.version, threading.Event()
+    for _ in range(500):
+        if storage.read_lease(held.key).version != before:
+            break
+        pause.wait(0.01)  # (polls for up to 5 s; a renewal is due 10 ms after the lease was taken)
+    else:
+        pytest.fail("the lease taken after the thread went idle was never renewed")
+    held.release()
+
+
 def test_a_forked_worker_gets_an_owner_of_its_own() -> None:
     claims = Claims(Claim())
     mine = claims.owner
