@@ -446,11 +446,11 @@ class RunFacts(Protocol):
     def storage(self) -> Mapping[str, Any] | None: ...
 
 
-@dataclass(frozen=True)
-class LastWrite:
+class LastWrite(NamedTuple):
     """A key's newest committed write in a journal: its checksum (None for a delete, or when no entry
     was ever committed), the unit and run that wrote it; `pending`: checksums written by newer units
-    whose outcome never reached the journal (a crash window; None: reserved ahead, value unknown)."""
+    whose outcome never reached the journal (a crash window; None: reserved ahead, value unknown).
+    (A named tuple: a resume makes one per restored key, and it is cheaper to make than a dataclass.)"""
 
     key: str
     checksum: str | None
