@@ -497,7 +497,7 @@ class Journal:
         """Recorded claim events matching every given filter, oldest first."""
         self.flush()
         table = self._schema.claim_table
-        query = self._claims_filtered(table.select(), run_id, workflow_id, task_id, event)
+        query = self._matching(table, table.select(), run_id, workflow_id, task_id=task_id, event=event)
         query = query.order_by(table.c.at, table.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -514,27 +514,10 @@ class Journal:
 
         self.flush()
         table = self._schema.claim_table
-        query = self._claims_filtered(table.select().with_only_columns(func.count()).select_from(table), run_id,
-                                      workflow_id, task_id, event)  # fmt: skip
+        counted = table.select().with_only_columns(func.count()).select_from(table)
+        query = self._matching(table, counted, run_id, workflow_id, task_id=task_id, event=event)
         with self._reading() as connection:
             return int(connection.execute(query).scalar_one())
-
-    def _claims_filtered(self, query: Any, run_id: str | None, workflow_id: str | None, task_id: str | None,
-                         event: str | None) -> Any:  # fmt: skip
-        table = self._schema.claim_table
-        if run_id is not None:
-            query = query.where(table.c.run_id == run_id)
-            if workflow_id is None:  # the run's workflow: the workflow index finds its events
-                run = self.run(run_id)
-                if run is not None and run.workflow_id is not None:
-                    query = query.where(table.c.workflow_id == run.workflow_id)
-        if workflow_id is not None:
-            query = query.where(table.c.workflow_id == workflow_id)
-        if task_id is not None:
-            query = query.where(table.c.task_id == task_id)
-        if event is not None:
-            query = query.where(table.c.event == event)
-        return query
 
     def flush(self) -> None:
         """Write the outcomes (and claim events) queued so far, now."""
@@ -749,23 +732,27 @@ class Journal:
         with self._reading() as connection:
             return int(connection.execute(query).scalar_one())
 
+    def _matching(self, table: Any, query: Any, run_id: str | None, workflow_id: str | None,
+                  **equal: str | None) -> Any:  # fmt: skip
+        """`query` on `table` narrowed to `run_id` and `workflow_id` (a run alone adds its workflow, so
+        the per-workflow index finds its rows) and to each given column's value (None: any)."""
+        if run_id is not None:
+            query = query.where(table.c.run_id == run_id)
+            run = self.run(run_id) if workflow_id is None else None
+            if run is not None:
+                recorded = run.workflow_id
+                query = query.where(table.c.workflow_id.is_(None) if recorded is None else table.c.workflow_id == recorded)
+        if workflow_id is not None:
+            query = query.where(table.c.workflow_id == workflow_id)
+        for column, value in equal.items():
+            if value is not None:
+                query = query.where(table.c[column] == value)
+        return query
+
     def _filtered(self, query: Any, workflow_id: str | None, task_id: str | None, outcome: str | None,
                   since: datetime | None, until: datetime | None, run_id: str | None) -> Any:  # fmt: skip
         table = self._schema.unit_table
-        if run_id is not None:
-            query = query.where(table.c.run_id == run_id)
-            if workflow_id is None:  # the run's workflow: the workflow index finds its units
-                run = self.run(run_id)
-                if run is not None:
-                    workflow_id = run.workflow_id
-                    query = query.where(table.c.workflow_id.is_(None) if workflow_id is None else table.c.workflow_id == workflow_id)
-                    workflow_id = None
-        if workflow_id is not None:
-            query = query.where(table.c.workflow_id == workflow_id)
-        if task_id is not None:
-            query = query.where(table.c.task_id == task_id)
-        if outcome is not None:
-            query = query.where(table.c.outcome == outcome)
+        query = self._matching(table, query, run_id, workflow_id, task_id=task_id, outcome=outcome)
         if since is not None:
             query = query.where(table.c.started_at >= _aware(since))
         if until is not None:
