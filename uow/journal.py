@@ -42,7 +42,6 @@ import hashlib
 import json
 import logging
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -53,6 +52,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uow.contracts import ClaimEvent, LastWrite, RunFacts, SupportsListKeys, SupportsReadCheckpoint, UnitFacts
 from uow.journal_writer import Batch
 from uow.errors import JournalError
+from uow.driver_query import DriverQuery
+from uow.ids import new_id
 from uow.outcomes import (
     BACKED,
     CHANGED,
@@ -256,7 +257,7 @@ class Journal:
         self._recorded_in_transaction: set[str] = set()
         self._prepared: dict[str, dict[str, Any]] = {}  # id -> row of units prepared here, not yet recorded
         self._pending: list[_Entry] = []  # outcomes queued for the next transaction
-        self._last_write_selects: tuple[Any, Any] | None = None  # built on first use (_last_write_queries)
+        self._last_write_selects: tuple[DriverQuery, Any] | None = None  # built on first use (_last_write_queries)
         self._claims: list[dict[str, Any]] = []  # claim events queued for the next transaction
         self._awaiting = 0  # outcomes waiting for their storage to call back (see `record_later`)
         self._batch_outcomes = batch_outcomes  # queued outcomes that make `record` write the queue
@@ -335,7 +336,7 @@ class Journal:
         reserved: list[tuple[str, str]] = []  # (unit id, key)
         batch_entries = []
         for workflow_id, task_id, key in entries:
-            unit_id = uuid.uuid4().hex
+            unit_id = new_id()
             unit_row = {
                 "id": unit_id,
                 "workflow_id": workflow_id,
@@ -795,17 +796,18 @@ class Journal:
             row = connection.execute(table.select().where(table.c.id == run_id)).one_or_none()
         return None if row is None else _run_from_row(row)
 
-    def run_ids(self, prefix: str) -> list[str]:
-        """Ids of recorded runs that start with `prefix` (at most 2: enough to tell one from many)."""
+    def run_ids(self, part: str) -> list[str]:
+        """Ids of recorded runs that start or end with `part` (at most 2: enough to tell one from many)."""
         table = self._schema.run_table
-        query = table.select().with_only_columns(table.c.id).where(table.c.id.startswith(prefix, autoescape=True))
+        query = table.select().with_only_columns(table.c.id).where(_starts_or_ends(table.c.id, part))
         with self._reading() as connection:
             return [str(r) for r in connection.execute(query.limit(2)).scalars()]
 
-    def unit_ids(self, prefix: str) -> list[str]:
-        """Ids of units that start with `prefix` (at most 2)."""
+    def unit_ids(self, part: str) -> list[str]:
+        """Ids of units that start or end with `part` (at most 2). (A unit id starts with its time,
+        `uow.ids`: the random end is what tells units apart, and what tables show.)"""
         table = self._schema.unit_table
-        query = table.select().with_only_columns(table.c.id).where(table.c.id.startswith(prefix, autoescape=True))
+        query = table.select().with_only_columns(table.c.id).where(_starts_or_ends(table.c.id, part))
         self.flush()
         with self._reading() as connection:
             return [str(r) for r in connection.execute(query.limit(2)).scalars()]
@@ -854,10 +856,9 @@ class Journal:
         # It stops after a few rows per key, settled or not: a key its units never wrote (restored from
         # before the journal existed) would otherwise make it read the workflow's whole history.
         budget = 4 * len(left) + 64
-        reading = connection.execution_options(yield_per=min(len(left) + 16, 1000))
-        result = reading.execute(query, {"workflow_id": workflow_id})
+        rows = query.rows(connection, {"workflow_id": workflow_id}, batch=min(len(left) + 16, 1000))
         try:
-            for read, (key, outcome, unit_id, run_id, operation, checksum) in enumerate(result):
+            for read, (key, outcome, unit_id, run_id, operation, checksum) in enumerate(rows):
                 if read == budget:
                     break
                 if key not in left:
@@ -865,12 +866,16 @@ class Journal:
                 if outcome != COMMITTED:
                     newer.setdefault(key, []).append(_written(operation, checksum))
                     continue
-                found[key] = _last_write(key, unit_id, run_id, operation, checksum, newer.pop(key, ())[::-1])
+                unconfirmed = newer.pop(key, None)
+                if unconfirmed is None and operation == PUT_OPERATION:  # the usual row: made directly, it is cheaper
+                    found[key] = LastWrite(key, checksum, unit_id, run_id)
+                else:
+                    found[key] = _last_write(key, unit_id, run_id, operation, checksum, (unconfirmed or [])[::-1])
                 left.discard(key)
                 if not left:
                     break  # the older units are never read
         finally:
-            result.close()
+            rows.close()
 
     def _newest_by_key(self, connection: Connection, keys: list[str], found: dict[str, LastWrite]) -> None:
         """Settle `keys` from every write of each, oldest first (see `last_writes`)."""
@@ -892,7 +897,7 @@ class Journal:
             elif pending:
                 found[key] = LastWrite(key, None, None, None, pending=pending)
 
-    def _last_write_queries(self) -> tuple[Any, Any]:
+    def _last_write_queries(self) -> tuple[DriverQuery, Any]:
         """`last_writes`' two queries, built once: a workflow's writes newest first (the per-workflow
         index gives that order, so rows stream and reading can stop), and given keys' writes oldest first
         (the write-key index; the keys are one expanding parameter)."""
@@ -904,8 +909,10 @@ class Journal:
             recorded = select(*columns).select_from(units.join(writes, writes.c.unit_id == units.c.id))
             recorded = recorded.where(units.c.outcome.in_((COMMITTED, PREPARED, FAILED, CONFLICT)))
             self._last_write_selects = (
-                recorded.where(units.c.workflow_id == bindparam("workflow_id"))
-                .order_by(units.c.started_at.desc(), units.c.id.desc()),
+                DriverQuery(  # one row per restored key, all strings: read from the driver's cursor
+                    recorded.where(units.c.workflow_id == bindparam("workflow_id", None))
+                    .order_by(units.c.started_at.desc(), units.c.id.desc())
+                ),
                 recorded.where(writes.c.key.in_(bindparam("keys", expanding=True)))
                 .order_by(units.c.started_at, units.c.id),
             )  # fmt: skip
@@ -1108,6 +1115,12 @@ class _Entry:
         if self.fingerprint is not None:
             workflow_id, fingerprint = self.fingerprint
             batch.fingerprints[workflow_id] = {"workflow_id": workflow_id, "fingerprint": fingerprint, "updated_at": _now()}
+
+
+def _starts_or_ends(column: Any, part: str) -> Any:
+    from sqlalchemy import or_
+
+    return or_(column.startswith(part, autoescape=True), column.endswith(part, autoescape=True))
 
 
 def _written(operation: str, checksum: str | None) -> str | None:

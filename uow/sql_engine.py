@@ -124,14 +124,15 @@ def database_errors(
 
     A SQLite lock held past the busy timeout says another process holds the database; a server that
     cannot be reached names its host and port. With `transient`, an error that trying again may fix
-    (`is_transient`) raises `transient(message)` instead.
+    (`is_transient`) raises `transient(message)` instead. Errors of the driver itself (the DBAPI's
+    `Error`, from a cursor used directly: `uow.driver_query`) are translated alike.
     """
     import sqlite3
 
     sqlalchemy = import_sqlalchemy()
     try:
         yield
-    except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, sqlite3.Error) as exc:
+    except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, sqlite3.Error, engine.dialect.loaded_dbapi.Error) as exc:
         kind = transient if transient is not None and is_transient(exc) else error
         raise kind(_describe(engine, what, exc)) from exc
 

@@ -82,7 +82,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -107,6 +106,7 @@ from uow.contracts import (
     SupportsStorage,
     VersionedCheckpoint,
 )
+from uow.ids import new_id
 from uow.errors import (
     CommitError,
     ConflictError,
@@ -243,9 +243,9 @@ class UnitOfWork:
 
     @property
     def id(self) -> str:
-        """A random id (32 hex digits), the unit's key in a journal; the same on every access."""
+        """A fresh id (32 hex digits, time-ordered: `uow.ids`), the unit's key in a journal; the same on every access."""
         if self._id is None:
-            self._id = uuid.uuid4().hex
+            self._id = new_id()
         return self._id
 
     @property

@@ -322,15 +322,15 @@ def _require_workflow(journal: Any, workflow_id: str | None) -> None:
 
 
 def _resolve_unit(journal: Any, given: str) -> str:
-    return _resolve(given, journal.unit, journal.unit_ids, "no unit of work with id", "more than one unit starts with")
+    return _resolve(given, journal.unit, journal.unit_ids, "no unit of work with id", "more than one unit id starts or ends with")
 
 
 def _resolve_run(journal: Any, given: str) -> str:
-    return _resolve(given, journal.run, journal.run_ids, "no run with id", "more than one run starts with")
+    return _resolve(given, journal.run, journal.run_ids, "no run with id", "more than one run id starts or ends with")
 
 
 def _resolve(given: str, exact: Any, by_prefix: Any, none: str, several: str) -> str:
-    """The full id `given` names: itself if recorded, else the one id it is a prefix of."""
+    """The full id `given` names: itself if recorded, else the one id that starts or ends with it."""
     if exact(given) is not None:
         return given
     matches = by_prefix(given)

@@ -3,7 +3,7 @@
 Every value that reaches a table (errors, keys, ids, workflow names, values) is put in a cell as a
 rich `Text`, never parsed as markup: `[bold red]x`, `[/etc/app.ini]` and `rows[i]` print verbatim.
 JSON names an id after what it identifies, in every command: `unit_id`, `run_id`, `task_id`,
-`workflow_id`. Tables show ids shortened to `SHORT_ID` characters (`--json` and `show` give them whole)
+`workflow_id`. Tables show ids by their last `SHORT_ID` characters (`--json` and `show` give them whole)
 and durations as `45 ms`; outcomes are told apart by a mark as well as by colour.
 """
 
@@ -153,9 +153,10 @@ def styled_run_status(status: str) -> Any:
 
 
 def short(identifier: Any) -> str:
-    """An id as tables show it: its first SHORT_ID characters (a unique prefix in practice)."""
+    """An id as tables show it: its last SHORT_ID characters. Unit ids start with their time
+    (`uow.ids`), so their ends tell them apart; commands take an id's start or end."""
     value = "" if identifier is None else str(identifier)
-    return value if len(value) <= SHORT_ID else value[:SHORT_ID]
+    return value if len(value) <= SHORT_ID else value[-SHORT_ID:]
 
 
 def duration(seconds: float | None) -> str:

@@ -123,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=journal_commands.list_units)
 
     show = sub.add_parser("show", help="one unit of work and its writes (or, with --run, one run)")
-    show.add_argument("unit", metavar="UNIT", nargs="?", help="a unit id (or a unique prefix of one)")
+    show.add_argument("unit", metavar="UNIT", nargs="?", help="a unit id (or its start or end, as tables show it, if unique)")
     _journal_option(show)
-    _run_option(show, "show this run and its units instead (an id, or a unique prefix)")
+    _run_option(show, "show this run and its units instead (an id, or its start or end if unique)")
     _json_option(show)
     show.set_defaults(run=journal_commands.show)
 
@@ -193,7 +193,7 @@ def _workflow_option(parser: argparse.ArgumentParser, dest: str = "workflow_id")
     parser.add_argument("--workflow-id", "--workflow", dest=dest, metavar="ID", help="only this workflow")
 
 
-def _run_option(parser: argparse.ArgumentParser, what: str = "only this run (an id, or a unique prefix)") -> None:
+def _run_option(parser: argparse.ArgumentParser, what: str = "only this run (an id, or its start or end if unique)") -> None:
     parser.add_argument("--run", dest="run_ref", metavar="RUN", help=what)
 
 

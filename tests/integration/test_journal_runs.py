@@ -119,6 +119,35 @@ def test_runs_list_show_and_verify_take_a_run(journal: Journal, tmp_path: Path, 
     assert status == 0 and json.loads(out)["checked"] == 2
 
 
+def test_tables_show_the_end_of_ids_and_commands_take_an_ids_start_or_end(
+    journal: Journal, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = RunPersistence("wf", mode="sequential")
+    journal.begin_run(run)
+    run.ended_at, run.status = run.started_at + 0.04, RUN_COMPLETED
+    journal.end_run(run)
+    began = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+    first, second = "01a2c3d4e5f67" + "0" * 7 + "aaaaaaaaaaaa", "01a2c3d4e5f67" + "0" * 7 + "bbbbbbbbbbbb"
+    for index, unit_id in enumerate((first, second)):  # ids made in the same millisecond start alike
+        journal.record(UnitSnapshot(id=unit_id, state=COMMITTED, workflow_id="wf", task_id=f"{index}-t", attempt=1,
+                                    started_at=began, finished_at=began, error_text=None, run_id=run.run_id))  # fmt: skip
+    url = journal.engine.url.render_as_string(hide_password=False)
+    status, out, _ = cli(capsys, "journal", "list", "--journal", url)
+    assert status == 0 and "aaaaaaaaaaaa" in out and "bbbbbbbbbbbb" in out and first[:12] not in out
+    assert run.run_id[-12:] in out and run.run_id[:12] not in out
+
+    status, out, _ = cli(capsys, "journal", "show", "--journal", url, "aaaaaaaaaaaa", "--json")
+    assert status == 0 and json.loads(out)["unit_id"] == first
+    status, out, _ = cli(capsys, "journal", "show", "--journal", url, second[:25], "--json")
+    assert status == 0 and json.loads(out)["unit_id"] == second
+    status, _, err = cli(capsys, "journal", "show", "--journal", url, first[:12])
+    assert status == 2 and f"more than one unit id starts or ends with {first[:12]!r}" in err
+    status, _, err = cli(capsys, "journal", "show", "--journal", url, "%")  # LIKE's wildcard, taken as a character
+    assert status == 2 and "no unit of work with id '%'" in err
+    status, out, _ = cli(capsys, "journal", "list", "--journal", url, "--run", run.run_id[-12:], "--json")
+    assert status == 0 and [unit["unit_id"] for unit in json.loads(out)] == [second, first]
+
+
 def test_the_timeline_groups_lanes_by_run_without_the_idle_time_between_them(
     journal: Journal, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
