@@ -101,10 +101,14 @@ def plan_restore(
                 _delete_checkpoints(sequences, run)
                 return RunPlan(fingerprint, versions={task.task_id: None for seq in sequences for task in seq}, run=run)
             plan.restored[task.task_id] = checkpoint.context
-            if verify and persistence.records_runs:
-                to_verify.setdefault(id(persistence), (persistence, []))[1].append((key, checkpoint))
+            if verify:
+                checking = to_verify.get(id(persistence))
+                if checking is None:
+                    checking = to_verify[id(persistence)] = (persistence, [])
+                checking[1].append((key, checkpoint))
     for persistence, restoring_keys in to_verify.values():
-        _verify_restored(persistence, restoring_keys, run.workflow_id)
+        if persistence.records_runs:
+            _verify_restored(persistence, restoring_keys, run.workflow_id)
     return plan
 
 
@@ -117,14 +121,16 @@ def _verify_restored(persistence: Binding, restoring: list[tuple[str, Any]], wor
     encode = _encoder(persistence.journal)
     as_stored = encode is checkpoint_bytes
     unjournaled: list[str] = []
+    sha256 = hashlib.sha256
     for key, checkpoint in restoring:
         found = last.get(key)
         if found is None:
             unjournaled.append(key)
             continue
-        if as_stored and isinstance(checkpoint, Checkpoint) and checkpoint.document is not None and not found.deleted:
-            embedded = stored_value_encoding(checkpoint.document)
-            if embedded is not None and hashlib.sha256(embedded).hexdigest() == found.checksum:
+        document = checkpoint.document if as_stored and isinstance(checkpoint, Checkpoint) else None
+        if document is not None and found.checksum is not None:  # (a delete's checksum is None)
+            embedded = stored_value_encoding(document)
+            if embedded is not None and sha256(embedded).hexdigest() == found.checksum:
                 continue
         stored = hashlib.sha256(encode(checkpoint.context)).hexdigest()
         if not found.deleted and stored == found.checksum:
