@@ -853,14 +853,13 @@ class Journal:
         newer: dict[str, list[str | None]] = {}  # key -> the unconfirmed writes met before its committed one
         query = self._last_write_queries()[0]
         # Rows come in batches of about as many as there are keys: usually one batch is all it reads.
-        # It stops after a few rows per key, settled or not: a key its units never wrote (restored from
-        # before the journal existed) would otherwise make it read the workflow's whole history.
-        budget = 4 * len(left) + 64
-        rows = query.rows(connection, {"workflow_id": workflow_id}, batch=min(len(left) + 16, 1000))
+        # The query stops after a few rows per key (its LIMIT), settled or not: a key its units never
+        # wrote (restored from before the journal existed) would otherwise make it read the workflow's
+        # whole history.
+        parameters = {"workflow_id": workflow_id, "budget": 4 * len(left) + 64}
+        rows = query.rows(connection, parameters, batch=min(len(left) + 16, 1000))
         try:
-            for read, (key, outcome, unit_id, run_id, operation, checksum) in enumerate(rows):
-                if read == budget:
-                    break
+            for key, outcome, unit_id, run_id, operation, checksum in rows:
                 if key not in left:
                     continue
                 if outcome != COMMITTED:
@@ -912,6 +911,7 @@ class Journal:
                 DriverQuery(  # one row per restored key, all strings: read from the driver's cursor
                     recorded.where(units.c.workflow_id == bindparam("workflow_id", None))
                     .order_by(units.c.started_at.desc(), units.c.id.desc())
+                    .limit(bindparam("budget", 0))
                 ),
                 recorded.where(writes.c.key.in_(bindparam("keys", expanding=True)))
                 .order_by(units.c.started_at, units.c.id),
