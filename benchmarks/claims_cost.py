@@ -5,7 +5,8 @@
    one deleted, the checkpoint read again under it, per task) and `Claim(scope="workflow")` (one
    lease per run). Rounds alternate the order; medians of per-round ratios (each pair ran under the
    same machine load). The workflow claim's cost is shown per run, at two workflow sizes, to show it
-   is a constant. The target: scope="task" at most +40% per task.
+   is a constant. The target: scope="task" at most +40% per task. Then one lease created and deleted on a
+   `StorageFile` alone, 2,000 times (no engine around it).
 2. Workers: 1, 2 and 4 workers (processes) resume one workflow of independent tasks in `parallel`
    mode under `Claim(scope="task", on_held="skip")`, on PostgreSQL and on the local S3 server
    (started here); every step's executions are counted with an O_APPEND file: each must run once.
@@ -117,6 +118,25 @@ def file_cost(tasks: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def lease_ops_cost(pairs: int = 2000) -> dict[str, float]:
+    """Microseconds (median of 3 runs) to create one lease on a StorageFile and to delete it, `pairs` times
+    on fresh keys: what a claimed task's lease costs the storage, without the engine around it."""
+    created, deleted = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        storage = StorageFile(path=folder)
+        for run in range(3):
+            create_s = delete_s = 0.0
+            for number in range(pairs):
+                began = time.perf_counter()
+                lease = storage.create_lease(f"cost-{run}-{number}", owner="host:1:abcdef012345", ttl=30.0)
+                middle = time.perf_counter()
+                assert lease is not None and storage.delete_lease(lease.key, version=lease.version)
+                create_s, delete_s = create_s + middle - began, delete_s + time.perf_counter() - middle
+            created.append(create_s / pairs * 1e6)
+            deleted.append(delete_s / pairs * 1e6)
+    return {"create_us": statistics.median(created), "delete_us": statistics.median(deleted)}
+
+
 def event_cost(events: int = 20000, batch: int = 128) -> dict[str, float]:
     """Microseconds per claim event, told to a run, queued in a SQLite journal and written `batch` at a time."""
     from dotflow.providers import StorageDefault
@@ -221,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     global JOURNAL
     JOURNAL = args.journal
     cost = file_cost(args.tasks, args.rounds)
+    cost["lease_ops"] = lease_ops_cost()
     events = event_cost() if args.journal else None
     rows = [] if args.no_workers else workers_table(args.workers_tasks, args.step_seconds, args.max_workers)
     if args.json:
@@ -236,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {cost['us_per_task'][name]:.0f} | {overhead} | {cost['cpu_us_per_task'][name]:.0f} | {cpu} |")
     print("(overheads: medians of per-round ratios; each round ran the three back to back)")
     print("scope=workflow, added per run: " + ", ".join(f"{ms:.2f} ms at {n} tasks" for n, ms in cost["workflow_ms_per_run"].items()))
+    print(f"one lease on StorageFile, alone: create {cost['lease_ops']['create_us']:.1f} us, delete "
+          f"{cost['lease_ops']['delete_us']:.1f} us (median of 3 runs of 2,000)")
     recording = cost["recording"]
     if recording is not None:
         print(f"recording the claim events (scope=task, on vs off): {recording['overhead'] * 100:+.1f}% per task "
