@@ -852,12 +852,12 @@ class Journal:
         left = set(wanted)
         newer: dict[str, list[str | None]] = {}  # key -> the unconfirmed writes met before its committed one
         query = self._last_write_queries()[0]
-        # Rows come in batches of about as many as there are keys: usually one batch is all it reads.
+        # Rows come in batches of as many as there are keys: usually one batch is all it reads.
         # The query stops after a few rows per key (its LIMIT), settled or not: a key its units never
         # wrote (restored from before the journal existed) would otherwise make it read the workflow's
         # whole history.
         parameters = {"workflow_id": workflow_id, "budget": 4 * len(left) + 64}
-        rows = query.rows(connection, parameters, batch=min(len(left) + 16, 1000))
+        rows = query.rows(connection, parameters, batch=min(max(len(left), 16), 1000))
         try:
             for key, outcome, unit_id, run_id, operation, checksum in rows:
                 if key not in left:
