@@ -1,9 +1,10 @@
-"""Ids of units and runs: 32 hex digits in the layout of a UUID version 7 (RFC 9562).
+"""Ids of units: 32 hex digits in the layout of a UUID version 7 (RFC 9562).
 
 The first 48 bits are the Unix time in milliseconds, the rest random, so ids made later sort later
 and the ids of one run sit close together. A journal keys its units and writes by these ids: a
 resume that reads a run's writes then finds them side by side in the tables' B-trees, in a few
-pages, instead of scattered over the whole history.
+pages, instead of scattered over the whole history. (Run ids stay random, `uuid4`: nothing reads runs
+in bulk by id, and a random start tells runs apart when a person types the first few characters.)
 """
 
 from __future__ import annotations
