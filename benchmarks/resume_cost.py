@@ -12,6 +12,8 @@ runs of other workflows (as many tasks each) in the same journal, as a journal i
 holds them; `--reruns RUNS` first runs this same workflow RUNS more times, as a scheduled workflow
 does, so each restored key was written by every one of those runs.
 `--drop-key-index` measures without the write-key index of revision 0003 (the journal before it).
+`--breakdown` also times, inside the checked resumes, the whole check and the journal's part of it
+(`Journal.last_writes`), in microseconds per restored key (wall time, medians).
 """
 
 from __future__ import annotations
@@ -53,6 +55,31 @@ def timed_resume(folder: Path, journal: Journal, tasks: int, verify: bool) -> tu
     return elapsed, cpu
 
 
+class Breakdown:
+    """Wall time spent in the check (`_verify_restored`) and in its journal query (`Journal.last_writes`)."""
+
+    def __init__(self) -> None:
+        import dotflow.run.resume as resume
+
+        self.check: list[float] = []
+        self.journal: list[float] = []
+        self._timed(resume, "_verify_restored", self.check)
+        self._timed(Journal, "last_writes", self.journal)
+
+    @staticmethod
+    def _timed(owner: object, name: str, into: list[float]) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                into.append(time.perf_counter() - began)
+
+        setattr(owner, name, timed)
+
+
 def fill_journal(url: str, scratch: Path, tasks: int, history: int, reruns: int) -> None:
     """Record `history` runs of other workflows, then `reruns + 1` runs of the measured one."""
     logging.disable(logging.INFO)
@@ -71,7 +98,9 @@ def main() -> None:
     parser.add_argument("--drop-key-index", action="store_true", help="as before revision 0003")
     parser.add_argument("--reruns", type=int, default=0, metavar="RUNS", help="earlier runs of the same workflow")
     parser.add_argument("--history", type=int, default=0, metavar="RUNS", help="runs of other workflows recorded first")
+    parser.add_argument("--breakdown", action="store_true", help="time the check and its journal query inside the resumes")
     args = parser.parse_args()
+    breakdown = Breakdown() if args.breakdown else None
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "out"
         url = f"sqlite:///{Path(scratch) / 'journal.db'}"
@@ -105,6 +134,11 @@ def main() -> None:
     print(f"fastest resume, checked against unchecked: {min(checked) / min(unchecked) - 1:+.1%}")
     print(f"median paired overhead of the check: {statistics.median(overheads) * 100:+.1f}% wall, "
           f"{statistics.median(cpu_overheads) * 100:+.1f}% CPU")
+    if breakdown is not None:
+        per_key = {name: statistics.median(times) / args.tasks * 1e6 for name, times in
+                   (("check", breakdown.check), ("journal", breakdown.journal))}  # fmt: skip
+        print(f"inside a checked resume, per key: the check {per_key['check']:.1f} us, of which the journal's "
+              f"query {per_key['journal']:.1f} us (it also writes what the journal had queued: the run's start)")
 
 
 if __name__ == "__main__":
