@@ -15,7 +15,7 @@ Every lease operation holds the folder's lock (the lock every checkpoint change 
 
 Spares: a deleted lease's file is kept in ``.lease-spares/`` and written over by the next create,
 by any worker. Creating a file costs far more than renaming one on many file systems (on ext4 an
-inode allocation, measured at 100-300 us here, against 5-10 us for a rename or a link), and a claimed
+inode allocation, measured at 100-700 us here, against 5-10 us for a rename or a link), and a claimed
 task creates and deletes one lease: benchmarks/README.md#claims. A spare still linked as a lease
 (a worker killed between the link and the removal of its spare name) is never written over: it is
 only unlinked from the spares.
