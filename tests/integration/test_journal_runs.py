@@ -15,7 +15,7 @@ from dotflow import Config, DotFlow, action
 from dotflow.cli import main
 from dotflow.providers import StorageFile
 from dotflow.run.journal_config import checkpoint_bytes
-from uow import Journal, RunPersistence, UnitSnapshot
+from uow import Journal, JournalError, RunPersistence, UnitSnapshot
 from uow.journal_migrate import alembic_config, current_revision, head_revision, upgrade
 from uow.outcomes import COMMITTED, FAILED, RUN_COMPLETED, RUN_FAILED, RUN_UNFINISHED
 from uow.sql_engine import make_engine
@@ -146,6 +146,21 @@ def test_tables_show_the_end_of_ids_and_commands_take_an_ids_start_or_end(
     assert status == 2 and "no unit of work with id '%'" in err
     status, out, _ = cli(capsys, "journal", "list", "--journal", url, "--run", run.run_id[-12:], "--json")
     assert status == 0 and [unit["unit_id"] for unit in json.loads(out)] == [second, first]
+
+
+def test_a_driver_error_in_the_resume_check_is_one_journal_error_naming_the_database(journal: Journal) -> None:
+    # The check's scan runs on the driver's own cursor (uow.driver_query): its errors are the driver's, not
+    # SQLAlchemy's, and must still come out as the journal's one-line error.
+    journal.last_writes(["k"], workflow_id="wf")  # the statement is compiled and has run once
+    with journal.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE dotflow_journal_write RENAME TO dotflow_journal_write_gone"))
+    try:
+        with pytest.raises(JournalError) as raised:
+            journal.last_writes(["k"], workflow_id="wf")
+        assert "\n" not in str(raised.value) and "dotflow_journal_write" in str(raised.value)
+    finally:
+        with journal.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE dotflow_journal_write_gone RENAME TO dotflow_journal_write"))
 
 
 def test_the_timeline_groups_lanes_by_run_without_the_idle_time_between_them(
