@@ -76,7 +76,7 @@ def plan_restore(
     checkpoints. `verify`: compare what is restored with the journal (module docstring)."""
     plan = RunPlan(fingerprint, run=run)
     recorded = _journal_fingerprint(sequences, workflow_id, run)
-    to_verify: dict[int, tuple[Binding, list[tuple[str, Any]]]] = {}
+    to_verify: dict[int, tuple[Binding, list[tuple[str, Any]] | None]] = {}  # None: no journal that records runs
     for tasks in sequences:
         restoring = True
         for task in tasks:
@@ -103,11 +103,12 @@ def plan_restore(
             plan.restored[task.task_id] = checkpoint.context
             if verify:
                 checking = to_verify.get(id(persistence))
-                if checking is None:
-                    checking = to_verify[id(persistence)] = (persistence, [])
-                checking[1].append((key, checkpoint))
+                if checking is None:  # (whether its journal records runs is asked once per storage)
+                    checking = to_verify[id(persistence)] = (persistence, [] if persistence.records_runs else None)
+                if checking[1] is not None:
+                    checking[1].append((key, checkpoint))
     for persistence, restoring_keys in to_verify.values():
-        if persistence.records_runs:
+        if restoring_keys is not None:
             _verify_restored(persistence, restoring_keys, run.workflow_id)
     return plan
 
