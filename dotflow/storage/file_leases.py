@@ -14,7 +14,8 @@ Every lease operation holds the folder's lock (the lock every checkpoint change 
 - read.
 
 Spares: a deleted lease's file is kept in ``.lease-spares/`` and written over by the next create,
-by any worker. Creating a file costs far more than renaming one on many file systems (on ext4 an
+by any worker (unless ``.lease-spares`` is anything but a real folder, a symlink say: then nothing is
+kept, and each lease is a new file). Creating a file costs far more than renaming one on many file systems (on ext4 an
 inode allocation, measured at 100-700 us here, against 5-10 us for a rename or a link), and a claimed
 task creates and deletes one lease: benchmarks/README.md#claims. A spare still linked as a lease
 (a worker killed between the link and the removal of its spare name) is never written over: it is
@@ -30,6 +31,7 @@ reach outside the folder through one.
 from __future__ import annotations
 
 import os
+import stat
 from contextlib import AbstractContextManager
 from typing import Callable
 
@@ -54,6 +56,7 @@ class FileLeases:
         self._clock = clock
         self.spares = folder.path_of(SPARES)
         self._known_spares: list[str] = []  # spare paths this process has seen (others may take them)
+        self._reuse: bool | None = None  # whether spares are kept (worked out on first use: `_spares_folder`)
 
     def path(self, key: str) -> str:
         """The lease file of checkpoint `key`, after checking that `key` is a valid checkpoint key."""
@@ -72,7 +75,10 @@ class FileLeases:
             try:
                 os.link(spare, target)
             except FileExistsError:
-                self._known_spares.append(spare)  # still a spare: the next create takes it
+                if self._reuse:
+                    self._known_spares.append(spare)  # still a spare: the next create takes it
+                else:
+                    files.unlink(spare)
                 return None
             files.unlink(spare)  # the record lives on as `target` only
         return Lease(key, owner, 1, now + ttl, now, revision)
@@ -100,10 +106,13 @@ class FileLeases:
             current = self._read(key, target)
             if current is None or current.version != version:
                 return False
-            spare = os.path.join(self.spares, os.urandom(12).hex())
+            if not self._spares_folder():
+                files.unlink(target)
+                return True
+            spare = os.path.join(self.spares, f".lease-{os.urandom(12).hex()}")
             try:
                 os.rename(target, spare)
-            except FileNotFoundError:  # no spares folder yet (or it was removed): no reuse, then
+            except FileNotFoundError:  # the spares folder was removed since: no reuse, then
                 files.unlink(target)
             else:
                 self._known_spares.append(spare)
@@ -122,7 +131,7 @@ class FileLeases:
 
     def _spare_holding(self, record: bytes) -> str:
         """A spare file (reused, or new) holding exactly `record`; called with the lock held."""
-        while True:
+        while self._spares_folder():
             if not self._known_spares:
                 self._look_for_spares()
             if not self._known_spares:
@@ -141,14 +150,26 @@ class FileLeases:
                 return path
             finally:
                 os.close(fd)
-        os.makedirs(self.spares, mode=0o700, exist_ok=True)
-        path = os.path.join(self.spares, os.urandom(12).hex())
+        # a new file: in the spares folder, or (spares refused) beside the leases, a dot-name no key has
+        path = os.path.join(self.spares if self._reuse else self.folder.root, f".lease-{os.urandom(12).hex()}")
         fd = os.open(path, _CREATE_FLAGS, 0o600)
         try:
             files.write_all(fd, record)
         finally:
             os.close(fd)
         return path
+
+    def _spares_folder(self) -> bool:
+        """Whether lease files are reused: the spares folder is a real folder inside this one (made if
+        missing). Anything else there (a file, a symlink that could lead outside the storage's folder)
+        turns reuse off for this storage object, and leases are made and unlinked as new files."""
+        if self._reuse is None:
+            try:
+                os.mkdir(self.spares, 0o700)
+            except FileExistsError:
+                pass
+            self._reuse = stat.S_ISDIR(os.lstat(self.spares).st_mode)
+        return self._reuse
 
     def _look_for_spares(self) -> None:
         """Learn the spares other workers left (a file name in the spares folder is a spare)."""

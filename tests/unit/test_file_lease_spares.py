@@ -83,3 +83,18 @@ def test_a_spare_still_linked_as_a_live_lease_is_never_written_over(tmp_path: Pa
     assert read is not None and (read.owner, read.version) == ("a", live.version)
     assert not crash_left.exists()  # only its spare name is removed
     assert lease_file(tmp_path, "next").stat().st_ino != lease_file(tmp_path, "live").stat().st_ino
+
+
+def test_a_spares_folder_that_is_a_symlink_is_never_written_through(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / SPARES).symlink_to(outside)  # a hostile link: it would lead out of the folder
+    storage = StorageFile(path=tmp_path)
+    for number in range(3):
+        lease = storage.create_lease(f"k{number}", owner="a", ttl=30.0)
+        assert lease is not None
+        assert storage.create_lease(f"k{number}", owner="b", ttl=30.0) is None  # held: refused, nothing kept
+        assert storage.delete_lease(f"k{number}", version=lease.version)
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "tasks").iterdir()) == [".lease-spares", ".lock"]  # nothing left behind
