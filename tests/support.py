@@ -1,4 +1,5 @@
-"""Test helpers shared by the engine tests: storages that record what the engine asked of them."""
+"""Test helpers shared by the engine tests: storages that record what the engine asked of them, and a
+snapshot of a folder (to show a command wrote nothing)."""
 
 from __future__ import annotations
 
@@ -145,3 +146,14 @@ def ok(previous_context: Context) -> dict[str, int]:
 @action
 def boom() -> None:
     raise RuntimeError("boom")
+
+
+def tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under `folder`: size and modification time (nanoseconds)."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            path = Path(root, name)
+            info = path.stat()
+            found[str(path.relative_to(folder))] = (info.st_size if path.is_file() else 0, info.st_mtime_ns)
+    return found

@@ -5,13 +5,13 @@ an error (exit 2), never an empty answer. On SQLite and PostgreSQL where a journ
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from dotflow.cli import main
+from tests.support import tree
 
 STEPS = "tests.integration.cli_steps"
 NASTY = ["rows[i] is negative (data[b])", "cannot read [/etc/app.ini]", "[bold red]x", "first line\nsecond [i] line"]
@@ -22,16 +22,6 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     out, err = capsys.readouterr()
     return status, out, err
 
-
-def tree(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under `folder`: size and modification time (nanoseconds)."""
-    found = {}
-    for root, dirs, files in os.walk(folder):
-        for name in [*dirs, *files]:
-            path = Path(root, name)
-            info = path.stat()
-            found[str(path.relative_to(folder))] = (info.st_size if path.is_file() else 0, info.st_mtime_ns)
-    return found
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ it is (never read as markup), and every command only reads."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dotflow.cli import main
+from tests.support import tree
 from uow import ClaimEvent, Journal, RunPersistence, UnitSnapshot
 from uow.outcomes import (
     CLAIM_EXPIRED,
@@ -29,15 +29,6 @@ RUN = "c" * 32
 START = datetime(2026, 12, 7, 6, 0, tzinfo=timezone.utc).timestamp()
 NASTY = ["[i]", "[/x]", "two\nlines"]  # task ids that rich would read as markup, and a line break
 
-
-def tree(folder: Path) -> dict[str, tuple[int, int]]:
-    found = {}
-    for root, dirs, files in os.walk(folder):
-        for name in [*dirs, *files]:
-            path = Path(root, name)
-            info = path.stat()
-            found[str(path.relative_to(folder))] = (info.st_size if path.is_file() else 0, info.st_mtime_ns)
-    return found
 
 
 @pytest.fixture

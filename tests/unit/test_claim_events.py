@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from dotflow import Claim, Config, Context, DotFlow, action
+from dotflow import Claim, Config, Context, DotFlow
 from dotflow.core.types import TypeStatus
 from dotflow.run.claims import LATE_RENEWAL, Claims
 from dotflow.storage.file import StorageFile
 from dotflow.storage.memory import StorageDefault
 from dotflow.testing import ManualClock
+from tests.claim_steps import DURING, RAN, first, second
 from uow import ClaimEvent, Journal, JournalCapabilities, RunPersistence
 from uow.journal_writer import JournalWriter
 from uow.outcomes import (
@@ -29,9 +30,7 @@ from uow.outcomes import (
     COMMITTED,
 )
 
-RAN: list[str] = []
 RUNS: list[Any] = []  # the managers of the runs a test made
-DURING: list[Any] = []  # what the first step does while it runs, set by a test
 
 
 @pytest.fixture(autouse=True)
@@ -40,20 +39,6 @@ def _reset(monkeypatch: pytest.MonkeyPatch) -> None:
     RUNS.clear()
     DURING.clear()
     monkeypatch.setattr(Claims, "heartbeat_thread", False)  # renewals only when a test calls beat()
-
-
-@action
-def first() -> str:
-    RAN.append("first")
-    for hook in DURING:
-        hook()
-    return "first-value"
-
-
-@action
-def second(previous_context: Context) -> str:
-    RAN.append("second")
-    return f"{previous_context.storage}+second"
 
 
 @pytest.fixture(params=["memory", "file"])
@@ -85,6 +70,29 @@ def run(storage: Any, journal: Any, clock: ManualClock, **options: Any) -> DotFl
 
 def events(journal: Journal, **filters: Any) -> list[tuple[Any, ...]]:
     return [(c.task_id, c.event, c.epoch) for c in journal.claims(**filters)]
+
+
+@pytest.fixture
+def made_claims(monkeypatch: pytest.MonkeyPatch) -> list[Claims]:
+    """Every `Claims` a run makes during the test: how a step reaches its own worker's claims."""
+    made: list[Claims] = []
+    original = Claims.__init__
+
+    def keep(self: Claims, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Claims, "__init__", keep)
+    return made
+
+
+def take_over_and_commit(storage: Any, clock: ManualClock) -> None:
+    """Another worker, once the first step's lease (ttl 30) has expired: takes it over, commits, releases."""
+    clock.advance(31)
+    seen = storage.read_lease("wf-0-first")
+    taken = storage.replace_lease("wf-0-first", version=seen.version, owner="worker-b", epoch=2, ttl=30)
+    storage.post("wf-0-first", Context(storage="winner-value"))
+    storage.delete_lease("wf-0-first", version=taken.version)
 
 
 def test_each_task_records_its_lease_taken_then_released(storage: Any, journal: Journal, clock: ManualClock) -> None:
@@ -142,27 +150,20 @@ def test_an_expired_lease_taken_over_records_whose_it_was_and_how_late(storage: 
     assert RAN == ["first", "second"]
 
 
-def test_a_late_renewal_is_recorded_a_timely_one_is_not(storage: Any, journal: Journal, clock: ManualClock) -> None:
+def test_a_late_renewal_is_recorded_a_timely_one_is_not(
+    storage: Any, journal: Journal, clock: ManualClock, made_claims: list[Claims]
+) -> None:
     interval = 10.0
-    claims: list[Claims] = []
 
     def heartbeat(after: float) -> None:
         clock.advance(after)
-        [made] = claims
+        [made] = made_claims
         made.beat()
 
     # 10 s: due, on time; then 10 + 10 * LATE_RENEWAL + 1 s: more than half an interval after it was due.
     DURING.append(lambda: heartbeat(interval))
     DURING.append(lambda: heartbeat(interval * (1 + LATE_RENEWAL) + 1))
-    original = Claims.__init__
-
-    def keep(self: Claims, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        claims.append(self)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Claims, "__init__", keep)
-        run(storage, journal, clock, ttl=30, heartbeat=interval)
+    run(storage, journal, clock, ttl=30, heartbeat=interval)
     late = [c for c in journal.claims() if c.event == CLAIM_RENEWED_LATE]
     assert [(c.task_id, c.epoch) for c in late] == [("0-first", 1)]
     assert late[0].late == pytest.approx(interval * LATE_RENEWAL + 1)
@@ -184,30 +185,19 @@ def test_a_renewal_after_the_lease_expired_is_late_too(storage: Any, journal: Jo
                                                             (CLAIM_RELEASED, None)]  # fmt: skip
 
 
-def test_a_lease_lost_to_another_worker_is_recorded_once(journal: Journal, clock: ManualClock) -> None:
+def test_a_lease_lost_to_another_worker_is_recorded_once(
+    journal: Journal, clock: ManualClock, made_claims: list[Claims]
+) -> None:
     """Memory: the paused worker's renewal finds the lease taken over (lost), and its commit is refused
     for the same reason: one "lost"; it then waits for the new holder, which committed, and adopts."""
     storage = StorageDefault(clock=clock)
-    claims: list[Claims] = []
 
     def paused_past_the_lease() -> None:
-        clock.advance(31)
-        seen = storage.read_lease("wf-0-first")
-        taken = storage.replace_lease("wf-0-first", version=seen.version, owner="worker-b", epoch=2, ttl=30)
-        storage.post("wf-0-first", Context(storage="winner-value"))
-        storage.delete_lease("wf-0-first", version=taken.version)
-        claims[0].beat()
+        take_over_and_commit(storage, clock)
+        made_claims[0].beat()
 
     DURING.append(paused_past_the_lease)
-    original = Claims.__init__
-
-    def keep(self: Claims, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        claims.append(self)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Claims, "__init__", keep)
-        made = run(storage, journal, clock, ttl=30)
+    made = run(storage, journal, clock, ttl=30)
     assert made.result_storage() == ["winner-value", "winner-value+second"]
     assert events(journal, task_id="0-first") == [("0-first", CLAIM_TAKEN, 1), ("0-first", CLAIM_LOST, 1),
                                                   ("0-first", CLAIM_TAKEN, 1), ("0-first", CLAIM_RELEASED, 1)]  # fmt: skip
@@ -216,15 +206,7 @@ def test_a_lease_lost_to_another_worker_is_recorded_once(journal: Journal, clock
 def test_a_commit_that_finds_the_lease_taken_records_it_lost(journal: Journal, clock: ManualClock) -> None:
     """No renewal noticed it: the commit's transaction (memory) is the one that finds the lease gone."""
     storage = StorageDefault(clock=clock)
-
-    def taken_over() -> None:
-        clock.advance(31)
-        seen = storage.read_lease("wf-0-first")
-        taken = storage.replace_lease("wf-0-first", version=seen.version, owner="worker-b", epoch=2, ttl=30)
-        storage.post("wf-0-first", Context(storage="winner-value"))
-        storage.delete_lease("wf-0-first", version=taken.version)
-
-    DURING.append(taken_over)
+    DURING.append(lambda: take_over_and_commit(storage, clock))
     run(storage, journal, clock, ttl=30)
     assert [e[1] for e in events(journal, task_id="0-first")] == [CLAIM_TAKEN, CLAIM_LOST, CLAIM_TAKEN, CLAIM_RELEASED]
 

@@ -10,18 +10,16 @@ from typing import Any
 
 import pytest
 
-from dotflow import Claim, Config, Context, DotFlow, action
+from dotflow import Claim, Config, Context, DotFlow
 from dotflow.core.exception import ClaimHeldError
 from dotflow.core.types import TypeStatus
 from dotflow.run.claims import Claims
 from dotflow.storage.file import StorageFile
 from dotflow.storage.memory import StorageDefault
 from dotflow.testing import ManualClock
+from tests.claim_steps import DURING, RAN, first, second
 from tests.support import MinimalStorage
 from uow import Persistence
-
-RAN: list[str] = []
-DURING: list[Any] = []  # what a step does while it runs (a function of the storage), set by a test
 
 
 @pytest.fixture(autouse=True)
@@ -30,20 +28,6 @@ def _reset(monkeypatch: pytest.MonkeyPatch) -> None:
     DURING.clear()
     # A fake clock pauses a worker by jumping ahead; no thread may renew behind the test's back.
     monkeypatch.setattr(Claims, "heartbeat_thread", False)
-
-
-@action
-def first() -> str:
-    RAN.append("first")
-    for hook in DURING:
-        hook()
-    return "first-value"
-
-
-@action
-def second(previous_context: Context) -> str:
-    RAN.append("second")
-    return f"{previous_context.storage}+second"
 
 
 def flow(storage: Any, workflow_id: str = "wf") -> DotFlow:
